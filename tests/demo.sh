@@ -1,0 +1,3 @@
+#!/bin/sh
+# make demo: start the simulator and show it working. Grows with the project.
+echo "demo: not yet"

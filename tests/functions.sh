@@ -1,0 +1,84 @@
+# Shared helpers for integration tests; source it first.
+# Every test: sets a timeout, starts real programs with these helpers, and
+# relies on the EXIT trap to stop them. Exit 77 means skip (say why).
+set -eu
+
+: "${top_builddir:?run through make check}"
+: "${top_srcdir:?run through make check}"
+export PATH="$top_builddir/frontend-sim:$top_builddir/backend:$PATH"
+
+TEST_NAME=$(basename "$0" .sh)
+TEST_DIR=$(mktemp -d "/tmp/blkback-$TEST_NAME.XXXXXX")
+export XENSIM_DIR="$TEST_DIR/sim"
+export XENSTORED_PATH="$XENSIM_DIR/socket"
+export XENSTORED_RUNDIR="$XENSIM_DIR"
+_pids=""
+_timer=""
+
+fail() { echo "FAIL: $TEST_NAME: $*" >&2; exit 1; }
+skip() { echo "SKIP: $TEST_NAME: $*" >&2; exit 77; }
+info() { echo "# $*"; }
+
+# expect_fail CMD...: CMD must exit non-zero.
+expect_fail() {
+	if "$@"; then fail "expected failure: $*"; fi
+}
+
+# wait_for SECONDS CMD...: poll until CMD succeeds.
+wait_for() {
+	local limit=$(( $1 * 10 )); shift
+	local i=0
+	until "$@" >/dev/null 2>&1; do
+		i=$((i + 1))
+		[ $i -le $limit ] || return 1
+		sleep 0.1
+	done
+}
+
+# Stop a daemon with SIGTERM; one that ignores it fails the test.
+stop_pid() {
+	local pid=$1 i=0
+	kill -0 "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	while kill -0 "$pid" 2>/dev/null; do
+		i=$((i + 1))
+		if [ $i -gt 50 ]; then
+			kill -KILL "$pid" 2>/dev/null || true
+			echo "FAIL: $TEST_NAME: pid $pid ignored SIGTERM" >&2
+			return 1
+		fi
+		sleep 0.1
+	done
+	wait "$pid" 2>/dev/null || true
+}
+
+_cleanup() {
+	local rc=$? p
+	[ -z "$_timer" ] || kill "$_timer" 2>/dev/null || true
+	for p in $_pids; do stop_pid "$p" || rc=1; done
+	if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
+		for f in "$TEST_DIR"/*.log; do
+			[ -f "$f" ] || continue
+			echo "--- $f" >&2; tail -n 40 "$f" >&2
+		done
+	fi
+	rm -rf "$TEST_DIR"
+	exit $rc
+}
+trap _cleanup EXIT
+
+# Kill the whole test if it overruns (default 120 s).
+test_timeout() {
+	local secs=${1:-120} me=$$
+	( sleep "$secs"; echo "FAIL: $TEST_NAME: timed out after ${secs}s" >&2; kill -TERM $me ) &
+	_timer=$!
+	disown $_timer 2>/dev/null || true
+}
+
+start_xensimd() {
+	xensimd -d --dir "$XENSIM_DIR" "$@" >"$TEST_DIR/xensimd.log" 2>&1 &
+	XENSIMD_PID=$!
+	_pids="$XENSIMD_PID $_pids"
+	wait_for 10 test -S "$XENSIM_DIR/socket" || fail "xensimd did not start"
+	wait_for 10 test -S "$XENSIM_DIR/sim" || fail "xensimd sim socket missing"
+}
