@@ -163,8 +163,13 @@ struct blkif_vbd_desc {
  * BLKIF_RSP_ERROR; *ret_reason (may be NULL) gets a short static string
  * for one log line ("" for OKAY). For every op except INDIRECT this is
  * the whole validation. For INDIRECT it checks the header (indirect_op,
- * counts, pages, read-only); after blkif_req_indirect_decode the caller
- * must run blkif_req_validate_segments too. */
+ * counts, pages, read-only) and, only once indirect_segs is set, the
+ * segments: so after blkif_req_indirect_decode the caller must run
+ * blkif_req_validate (or blkif_req_validate_segments) again.
+ * Decisions: FLUSH/BARRIER may carry 0..11 segments (with data they are
+ * writes: read-only -> ERROR); DISCARD with BLKIF_DISCARD_SECURE when
+ * discard-secure is not advertised, or unknown flag bits -> EOPNOTSUPP;
+ * a DISCARD of 0 sectors inside the device is OKAY (a no-op). */
 int16_t blkif_req_validate(const struct blkif_req *req,
 			   const struct blkif_vbd_desc *vbd,
 			   const char **ret_reason);
