@@ -1,0 +1,427 @@
+/* blkbackd: a Xen PV block backend in dom0 userspace. main() reads as a
+ * script: options, logging, signals through a signalfd, xenstore, the
+ * platform seam, then one epoll loop on the main thread that never blocks
+ * on I/O (each connected ring has its own thread). */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "blkbackd.h"
+
+#define DEFAULT_SCRIPT_NAME	"blkbackd"
+#define DEFAULT_RESIZE_MS	1000
+
+enum { EXIT_USAGE = 2 };
+
+static const char usage_text[] =
+	"Usage: blkbackd [OPTIONS]\n"
+	"Serve Xen PV block devices (blkif) from userspace.\n\n"
+	"  -d, --foreground          stay in the foreground and log to stderr\n"
+	"  -v, --verbose             more log output (twice: debug)\n"
+	"  -p, --pidfile FILE        write our pid to FILE\n"
+	"  -t, --check-config        check the options and the platform, then exit\n"
+	"      --platform NAME       xen or sim (default: xen if /dev/xen/gntdev exists)\n"
+	"      --dir DIR             simulator directory (default: $XENSIM_DIR)\n"
+	"      --io-engine NAME      auto, uring or thread (default: auto)\n"
+	"      --script-name NAME    claim vbds whose script is NAME (default: blkbackd)\n"
+	"      --direct-io           always open storage with O_DIRECT\n"
+	"      --sector-size N       logical sector size of file storage: 512 or 4096\n"
+	"      --resize-interval MS  check storage sizes every MS ms, 0: SIGHUP only\n"
+	"  -h, --help                this text\n"
+	"  -V, --version             print the version\n";
+
+enum {
+	OPT_PLATFORM = 256, OPT_DIR, OPT_IO_ENGINE, OPT_SCRIPT_NAME, OPT_DIRECT_IO,
+	OPT_SECTOR_SIZE, OPT_RESIZE_INTERVAL,
+};
+
+static const struct option long_options[] = {
+	{ "foreground", no_argument, NULL, 'd' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "pidfile", required_argument, NULL, 'p' },
+	{ "check-config", no_argument, NULL, 't' },
+	{ "platform", required_argument, NULL, OPT_PLATFORM },
+	{ "dir", required_argument, NULL, OPT_DIR },
+	{ "io-engine", required_argument, NULL, OPT_IO_ENGINE },
+	{ "script-name", required_argument, NULL, OPT_SCRIPT_NAME },
+	{ "direct-io", no_argument, NULL, OPT_DIRECT_IO },
+	{ "sector-size", required_argument, NULL, OPT_SECTOR_SIZE },
+	{ "resize-interval", required_argument, NULL, OPT_RESIZE_INTERVAL },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Returns 0 to run, 1 to exit successfully (help, version), -EINVAL. */
+static int options_parse(struct blkbackd *d, int argc, char **argv, int *verbose, bool *check)
+{
+	char *end;
+	long n;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "dvp:thV", long_options, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			d->foreground = true;
+			break;
+		case 'v':
+			(*verbose)++;
+			break;
+		case 'p':
+			d->pidfile = optarg;
+			break;
+		case 't':
+			*check = true;
+			break;
+		case OPT_PLATFORM:
+			if (strcmp(optarg, "xen") != 0 && strcmp(optarg, "sim") != 0) {
+				fprintf(stderr, "blkbackd: unknown platform '%s' (xen, sim)\n", optarg);
+				return -EINVAL;
+			}
+			d->platform_name = optarg;
+			break;
+		case OPT_DIR:
+			d->sim_dir = optarg;
+			break;
+		case OPT_IO_ENGINE:
+			if (io_engine_kind_parse(optarg, &d->engine) < 0 ||
+			    d->engine == IO_ENGINE_NULL) {
+				fprintf(stderr, "blkbackd: unknown io engine '%s' (auto, uring, thread)\n",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_SCRIPT_NAME:
+			if (!*optarg || strchr(optarg, '/')) {
+				fprintf(stderr, "blkbackd: --script-name takes a basename\n");
+				return -EINVAL;
+			}
+			d->script_name = optarg;
+			break;
+		case OPT_DIRECT_IO:
+			d->direct_io = true;
+			break;
+		case OPT_SECTOR_SIZE:
+			if (strcmp(optarg, "512") == 0) {
+				d->sector_4k = false;
+			} else if (strcmp(optarg, "4096") == 0) {
+				d->sector_4k = true;
+			} else {
+				fprintf(stderr, "blkbackd: --sector-size is 512 or 4096\n");
+				return -EINVAL;
+			}
+			break;
+		case OPT_RESIZE_INTERVAL:
+			errno = 0;
+			n = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || n < 0 || n > 3600000) {
+				fprintf(stderr, "blkbackd: bad --resize-interval '%s'\n", optarg);
+				return -EINVAL;
+			}
+			d->resize_interval_ms = (int)n;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 1;
+		case 'V':
+			printf("blkbackd %s\n", PACKAGE_VERSION);
+			return 1;
+		default:
+			fputs(usage_text, stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "blkbackd: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void blkbackd_wake(struct blkbackd *d)
+{
+	uint64_t one = 1;
+
+	if (write(d->wake_fd, &one, sizeof(one)) < 0) {
+		/* Saturated counter: the main loop is already due to look. */
+	}
+}
+
+static int pidfile_write(const char *path)
+{
+	FILE *f;
+	int r = 0;
+
+	f = fopen(path, "we");
+	if (!f)
+		return -errno;
+	if (fprintf(f, "%ld\n", (long)getpid()) < 0)
+		r = -EIO;
+	if (fclose(f) != 0 && r == 0)
+		r = -errno;
+	return r;
+}
+
+/* systemd Type=notify without linking libsystemd: one datagram. */
+static void notify_ready(void)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	static const char msg[] = "READY=1";
+	int fd;
+
+	if (!path || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof(sa.sun_path))
+		return;
+	strcpy(sa.sun_path, path);
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0';
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, msg, sizeof(msg) - 1, 0, (struct sockaddr *)&sa,
+		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path))) < 0)
+		log_debug("sd_notify failed");
+	close(fd);
+}
+
+/* Signals arrive through a signalfd; block them in every thread. */
+static int signals_open(sigset_t *mask)
+{
+	int fd;
+
+	sigemptyset(mask);
+	sigaddset(mask, SIGTERM);
+	sigaddset(mask, SIGINT);
+	sigaddset(mask, SIGHUP);
+	if (pthread_sigmask(SIG_BLOCK, mask, NULL) != 0)
+		return -EINVAL;
+	signal(SIGPIPE, SIG_IGN);
+	fd = signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	return fd < 0 ? -errno : fd;
+}
+
+static void blkbackd_check_resize(struct blkbackd *d)
+{
+	struct vbd *v;
+
+	for (v = d->vbds; v; v = v->next)
+		vbd_check_resize(v);
+}
+
+static void blkbackd_poll_rings(struct blkbackd *d)
+{
+	struct vbd *v, *next;
+
+	for (v = d->vbds; v; v = next) {
+		next = v->next;
+		if (vbd_is_busy(v))
+			vbd_poll_rings(v);
+	}
+}
+
+static void handle_signal(struct blkbackd *d, int sfd)
+{
+	struct signalfd_siginfo si;
+
+	while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			log_info("signal %u: shutting down", si.ssi_signo);
+			d->quitting = true;
+			break;
+		case SIGHUP:
+			log_info("SIGHUP: checking storage sizes");
+			blkbackd_check_resize(d);
+			break;
+		}
+	}
+}
+
+enum { EV_XENSTORE, EV_SIGNAL, EV_WAKE, EV_TIMER };
+
+static int epoll_add(int ep, int fd, uint32_t tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = tag };
+
+	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+/* The main loop: xenstore events, signals, ring threads, resize timer. */
+static int blkbackd_run(struct blkbackd *d, int sfd)
+{
+	struct epoll_event evs[8];
+	int ep, tfd = -1, r, i, n;
+	uint64_t val;
+
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0)
+		return -errno;
+	r = epoll_add(ep, xenbus_fd(d), EV_XENSTORE);
+	if (r >= 0)
+		r = epoll_add(ep, sfd, EV_SIGNAL);
+	if (r >= 0)
+		r = epoll_add(ep, d->wake_fd, EV_WAKE);
+	if (r >= 0 && d->resize_interval_ms > 0) {
+		struct itimerspec its = { 0 };
+
+		tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+		if (tfd < 0) {
+			r = -errno;
+			goto out;
+		}
+		its.it_interval.tv_sec = d->resize_interval_ms / 1000;
+		its.it_interval.tv_nsec = (long)(d->resize_interval_ms % 1000) * 1000000;
+		its.it_value = its.it_interval;
+		if (timerfd_settime(tfd, 0, &its, NULL) < 0) {
+			r = -errno;
+			goto out;
+		}
+		r = epoll_add(ep, tfd, EV_TIMER);
+	}
+	if (r < 0)
+		goto out;
+
+	/* Catch up with what exists already (the initial watch event does
+	 * this too; doing it here makes startup independent of it). */
+	xenbus_scan(d);
+	xenbus_dispatch(d);
+	notify_ready();
+
+	while (!d->quitting) {
+		n = epoll_wait(ep, evs, 8, -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			goto out;
+		}
+		for (i = 0; i < n; i++) {
+			switch (evs[i].data.u32) {
+			case EV_XENSTORE:
+				xenbus_dispatch(d);
+				break;
+			case EV_SIGNAL:
+				handle_signal(d, sfd);
+				break;
+			case EV_WAKE:
+				if (read(d->wake_fd, &val, sizeof(val)) < 0) {
+					/* EAGAIN: another wake was merged in */
+				}
+				blkbackd_poll_rings(d);
+				break;
+			case EV_TIMER:
+				if (read(tfd, &val, sizeof(val)) < 0) {
+					/* EAGAIN: nothing expired */
+				}
+				blkbackd_check_resize(d);
+				break;
+			}
+		}
+	}
+	r = 0;
+out:
+	if (tfd >= 0)
+		close(tfd);
+	close(ep);
+	return r;
+}
+
+static void blkbackd_shutdown(struct blkbackd *d)
+{
+	while (d->vbds) {
+		struct vbd *v = d->vbds;
+
+		vbd_shutdown(v);
+		if (d->vbds == v) {
+			/* Storage never completed: leave it to process exit. */
+			d->vbds = v->next;
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct blkbackd d = {
+		.script_name = DEFAULT_SCRIPT_NAME,
+		.engine = IO_ENGINE_AUTO,
+		.resize_interval_ms = DEFAULT_RESIZE_MS,
+		.wake_fd = -1,
+	};
+	struct platform_config pc = { 0 };
+	int verbose = 0, sfd = -1, r, status = EXIT_FAILURE;
+	bool check = false;
+	sigset_t mask;
+
+	r = options_parse(&d, argc, argv, &verbose, &check);
+	if (r != 0)
+		return r > 0 ? EXIT_SUCCESS : EXIT_USAGE;
+	log_init("blkbackd", d.foreground || check,
+		 verbose >= 2 ? LOG_LEVEL_DEBUG : verbose ? LOG_LEVEL_INFO : LOG_LEVEL_WARN);
+	if (verbose == 0 && d.foreground)
+		log_set_level(LOG_LEVEL_INFO);
+
+	sfd = signals_open(&mask);
+	if (sfd < 0) {
+		log_errno(LOG_LEVEL_ERR, sfd, "cannot set up signals");
+		goto out;
+	}
+	d.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (d.wake_fd < 0) {
+		log_errno(LOG_LEVEL_ERR, -errno, "eventfd");
+		goto out;
+	}
+	r = xenbus_open(&d);
+	if (r < 0)
+		goto out;
+	pc.name = d.platform_name;
+	pc.sim_dir = d.sim_dir;
+	pc.sim_domid = (int)d.domid;
+	r = platform_open(&pc, &d.plat);
+	if (r < 0) {
+		log_errno(LOG_LEVEL_ERR, r, "cannot open platform %s",
+			  d.platform_name ? d.platform_name : "(default)");
+		goto out;
+	}
+	log_info("platform %s, domain %u, io engine %s", platform_name(d.plat), d.domid,
+		 io_engine_kind_name(d.engine));
+	if (check) {
+		status = EXIT_SUCCESS;
+		goto out;
+	}
+	if (d.pidfile) {
+		r = pidfile_write(d.pidfile);
+		if (r < 0) {
+			log_errno(LOG_LEVEL_ERR, r, "cannot write %s", d.pidfile);
+			goto out;
+		}
+	}
+	r = blkbackd_run(&d, sfd);
+	if (r < 0)
+		log_errno(LOG_LEVEL_ERR, r, "main loop");
+	blkbackd_shutdown(&d);
+	if (r == 0 && !d.failed)
+		status = EXIT_SUCCESS;
+out:
+	if (d.pidfile && !check)
+		unlink(d.pidfile);
+	platform_close(d.plat);
+	xenbus_close(&d);
+	if (d.wake_fd >= 0)
+		close(d.wake_fd);
+	if (sfd >= 0)
+		close(sfd);
+	return status;
+}

@@ -1,0 +1,226 @@
+/* blkbackd's internal header, sectioned by the file that defines each
+ * symbol. The main thread owns xenstore, signals and every vbd's lifecycle;
+ * each connected ring has one thread that owns its event channel and its
+ * storage engine queue. */
+#ifndef BLKBACKD_H
+#define BLKBACKD_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <xenstore.h>
+
+#include "blkif.h"
+#include "io.h"
+#include "log.h"
+#include "platform.h"
+
+struct vbd;
+struct ring;
+
+/* xenstore keys, relative to a vbd's backend or frontend dir. */
+#define XK_STATE		"state"
+#define XK_ONLINE		"online"
+#define XK_SCRIPT		"script"
+#define XK_PARAMS		"params"
+#define XK_MODE			"mode"
+#define XK_DEVICE_TYPE		"device-type"
+#define XK_DISCARD_ENABLE	"discard-enable"
+#define XK_DIRECT_IO_SAFE	"direct-io-safe"
+#define XK_FRONTEND		"frontend"
+#define XK_FRONTEND_ID		"frontend-id"
+#define XK_HOTPLUG_STATUS	"hotplug-status"
+#define XK_ERROR		"error"
+#define XK_MAX_RING_PAGE_ORDER	"max-ring-page-order"
+#define XK_FEATURE_FLUSH	"feature-flush-cache"
+#define XK_FEATURE_BARRIER	"feature-barrier"
+#define XK_FEATURE_DISCARD	"feature-discard"
+#define XK_DISCARD_GRANULARITY	"discard-granularity"
+#define XK_DISCARD_ALIGNMENT	"discard-alignment"
+#define XK_DISCARD_SECURE	"discard-secure"
+#define XK_SECTORS		"sectors"
+#define XK_INFO			"info"
+#define XK_SECTOR_SIZE		"sector-size"
+#define XK_PHYS_SECTOR_SIZE	"physical-sector-size"
+/* frontend keys */
+#define XK_RING_REF		"ring-ref"
+#define XK_RING_REF_FMT		"ring-ref%u"
+#define XK_RING_PAGE_ORDER	"ring-page-order"
+#define XK_EVENT_CHANNEL	"event-channel"
+#define XK_PROTOCOL		"protocol"
+
+#define HOTPLUG_CONNECTED	"connected"
+#define BLKBACKD_MAX_RING_ORDER	4u
+#define BLKBACKD_MAX_RING_PAGES	(1u << BLKBACKD_MAX_RING_ORDER)
+
+/* ---- blkbackd.c: options, the daemon context, the main loop ---- */
+
+struct blkbackd {
+	/* configuration (options) */
+	const char *platform_name;	/* "xen", "sim", NULL = pick */
+	const char *sim_dir;
+	const char *script_name;	/* claim vbds whose script basename is this */
+	const char *pidfile;
+	enum io_engine_kind engine;
+	bool foreground;
+	bool direct_io;			/* O_DIRECT even without direct-io-safe */
+	bool sector_4k;			/* files report 4096-byte logical sectors */
+	int resize_interval_ms;		/* 0 = SIGHUP only */
+
+	/* run time, main thread only unless marked */
+	struct xs_handle *xs;
+	struct platform *plat;
+	uint32_t domid;			/* our own domain */
+	char *vbd_root;			/* /local/domain/<domid>/backend/vbd */
+	int wake_fd;			/* eventfd: ring threads -> main loop */
+	struct vbd *vbds;		/* list of claimed and unclaimed vbds */
+	bool quitting;
+	bool failed;			/* quit because of an error */
+};
+
+/* Ring threads call this (any thread) to make the main loop look at vbds. */
+void blkbackd_wake(struct blkbackd *d);
+
+/* ---- xenbus.c: xenstore access for the main thread ---- */
+
+/* Reads path (joined as dir/key when key != NULL). The value is
+ * NUL-terminated and owned by the caller. -ENOENT when absent. */
+int xenbus_read(struct blkbackd *d, xs_transaction_t t, const char *dir,
+		const char *key, char **ret_val);
+/* Strict unsigned decimal with an upper bound; -EINVAL on garbage,
+ * -ERANGE above max, -ENOENT when absent. */
+int xenbus_read_uint(struct blkbackd *d, xs_transaction_t t, const char *dir,
+		     const char *key, unsigned long long max, unsigned long long *ret_val);
+/* As xenbus_read_uint, but an absent key yields dflt. */
+int xenbus_read_uint_default(struct blkbackd *d, xs_transaction_t t, const char *dir,
+			     const char *key, unsigned long long max,
+			     unsigned long long dflt, unsigned long long *ret_val);
+int xenbus_write(struct blkbackd *d, xs_transaction_t t, const char *dir,
+		 const char *key, const char *val);
+int xenbus_printf(struct blkbackd *d, xs_transaction_t t, const char *dir,
+		  const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+int xenbus_rm(struct blkbackd *d, xs_transaction_t t, const char *dir, const char *key);
+/* Child names of dir; *ret_names is one allocation (free() it). */
+int xenbus_directory(struct blkbackd *d, const char *dir, char ***ret_names,
+		     unsigned int *ret_count);
+int xenbus_tx_start(struct blkbackd *d, xs_transaction_t *ret_t);
+/* Commits (abort = false) or aborts. -EAGAIN: conflict, the caller retries. */
+int xenbus_tx_end(struct blkbackd *d, xs_transaction_t t, bool abort);
+int xenbus_watch(struct blkbackd *d, const char *path, const char *token);
+void xenbus_unwatch(struct blkbackd *d, const char *path, const char *token);
+/* Connects to xenstore, learns our domid, watches backend/vbd. */
+int xenbus_open(struct blkbackd *d);
+void xenbus_close(struct blkbackd *d);
+int xenbus_fd(struct blkbackd *d);
+/* Drains queued watch events and runs the state machine of every vbd they
+ * touch, each once. */
+void xenbus_dispatch(struct blkbackd *d);
+/* Lists backend/vbd and claims or forgets vbds to match it. */
+void xenbus_scan(struct blkbackd *d);
+/* Text of a XenbusState for logs. */
+const char *xenbus_state_name(unsigned int state);
+
+/* ---- vbd.c: one virtual block device and its state machine ---- */
+
+enum vbd_phase {
+	VBD_NEW,	/* claimed, storage closed, nothing published */
+	VBD_INITWAIT,	/* storage open, probe keys written, state 2 */
+	VBD_CONNECTED,	/* rings running, state 4 */
+	VBD_CLOSING,	/* rings told to stop, waiting for in-flight I/O */
+	VBD_CLOSED,	/* rings released, state 6; may reconnect */
+	VBD_FOREIGN,	/* not ours (script names another handler) */
+};
+
+struct vbd_props {
+	bool readonly;
+	bool cdrom;
+	bool discard;		/* toolstack allows and backing supports */
+	bool discard_secure;
+	bool direct_io;
+	uint32_t discard_granularity;	/* bytes */
+	uint32_t discard_alignment;	/* bytes */
+	uint64_t sectors;	/* 512-byte units */
+	uint32_t sector_size;
+	uint32_t phys_sector_size;
+};
+
+struct vbd {
+	struct vbd *next;
+	struct blkbackd *d;
+	atomic_int refs;	/* the list, each ring; the last unref frees (main) */
+	uint32_t fe_domid;
+	uint32_t devid;
+	char *be_path;		/* /local/domain/<me>/backend/vbd/<domid>/<devid> */
+	char *fe_path;		/* from the backend's "frontend" node */
+	char *fe_watch;		/* fe_path/state while watched */
+	char prefix[32];	/* "d5/51712" for log lines */
+	enum vbd_phase phase;
+	bool removed;		/* backend dir is gone: write nothing more */
+	bool fe_seen;		/* the frontend dir existed at some point */
+	bool dirty;		/* an event asked for a state machine run */
+	bool gone;		/* unlinked from the list: stop stepping */
+	char *last_error;	/* last text written to "error", to log once */
+
+	struct io_backing *backing;
+	struct vbd_props props;
+	/* Size the ring threads validate against; the main thread updates it
+	 * on resize. 512-byte sectors. */
+	_Atomic uint64_t nr_sectors;
+
+	unsigned int nr_rings;
+	struct ring **rings;
+};
+
+/* Looks for an existing vbd (NULL when unknown). */
+struct vbd *vbd_find(struct blkbackd *d, uint32_t fe_domid, uint32_t devid);
+/* Starts tracking backend/vbd/<fe_domid>/<devid>; claims it or marks it
+ * foreign according to its script node. */
+int vbd_new(struct blkbackd *d, uint32_t fe_domid, uint32_t devid, struct vbd **ret);
+void vbd_ref(struct vbd *v);
+void vbd_unref(struct vbd *v);
+/* The level-triggered step: re-read both ends and act on the pair. */
+void vbd_update(struct vbd *v);
+/* The main loop was woken: rings may have drained or halted. */
+void vbd_poll_rings(struct vbd *v);
+/* SIGHUP or timer: re-read the backing size, publish growth. */
+void vbd_check_resize(struct vbd *v);
+/* Daemon shutdown: stop rings, wait for in-flight I/O, unmap, close storage;
+ * xenstore is left as it is so a restarted daemon can take the vbd over. */
+void vbd_shutdown(struct vbd *v);
+bool vbd_is_busy(const struct vbd *v);
+/* Logs with the vbd's prefix. */
+void vbd_log(const struct vbd *v, enum log_level level, int errnum, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* ---- ring.c: one shared ring, its thread and its request pipeline ---- */
+
+struct ring_config {
+	uint32_t fe_domid;
+	unsigned int order;			/* 0..BLKBACKD_MAX_RING_ORDER */
+	uint32_t refs[BLKBACKD_MAX_RING_PAGES];
+	uint32_t remote_port;
+	enum blkif_abi abi;
+	enum io_engine_kind engine;
+};
+
+/* Maps the ring (attach form: never initialises it), binds the event
+ * channel, creates the engine queue and starts the ring thread. */
+int ring_start(struct vbd *v, unsigned int index, const struct ring_config *cfg,
+	       struct ring **ret);
+/* Asks the thread to stop consuming; it answers in-flight requests and
+ * exits once they are all done. Any number of times, any thread state. */
+void ring_stop(struct ring *r);
+/* True once the thread has exited (and ring_release may run). */
+bool ring_is_stopped(const struct ring *r);
+/* Takes and clears a pending "halted by a misbehaving frontend" report;
+ * fills msg with the reason. */
+bool ring_take_halt(struct ring *r, char *msg, size_t len);
+/* Joins the thread, unbinds the event channel, unmaps the ring, frees.
+ * Only after ring_is_stopped(); main thread only. */
+void ring_release(struct ring *r);
+
+#endif

@@ -1,0 +1,759 @@
+/* One shared blkif ring: mapping (single or multi-page, attach form), its
+ * thread, and the request pipeline of DESIGN.md §5: read the producer,
+ * check it, copy each request once, validate, grant-copy data in one batch
+ * per drain, submit to the storage engine, copy read data out, answer,
+ * notify only when ring.h's hold-off says so, final check before sleeping.
+ * The ring thread alone touches the shared ring; the main thread maps it
+ * before the thread starts and unmaps it after the thread has exited. */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "blkbackd.h"
+
+/* Offsets of the indices in the shared ring header (ring.h's sring). */
+#define SRING_REQ_PROD	0
+#define SRING_REQ_EVENT	1
+#define SRING_RSP_PROD	2
+#define SRING_RSP_EVENT	3
+
+#define RING_SEG_BYTES	PLAT_PAGE_SIZE
+#define RING_BUF_BYTES	(BLKIF_MAX_SEGMENTS_PER_REQUEST * RING_SEG_BYTES)
+/* Consecutive wakeups without work before we slow down (event storms). */
+#define RING_SPURIOUS_MAX	64
+#define RING_LOG_ERRORS_MAX	16
+
+enum rreq_stage {
+	RREQ_FREE,
+	RREQ_COPY_IN,		/* write data waits for this drain's grant copy */
+	RREQ_IO,		/* at the engine */
+	RREQ_BARRIER_WAIT,	/* waits for every earlier request to finish */
+	RREQ_FLUSH,		/* data written, the flush that follows is at the engine */
+	RREQ_COPY_OUT,		/* read data waits for this reap's grant copy */
+};
+
+/* One in-flight request; the array index is ours, never the guest's id. */
+struct rreq {
+	struct rreq *next;		/* free list or a stage list */
+	enum rreq_stage stage;
+	struct blkif_req req;		/* the single private copy */
+	int16_t status;
+	bool flush_after;		/* barrier or flush with data: flush next */
+	uint64_t offset;		/* bytes */
+	uint32_t len;
+	struct iovec iov;
+	void *buf;			/* RING_BUF_BYTES, page aligned */
+};
+
+struct ring {
+	struct vbd *vbd;
+	unsigned int index;
+	atomic_int refs;		/* main, thread, each in-flight request */
+	char prefix[40];
+
+	/* set up by the main thread before the thread starts */
+	struct ring_config cfg;
+	struct blkif_ring_layout layout;
+	struct plat_gnttab *gt;
+	struct plat_evtchn *ev;
+	uint32_t port;			/* our end */
+	bool bound;
+	void *sring;			/* mapped pages, NULL when unmapped */
+	unsigned int nr_pages;
+	struct io_engine *engine;
+	int stop_fd;
+	pthread_t thread;
+	bool thread_started;
+
+	/* ring thread only */
+	RING_IDX req_cons;
+	RING_IDX rsp_prod_pvt;
+	RING_IDX rsp_pushed;		/* our last published rsp_prod */
+	struct rreq *reqs;
+	void *bufs;
+	size_t bufs_len;
+	struct rreq *free;
+	unsigned int inflight;
+	struct rreq *barrier;		/* waiting for the ring to drain */
+	struct rreq *copy_list;		/* stage COPY_IN or COPY_OUT, in order */
+	struct rreq **copy_tail;
+	xengnttab_grant_copy_segment_t *segs;
+	bool stopping;
+	bool halted;
+	unsigned int spurious;
+	unsigned long errors_logged;
+	struct blkif_vbd_desc desc;
+
+	/* thread -> main */
+	atomic_bool stopped;
+	atomic_bool halt_pending;
+	char halt_msg[128];
+};
+
+static void ring_log(const struct ring *r, enum log_level level, int errnum,
+		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void ring_log(const struct ring *r, enum log_level level, int errnum,
+		     const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	if (!log_is_enabled(level))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (errnum)
+		log_errno(level, errnum, "%s: %s", r->prefix, buf);
+	else
+		log_msg(level, "%s: %s", r->prefix, buf);
+}
+
+/* ---- shared index access ----
+ * The indices live in memory the guest writes concurrently. Each access is
+ * one atomic load or store (never torn, never repeated by the compiler);
+ * the ordering ring.h gets from xen_rmb/wmb/mb comes from C11 fences at
+ * the places its macros put them. */
+static inline _Atomic uint32_t *sring_idx(const struct ring *r, unsigned int which)
+{
+	return (_Atomic uint32_t *)r->sring + which;
+}
+
+static inline RING_IDX sring_load(const struct ring *r, unsigned int which)
+{
+	return atomic_load_explicit(sring_idx(r, which), memory_order_relaxed);
+}
+
+static inline void sring_store(const struct ring *r, unsigned int which, RING_IDX v)
+{
+	atomic_store_explicit(sring_idx(r, which), v, memory_order_relaxed);
+}
+
+/* ---- lifetime ---- */
+
+static void ring_ref(struct ring *r)
+{
+	atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+}
+
+static void ring_unref(struct ring *r)
+{
+	/* The main thread's reference is the last one by construction: the
+	 * thread drops its own only after every request has answered. */
+	atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel);
+}
+
+static void ring_halt(struct ring *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void ring_halt(struct ring *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (r->halted)
+		return;
+	r->halted = true;
+	va_start(ap, fmt);
+	vsnprintf(r->halt_msg, sizeof(r->halt_msg), fmt, ap);
+	va_end(ap);
+	ring_log(r, LOG_LEVEL_ERR, 0, "halted: %s", r->halt_msg);
+	atomic_store_explicit(&r->halt_pending, true, memory_order_release);
+	blkbackd_wake(r->vbd->d);
+}
+
+/* ---- responses ---- */
+
+static void ring_respond(struct ring *r, uint64_t id, uint8_t op, int16_t status)
+{
+	struct blkif_rsp rsp = { .id = id, .operation = op, .status = status };
+
+	/* The slot is ours to write: rsp_prod_pvt never passes req_cons. */
+	blkif_rsp_encode(r->cfg.abi, blkif_ring_slot(&r->layout, r->sring, r->rsp_prod_pvt), &rsp);
+	r->rsp_prod_pvt++;
+}
+
+/* RING_PUSH_RESPONSES_AND_CHECK_NOTIFY, with the old value taken from our
+ * own copy rather than from the guest-writable rsp_prod. */
+static void ring_push(struct ring *r)
+{
+	RING_IDX old = r->rsp_pushed, new = r->rsp_prod_pvt, event;
+	int err;
+
+	if (old == new)
+		return;
+	/* Response contents before the index (xen_wmb). */
+	atomic_thread_fence(memory_order_release);
+	sring_store(r, SRING_RSP_PROD, new);
+	r->rsp_pushed = new;
+	/* The index before reading rsp_event (xen_mb): otherwise the frontend
+	 * may set rsp_event after our read and sleep forever. */
+	atomic_thread_fence(memory_order_seq_cst);
+	event = sring_load(r, SRING_RSP_EVENT);
+	if ((RING_IDX)(new - event) < (RING_IDX)(new - old)) {
+		err = plat_evtchn_notify(r->ev, r->port);
+		if (err < 0 && r->errors_logged++ < RING_LOG_ERRORS_MAX)
+			ring_log(r, LOG_LEVEL_WARN, err, "notify failed");
+	}
+}
+
+static void rreq_free(struct ring *r, struct rreq *q)
+{
+	/* Consuming resumes once a barrier has been answered. */
+	if (r->barrier == q)
+		r->barrier = NULL;
+	q->stage = RREQ_FREE;
+	q->next = r->free;
+	r->free = q;
+	r->inflight--;
+	ring_unref(r);
+}
+
+static void rreq_finish(struct ring *r, struct rreq *q, int16_t status)
+{
+	ring_respond(r, q->req.id, q->req.operation, status);
+	rreq_free(r, q);
+}
+
+static void rreq_copy_queue(struct ring *r, struct rreq *q, enum rreq_stage stage)
+{
+	q->stage = stage;
+	q->next = NULL;
+	*r->copy_tail = q;
+	r->copy_tail = &q->next;
+}
+
+/* ---- data movement ---- */
+
+/* Builds the grant copy segments of q at segs; to_guest picks direction. */
+static unsigned int rreq_copy_segs(struct ring *r, struct rreq *q, bool to_guest,
+				   xengnttab_grant_copy_segment_t *segs)
+{
+	const struct blkif_seg *s = blkif_req_segs(&q->req);
+	unsigned int i, off = 0;
+
+	for (i = 0; i < q->req.nr_segments; i++) {
+		xengnttab_grant_copy_segment_t *g = &segs[i];
+		unsigned int len = blkif_seg_len(&s[i]);
+
+		memset(g, 0, sizeof(*g));
+		if (to_guest) {
+			g->source.virt = (char *)q->buf + off;
+			g->dest.foreign.ref = s[i].gref;
+			g->dest.foreign.offset = (uint16_t)blkif_seg_offset(&s[i]);
+			g->dest.foreign.domid = (uint16_t)r->cfg.fe_domid;
+			g->flags = GNTCOPY_dest_gref;
+		} else {
+			g->source.foreign.ref = s[i].gref;
+			g->source.foreign.offset = (uint16_t)blkif_seg_offset(&s[i]);
+			g->source.foreign.domid = (uint16_t)r->cfg.fe_domid;
+			g->dest.virt = (char *)q->buf + off;
+			g->flags = GNTCOPY_source_gref;
+		}
+		g->len = (uint16_t)len;
+		off += len;
+	}
+	return q->req.nr_segments;
+}
+
+static void ring_engine_error(struct ring *r, struct rreq *q, int err, const char *what)
+{
+	if (r->errors_logged++ < RING_LOG_ERRORS_MAX)
+		ring_log(r, LOG_LEVEL_WARN, err, "%s at byte %" PRIu64 " (+%" PRIu32 ") failed",
+			 what, q->offset, q->len);
+}
+
+static int16_t ring_status_of(int err)
+{
+	return err == -EOPNOTSUPP ? BLKIF_RSP_EOPNOTSUPP : BLKIF_RSP_ERROR;
+}
+
+/* Hands q's current stage to the engine; answers it on refusal. */
+static void rreq_submit(struct ring *r, struct rreq *q)
+{
+	uint8_t op = blkif_req_data_op(&q->req);
+	int err;
+
+	if (q->stage == RREQ_FLUSH || (op == BLKIF_OP_FLUSH_DISKCACHE && !q->len) ||
+	    (op == BLKIF_OP_WRITE_BARRIER && !q->len)) {
+		q->stage = RREQ_FLUSH;
+		q->flush_after = false;
+		err = io_engine_flush(r->engine, q);
+	} else if (op == BLKIF_OP_DISCARD) {
+		q->stage = RREQ_IO;
+		err = io_engine_discard(r->engine, q->offset,
+					q->req.discard_nr_sectors << 9,
+					q->req.discard_flag & BLKIF_DISCARD_SECURE, q);
+	} else if (op == BLKIF_OP_READ) {
+		q->stage = RREQ_IO;
+		err = io_engine_readv(r->engine, q->offset, &q->iov, 1, q);
+	} else {
+		q->stage = RREQ_IO;
+		err = io_engine_writev(r->engine, q->offset, &q->iov, 1, q);
+	}
+	if (err < 0) {
+		ring_engine_error(r, q, err, "queueing");
+		rreq_finish(r, q, ring_status_of(err));
+	}
+}
+
+/* One batched grant copy for every request on the copy list, then each
+ * goes on (writes to the engine, reads to their response). */
+static void ring_copy_flush(struct ring *r)
+{
+	struct rreq *q, *next;
+	unsigned int n = 0, i;
+	int err = 0;
+
+	if (!r->copy_list)
+		return;
+	for (q = r->copy_list; q; q = q->next)
+		n += rreq_copy_segs(r, q, q->stage == RREQ_COPY_OUT, r->segs + n);
+	if (n)
+		err = plat_gnttab_copy(r->gt, n, r->segs);
+	if (err < 0 && r->errors_logged++ < RING_LOG_ERRORS_MAX)
+		ring_log(r, LOG_LEVEL_WARN, err, "grant copy failed");
+
+	n = 0;
+	for (q = r->copy_list; q; q = next) {
+		bool ok = err >= 0;
+
+		next = q->next;
+		/* Every segment's own status: one bad or revoked grant fails
+		 * its request only. */
+		for (i = 0; i < q->req.nr_segments; i++)
+			if (r->segs[n + i].status != GNTST_okay)
+				ok = false;
+		n += q->req.nr_segments;
+		if (q->stage == RREQ_COPY_OUT) {
+			rreq_finish(r, q, ok ? BLKIF_RSP_OKAY : BLKIF_RSP_ERROR);
+		} else if (!ok) {
+			if (r->errors_logged++ < RING_LOG_ERRORS_MAX)
+				ring_log(r, LOG_LEVEL_WARN, 0, "bad grant in request");
+			rreq_finish(r, q, BLKIF_RSP_ERROR);
+		} else if (r->barrier == q) {
+			/* Its data is private now; it still waits for the drain. */
+			q->stage = RREQ_BARRIER_WAIT;
+		} else {
+			rreq_submit(r, q);
+		}
+	}
+	r->copy_list = NULL;
+	r->copy_tail = &r->copy_list;
+}
+
+/* ---- completions ---- */
+
+static void ring_complete(void *opaque, void *cookie, int result)
+{
+	struct ring *r = opaque;
+	struct rreq *q = cookie;
+
+	if (result < 0) {
+		ring_engine_error(r, q, result, q->stage == RREQ_FLUSH ? "flush" : "I/O");
+		rreq_finish(r, q, ring_status_of(result));
+		return;
+	}
+	if (q->flush_after) {
+		/* Barrier or flush with data: the write is done, now make it
+		 * and everything completed before it durable. */
+		q->stage = RREQ_FLUSH;
+		rreq_submit(r, q);
+		return;
+	}
+	if (blkif_req_data_op(&q->req) == BLKIF_OP_READ && q->stage == RREQ_IO) {
+		rreq_copy_queue(r, q, RREQ_COPY_OUT);
+		return;
+	}
+	rreq_finish(r, q, BLKIF_RSP_OKAY);
+}
+
+/* A barrier runs once nothing before it is in flight. */
+static void ring_barrier_check(struct ring *r)
+{
+	struct rreq *q = r->barrier;
+
+	if (!q || q->stage != RREQ_BARRIER_WAIT || r->inflight != 1)
+		return;
+	rreq_submit(r, q);
+}
+
+static void ring_reap(struct ring *r)
+{
+	int n;
+
+	do {
+		n = io_engine_reap(r->engine, ring_complete, r);
+	} while (n > 0);
+	if (n < 0 && r->errors_logged++ < RING_LOG_ERRORS_MAX)
+		ring_log(r, LOG_LEVEL_WARN, n, "reaping completions failed");
+	ring_copy_flush(r);
+	ring_barrier_check(r);
+}
+
+/* ---- requests ---- */
+
+/* Validated request -> stage and engine op. */
+static void ring_dispatch(struct ring *r, const struct blkif_req *req)
+{
+	uint8_t op = blkif_req_data_op(req);
+	struct rreq *q = r->free;
+	uint64_t bytes = 0;
+
+	r->free = q->next;
+	r->inflight++;
+	ring_ref(r);
+	q->req = *req;
+	q->req.indirect_segs = NULL;
+	q->flush_after = false;
+	q->offset = req->sector_number << 9;
+	if (op != BLKIF_OP_DISCARD)
+		blkif_req_length(&q->req, &bytes);	/* validated: cannot fail */
+	q->len = (uint32_t)bytes;
+	q->iov.iov_base = q->buf;
+	q->iov.iov_len = q->len;
+
+	switch (op) {
+	case BLKIF_OP_READ:
+		rreq_submit(r, q);
+		return;
+	case BLKIF_OP_WRITE_BARRIER:
+		/* Everything before it finishes first, nothing after it
+		 * starts until it is answered. */
+		r->barrier = q;
+		q->flush_after = q->len > 0;
+		if (q->len)
+			rreq_copy_queue(r, q, RREQ_COPY_IN);
+		else
+			q->stage = RREQ_BARRIER_WAIT;
+		return;
+	case BLKIF_OP_FLUSH_DISKCACHE:
+		if (!q->len) {
+			rreq_submit(r, q);
+			return;
+		}
+		q->flush_after = true;
+		rreq_copy_queue(r, q, RREQ_COPY_IN);
+		return;
+	case BLKIF_OP_WRITE:
+		rreq_copy_queue(r, q, RREQ_COPY_IN);
+		return;
+	case BLKIF_OP_DISCARD:
+		rreq_submit(r, q);
+		return;
+	default:
+		/* The validator refuses everything else. */
+		rreq_finish(r, q, BLKIF_RSP_EOPNOTSUPP);
+		return;
+	}
+}
+
+/* Consumes what the frontend produced, as far as slots allow. Returns
+ * true when requests were taken. */
+static bool ring_consume(struct ring *r)
+{
+	RING_IDX prod;
+	bool took = false;
+
+	r->desc.nr_sectors = atomic_load_explicit(&r->vbd->nr_sectors, memory_order_relaxed);
+	prod = sring_load(r, SRING_REQ_PROD);
+	/* Entries after the index (xen_rmb). */
+	atomic_thread_fence(memory_order_acquire);
+	/* RING_REQUEST_PROD_OVERFLOW: more unanswered requests than slots
+	 * cannot come from a well-behaved frontend. */
+	if ((RING_IDX)(prod - r->rsp_prod_pvt) > r->layout.nr_ents) {
+		ring_halt(r, "producer index %u is %u ahead of responses (ring has %u)",
+			  prod, prod - r->rsp_prod_pvt, r->layout.nr_ents);
+		return false;
+	}
+	while (r->req_cons != prod && r->free && !r->barrier) {
+		struct blkif_req req;
+		const char *reason = "";
+		int16_t st;
+
+		/* The one and only read of this slot. */
+		blkif_req_decode(r->cfg.abi, blkif_ring_slot(&r->layout, r->sring, r->req_cons), &req);
+		r->req_cons++;
+		took = true;
+		st = blkif_req_validate(&req, &r->desc, &reason);
+		if (st != BLKIF_RSP_OKAY) {
+			if (r->errors_logged++ < RING_LOG_ERRORS_MAX)
+				ring_log(r, LOG_LEVEL_WARN, 0, "refused op %u: %s",
+					 req.operation, reason);
+			ring_respond(r, req.id, req.operation, st);
+			continue;
+		}
+		ring_dispatch(r, &req);
+	}
+	ring_copy_flush(r);
+	ring_barrier_check(r);
+	return took;
+}
+
+/* RING_FINAL_CHECK_FOR_REQUESTS: true when more work appeared. */
+static bool ring_final_check(struct ring *r)
+{
+	if (sring_load(r, SRING_REQ_PROD) != r->req_cons)
+		return true;
+	sring_store(r, SRING_REQ_EVENT, r->req_cons + 1);
+	/* req_event visible before we look at req_prod again (xen_mb). */
+	atomic_thread_fence(memory_order_seq_cst);
+	return sring_load(r, SRING_REQ_PROD) != r->req_cons;
+}
+
+static bool ring_can_consume(const struct ring *r)
+{
+	return !r->stopping && !r->halted && r->free && !r->barrier;
+}
+
+static void *ring_thread(void *arg)
+{
+	struct ring *r = arg;
+	struct pollfd pfd[3];
+	uint32_t port;
+	uint64_t val;
+	int err;
+
+	pfd[0].fd = plat_evtchn_fd(r->ev);
+	pfd[1].fd = io_engine_fd(r->engine);
+	pfd[2].fd = r->stop_fd;
+	for (;;) {
+		bool kicked = false, work;
+
+		/* Work first: a frontend may have queued requests before we
+		 * bound the channel, and completions arrive without events. */
+		ring_reap(r);
+		work = false;
+		for (;;) {
+			if (ring_can_consume(r) && ring_consume(r))
+				work = true;
+			if (io_engine_submit(r->engine) < 0 &&
+			    r->errors_logged++ < RING_LOG_ERRORS_MAX)
+				ring_log(r, LOG_LEVEL_WARN, 0, "submit failed");
+			ring_push(r);
+			if (!ring_can_consume(r) || !ring_final_check(r))
+				break;
+		}
+		if (r->stopping && r->inflight == 0)
+			break;
+
+		for (int i = 0; i < 3; i++)
+			pfd[i].events = POLLIN;
+		if (poll(pfd, 3, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			ring_log(r, LOG_LEVEL_ERR, -errno, "poll");
+			ring_halt(r, "poll failed");
+			r->stopping = true;
+			continue;
+		}
+		if (pfd[2].revents & POLLIN) {
+			if (read(r->stop_fd, &val, sizeof(val)) < 0) {
+				/* eventfd reads only fail when empty: spurious. */
+			}
+			r->stopping = true;
+		}
+		if (pfd[0].revents & POLLIN) {
+			while ((err = plat_evtchn_pending(r->ev, &port)) >= 0) {
+				kicked = true;
+				plat_evtchn_unmask(r->ev, port);
+			}
+			/* Event storms with an empty ring: after a run of
+			 * wakeups that found nothing, slow down a little. */
+			if (kicked && !work && ++r->spurious > RING_SPURIOUS_MAX) {
+				struct timespec ts = { 0, 1000 * 1000 };
+
+				nanosleep(&ts, NULL);
+			} else if (work) {
+				r->spurious = 0;
+			}
+		}
+	}
+	ring_push(r);
+	ring_log(r, LOG_LEVEL_DEBUG, 0, "thread done at req_cons %u rsp_prod %u",
+		 r->req_cons, r->rsp_prod_pvt);
+	ring_unref(r);
+	/* After this store the main thread may release the ring. */
+	atomic_store_explicit(&r->stopped, true, memory_order_release);
+	blkbackd_wake(r->vbd->d);
+	return NULL;
+}
+
+/* ---- main thread: set up and tear down ---- */
+
+static int ring_alloc_reqs(struct ring *r)
+{
+	unsigned int n = r->layout.nr_ents, i;
+
+	r->reqs = calloc(n, sizeof(*r->reqs));
+	r->segs = calloc((size_t)n * BLKIF_MAX_SEGMENTS_PER_REQUEST, sizeof(*r->segs));
+	if (!r->reqs || !r->segs)
+		return -ENOMEM;
+	/* Bounce buffers: reserved, not touched; pages appear on first use. */
+	r->bufs_len = (size_t)n * RING_BUF_BYTES;
+	r->bufs = mmap(NULL, r->bufs_len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (r->bufs == MAP_FAILED) {
+		r->bufs = NULL;
+		return -errno;
+	}
+	for (i = n; i-- > 0;) {
+		r->reqs[i].buf = (char *)r->bufs + (size_t)i * RING_BUF_BYTES;
+		r->reqs[i].next = r->free;
+		r->free = &r->reqs[i];
+	}
+	r->copy_tail = &r->copy_list;
+	return 0;
+}
+
+/* Frees everything ring_start set up; safe on a half-built ring. */
+static void ring_free(struct ring *r)
+{
+	struct vbd *v = r->vbd;
+
+	io_engine_free(r->engine);
+	if (r->bound)
+		plat_evtchn_unbind(r->ev, r->port);
+	plat_evtchn_close(r->ev);
+	/* Never touched again from here: the thread is gone. */
+	if (r->sring)
+		plat_gnttab_unmap(r->gt, r->sring, r->nr_pages);
+	plat_gnttab_close(r->gt);
+	if (r->stop_fd >= 0)
+		close(r->stop_fd);
+	if (r->bufs)
+		munmap(r->bufs, r->bufs_len);
+	free(r->segs);
+	free(r->reqs);
+	free(r);
+	vbd_unref(v);
+}
+
+int ring_start(struct vbd *v, unsigned int index, const struct ring_config *cfg,
+	       struct ring **ret)
+{
+	struct blkbackd *d = v->d;
+	RING_IDX req_prod, rsp_prod;
+	struct ring *r;
+	int err;
+
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	vbd_ref(v);
+	r->vbd = v;
+	r->index = index;
+	r->cfg = *cfg;
+	r->stop_fd = -1;
+	atomic_init(&r->refs, 1);
+	atomic_init(&r->stopped, false);
+	atomic_init(&r->halt_pending, false);
+	snprintf(r->prefix, sizeof(r->prefix), "%s/q%u", v->prefix, index);
+
+	err = blkif_ring_layout_init(&r->layout, cfg->abi, cfg->order);
+	if (err < 0)
+		goto fail;
+	r->nr_pages = 1u << cfg->order;
+	r->desc.nr_sectors = atomic_load(&v->nr_sectors);
+	r->desc.sector_size = v->props.sector_size;
+	r->desc.read_only = v->props.readonly;
+	r->desc.feature_flush = true;
+	r->desc.feature_barrier = true;
+	r->desc.feature_discard = v->props.discard;
+	r->desc.feature_discard_secure = v->props.discard_secure;
+	r->desc.max_indirect_segments = 0;
+
+	err = ring_alloc_reqs(r);
+	if (err < 0)
+		goto fail;
+	err = plat_gnttab_open(d->plat, &r->gt);
+	if (err < 0)
+		goto fail;
+	err = plat_gnttab_map(r->gt, cfg->fe_domid, r->nr_pages, cfg->refs, true, &r->sring);
+	if (err < 0) {
+		r->sring = NULL;
+		goto fail;
+	}
+	/* Attach form (ring.h BACK_RING_ATTACH): start where the frontend
+	 * last saw responses; the shared ring is never initialised here.
+	 * Stale indices further apart than the ring are refused. */
+	rsp_prod = sring_load(r, SRING_RSP_PROD);
+	req_prod = sring_load(r, SRING_REQ_PROD);
+	if ((RING_IDX)(req_prod - rsp_prod) > r->layout.nr_ents) {
+		ring_log(r, LOG_LEVEL_ERR, 0, "ring indices req_prod %u rsp_prod %u are inconsistent",
+			 req_prod, rsp_prod);
+		err = -EPROTO;
+		goto fail;
+	}
+	r->req_cons = r->rsp_prod_pvt = r->rsp_pushed = rsp_prod;
+
+	err = plat_evtchn_open(d->plat, &r->ev);
+	if (err < 0)
+		goto fail;
+	err = plat_evtchn_bind_interdomain(r->ev, cfg->fe_domid, cfg->remote_port, &r->port);
+	if (err < 0)
+		goto fail;
+	r->bound = true;
+	err = io_engine_new(cfg->engine, v->backing, r->layout.nr_ents, &r->engine);
+	if (err < 0)
+		goto fail;
+	r->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (r->stop_fd < 0) {
+		err = -errno;
+		goto fail;
+	}
+	/* The thread's reference, dropped when it exits. */
+	ring_ref(r);
+	err = -pthread_create(&r->thread, NULL, ring_thread, r);
+	if (err < 0) {
+		ring_unref(r);
+		goto fail;
+	}
+	r->thread_started = true;
+	ring_log(r, LOG_LEVEL_DEBUG, 0, "started: %u entries, %s engine, port %" PRIu32,
+		 r->layout.nr_ents, io_engine_kind_name(io_engine_kind_of(r->engine)), r->port);
+	*ret = r;
+	return 0;
+fail:
+	ring_free(r);
+	return err;
+}
+
+void ring_stop(struct ring *r)
+{
+	uint64_t one = 1;
+
+	if (write(r->stop_fd, &one, sizeof(one)) < 0) {
+		/* Only fails when the counter is saturated: already told. */
+	}
+}
+
+bool ring_is_stopped(const struct ring *r)
+{
+	return atomic_load_explicit(&r->stopped, memory_order_acquire);
+}
+
+bool ring_take_halt(struct ring *r, char *msg, size_t len)
+{
+	if (!atomic_exchange_explicit(&r->halt_pending, false, memory_order_acquire))
+		return false;
+	snprintf(msg, len, "%s", r->halt_msg);
+	return true;
+}
+
+void ring_release(struct ring *r)
+{
+	if (r->thread_started)
+		pthread_join(r->thread, NULL);
+	if (atomic_load(&r->refs) != 1)
+		ring_log(r, LOG_LEVEL_ERR, 0, "released with %d references", atomic_load(&r->refs));
+	ring_free(r);
+}

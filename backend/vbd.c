@@ -1,0 +1,810 @@
+/* One vbd: claim rule, the level-triggered xenbus state machine and the
+ * lifecycle steps configure -> start -> stop -> release -> unconfigure.
+ * Every watch event re-reads both ends and acts on the pair; a failed step
+ * leaves the previous phase (and backend state) intact and says why in the
+ * backend's "error" node. Main thread only.
+ *
+ * State table. Inputs read on every run: backend dir present, online
+ * (absent = 1), backend state node, hotplug-status, frontend state
+ * (absent or garbage = Unknown). "close" means: online = 0, or the
+ * toolstack wrote backend state 5 (Closing) while we are InitWait or
+ * Connected, or the frontend is Closing/Closed, or its dir vanished after
+ * we had seen it.
+ *
+ *  phase       | condition                              | action -> phase
+ *  ------------+----------------------------------------+-----------------------------
+ *  any         | backend dir removed                    | stop rings; when drained
+ *              |                                        | release, unconfigure, forget
+ *  FOREIGN     | script basename now matches            | -> NEW
+ *  NEW         | online = 0 or backend state 5          | write 6 -> CLOSED
+ *  NEW         | otherwise                              | configure: open storage,
+ *              |                                        | max-ring-page-order, write 2
+ *              |                                        | -> INITWAIT (error: stay NEW)
+ *  INITWAIT    | close                                  | write 6 -> CLOSED
+ *  INITWAIT    | frontend 3/4 and hotplug-status        | start: map rings, bind, thread,
+ *              | "connected"                            | connect keys + 4 in one tx
+ *              |                                        | -> CONNECTED (error: stay)
+ *  CONNECTED   | close, or frontend back to 1/2         | stop rings, write 5 -> CLOSING
+ *  CLOSING     | every ring drained and its thread gone | release: unbind, unmap,
+ *              |                                        | write 6 -> CLOSED
+ *  CLOSED      | online and frontend 1/2/3              | (configure if storage closed)
+ *              |                                        | write 2 -> INITWAIT
+ *  CLOSED      | backend state node is not 6            | rewrite 6
+ *
+ * A frontend that claims Connected while we are Closed stays Closed until
+ * it starts over from Initialising. */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <xen/io/xenbus.h>
+
+#include "blkbackd.h"
+
+/* VDISK_* info bits from blkif.h */
+#ifndef VDISK_CDROM
+#define VDISK_CDROM	0x1
+#define VDISK_READONLY	0x4
+#endif
+
+#define VBD_TX_RETRIES	16
+#define VBD_MAX_STEPS	8
+
+struct vbd_input {
+	bool exists;
+	unsigned long long online;
+	unsigned int be_state;
+	unsigned int fe_state;
+	bool hotplug_ok;
+};
+
+/* One key of a transactional update; val NULL removes the key. */
+struct vbd_kv {
+	const char *key;
+	char val[32];
+	const char *sval;	/* used instead of val when set */
+	bool rm;
+};
+
+void vbd_log(const struct vbd *v, enum log_level level, int errnum, const char *fmt, ...)
+{
+	char buf[768];
+	va_list ap;
+
+	if (!log_is_enabled(level))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (errnum)
+		log_errno(level, errnum, "%s: %s", v->prefix, buf);
+	else
+		log_msg(level, "%s: %s", v->prefix, buf);
+}
+
+struct vbd *vbd_find(struct blkbackd *d, uint32_t fe_domid, uint32_t devid)
+{
+	struct vbd *v;
+
+	for (v = d->vbds; v; v = v->next)
+		if (v->fe_domid == fe_domid && v->devid == devid)
+			return v;
+	return NULL;
+}
+
+/* Writes kvs (and state when != 0) in one transaction, only while the
+ * backend dir exists: a write into a removed dir would re-create it. */
+static int vbd_publish(struct vbd *v, const struct vbd_kv *kvs, size_t n, unsigned int state)
+{
+	struct blkbackd *d = v->d;
+	xs_transaction_t t;
+	char *dir;
+	size_t i;
+	int r = 0, tries;
+
+	if (v->removed)
+		return -ENOENT;
+	for (tries = 0; tries < VBD_TX_RETRIES; tries++) {
+		r = xenbus_tx_start(d, &t);
+		if (r < 0)
+			return r;
+		r = xenbus_read(d, t, v->be_path, NULL, &dir);
+		if (r < 0)
+			goto abort;
+		free(dir);
+		for (i = 0; i < n && r >= 0; i++) {
+			if (kvs[i].rm)
+				r = xenbus_rm(d, t, v->be_path, kvs[i].key);
+			else
+				r = xenbus_write(d, t, v->be_path, kvs[i].key,
+						 kvs[i].sval ? kvs[i].sval : kvs[i].val);
+		}
+		if (r >= 0 && state)
+			r = xenbus_printf(d, t, v->be_path, XK_STATE, "%u", state);
+		if (r < 0)
+			goto abort;
+		r = xenbus_tx_end(d, t, false);
+		if (r != -EAGAIN)
+			return r;
+	}
+	return r;
+abort:
+	xenbus_tx_end(d, t, true);
+	if (r == -ENOENT)
+		v->removed = true;
+	return r;
+}
+
+static int vbd_set_state(struct vbd *v, unsigned int state)
+{
+	int r;
+
+	r = vbd_publish(v, NULL, 0, state);
+	if (r < 0 && r != -ENOENT)
+		vbd_log(v, LOG_LEVEL_ERR, r, "cannot write state %s", xenbus_state_name(state));
+	else if (r == 0)
+		vbd_log(v, LOG_LEVEL_INFO, 0, "backend %s", xenbus_state_name(state));
+	return r;
+}
+
+/* A failed step: say why in "error" and in the log (once per text). */
+static void vbd_fail(struct vbd *v, int errnum, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void vbd_fail(struct vbd *v, int errnum, const char *fmt, ...)
+{
+	struct vbd_kv kv = { .key = XK_ERROR };
+	char *msg, *full;
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vasprintf(&msg, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		return;
+	if (errnum)
+		r = asprintf(&full, "%s: %s", msg, strerror(abs(errnum)));
+	else
+		r = asprintf(&full, "%s", msg);
+	free(msg);
+	if (r < 0)
+		return;
+	if (!v->last_error || strcmp(v->last_error, full) != 0) {
+		vbd_log(v, LOG_LEVEL_ERR, 0, "%s", full);
+		kv.sval = full;
+		vbd_publish(v, &kv, 1, 0);
+		free(v->last_error);
+		v->last_error = full;
+	} else {
+		free(full);
+	}
+}
+
+static void vbd_clear_error(struct vbd *v)
+{
+	struct vbd_kv kv = { .key = XK_ERROR, .rm = true };
+
+	if (!v->last_error)
+		return;
+	vbd_publish(v, &kv, 1, 0);
+	free(v->last_error);
+	v->last_error = NULL;
+}
+
+static bool vbd_script_matches(struct vbd *v)
+{
+	const char *base;
+	char *script;
+	bool ok;
+
+	if (xenbus_read(v->d, XBT_NULL, v->be_path, XK_SCRIPT, &script) < 0)
+		return false;
+	base = strrchr(script, '/');
+	base = base ? base + 1 : script;
+	ok = strcmp(base, v->d->script_name) == 0;
+	free(script);
+	return ok;
+}
+
+int vbd_new(struct blkbackd *d, uint32_t fe_domid, uint32_t devid, struct vbd **ret)
+{
+	struct vbd *v;
+	char *dir;
+	int r;
+
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v->d = d;
+	v->fe_domid = fe_domid;
+	v->devid = devid;
+	atomic_init(&v->refs, 1);
+	atomic_init(&v->nr_sectors, 0);
+	snprintf(v->prefix, sizeof(v->prefix), "d%" PRIu32 "/%" PRIu32, fe_domid, devid);
+	if (asprintf(&v->be_path, "%s/%" PRIu32 "/%" PRIu32, d->vbd_root, fe_domid, devid) < 0) {
+		v->be_path = NULL;
+		r = -ENOMEM;
+		goto fail;
+	}
+	/* A vbd removed before we looked is not worth tracking. */
+	r = xenbus_read(d, XBT_NULL, v->be_path, NULL, &dir);
+	if (r < 0)
+		goto fail;
+	free(dir);
+	if (vbd_script_matches(v)) {
+		v->phase = VBD_NEW;
+		vbd_log(v, LOG_LEVEL_INFO, 0, "claimed");
+	} else {
+		v->phase = VBD_FOREIGN;
+		vbd_log(v, LOG_LEVEL_DEBUG, 0, "not ours (script)");
+	}
+	v->next = d->vbds;
+	d->vbds = v;
+	*ret = v;
+	return 0;
+fail:
+	free(v->be_path);
+	free(v);
+	return r;
+}
+
+void vbd_ref(struct vbd *v)
+{
+	atomic_fetch_add(&v->refs, 1);
+}
+
+static void vbd_free(struct vbd *v)
+{
+	free(v->be_path);
+	free(v->fe_path);
+	free(v->fe_watch);
+	free(v->last_error);
+	free(v->rings);
+	free(v);
+}
+
+void vbd_unref(struct vbd *v)
+{
+	if (v && atomic_fetch_sub(&v->refs, 1) == 1)
+		vbd_free(v);
+}
+
+static void vbd_read_input(struct vbd *v, struct vbd_input *in)
+{
+	struct blkbackd *d = v->d;
+	unsigned long long val;
+	char *s;
+
+	memset(in, 0, sizeof(*in));
+	if (xenbus_read(d, XBT_NULL, v->be_path, NULL, &s) == 0) {
+		in->exists = true;
+		free(s);
+	}
+	/* A sloppy toolstack value reads as "online". */
+	if (xenbus_read_uint_default(d, XBT_NULL, v->be_path, XK_ONLINE, 1, 1, &in->online) < 0)
+		in->online = 1;
+	if (xenbus_read_uint(d, XBT_NULL, v->be_path, XK_STATE, XenbusStateReconfigured, &val) == 0)
+		in->be_state = (unsigned int)val;
+	if (xenbus_read(d, XBT_NULL, v->be_path, XK_HOTPLUG_STATUS, &s) == 0) {
+		in->hotplug_ok = strcmp(s, HOTPLUG_CONNECTED) == 0;
+		free(s);
+	}
+	in->fe_state = XenbusStateUnknown;
+	if (v->fe_path &&
+	    xenbus_read_uint(d, XBT_NULL, v->fe_path, XK_STATE, XenbusStateReconfigured, &val) == 0)
+		in->fe_state = (unsigned int)val;
+	if (in->fe_state != XenbusStateUnknown)
+		v->fe_seen = true;
+}
+
+/* The frontend dir named by the backend must belong to the frontend
+ * domain; anything else is a toolstack bug we refuse to follow. */
+static int vbd_read_frontend_path(struct vbd *v)
+{
+	struct blkbackd *d = v->d;
+	char prefix[48], *fe;
+	size_t plen;
+	int r;
+
+	r = xenbus_read(d, XBT_NULL, v->be_path, XK_FRONTEND, &fe);
+	if (r < 0) {
+		vbd_fail(v, r, "cannot read %s", XK_FRONTEND);
+		return r;
+	}
+	plen = (size_t)snprintf(prefix, sizeof(prefix), "/local/domain/%" PRIu32 "/", v->fe_domid);
+	if (strncmp(fe, prefix, plen) != 0 || !fe[plen] || strlen(fe) > 1024) {
+		vbd_fail(v, 0, "frontend path \"%.64s\" is not in domain %" PRIu32, fe, v->fe_domid);
+		free(fe);
+		return -EINVAL;
+	}
+	if (v->fe_path && strcmp(v->fe_path, fe) == 0) {
+		free(fe);
+		return 0;
+	}
+	if (v->fe_watch) {
+		xenbus_unwatch(d, v->fe_watch, "fe");
+		free(v->fe_watch);
+		v->fe_watch = NULL;
+	}
+	free(v->fe_path);
+	v->fe_path = fe;
+	if (asprintf(&v->fe_watch, "%s/%s", fe, XK_STATE) < 0) {
+		v->fe_watch = NULL;
+		return -ENOMEM;
+	}
+	/* Only the frontend's state node: a guest rewriting its other keys
+	 * in a loop costs us nothing. Removing the dir fires it too. */
+	r = xenbus_watch(d, v->fe_watch, "fe");
+	if (r < 0) {
+		vbd_fail(v, r, "cannot watch %s", v->fe_watch);
+		free(v->fe_watch);
+		v->fe_watch = NULL;
+	}
+	return r;
+}
+
+/* Reads what the toolstack wrote about the storage and opens it. */
+static int vbd_open_backing(struct vbd *v)
+{
+	struct blkbackd *d = v->d;
+	unsigned long long discard, direct;
+	struct io_backing *b;
+	unsigned int flags;
+	char *params = NULL, *mode = NULL, *devtype = NULL;
+	int r;
+
+	r = xenbus_read(d, XBT_NULL, v->be_path, XK_PARAMS, &params);
+	if (r < 0 || !*params) {
+		vbd_fail(v, r < 0 ? r : 0, "no storage named in %s", XK_PARAMS);
+		r = r < 0 ? r : -EINVAL;
+		goto out;
+	}
+	r = xenbus_read(d, XBT_NULL, v->be_path, XK_MODE, &mode);
+	if (r < 0) {
+		vbd_fail(v, r, "cannot read %s", XK_MODE);
+		goto out;
+	}
+	if (xenbus_read(d, XBT_NULL, v->be_path, XK_DEVICE_TYPE, &devtype) < 0)
+		devtype = NULL;
+	r = xenbus_read_uint_default(d, XBT_NULL, v->be_path, XK_DISCARD_ENABLE, 1, 1, &discard);
+	if (r < 0) {
+		vbd_fail(v, r, "bad %s", XK_DISCARD_ENABLE);
+		goto out;
+	}
+	r = xenbus_read_uint_default(d, XBT_NULL, v->be_path, XK_DIRECT_IO_SAFE, 1, 0, &direct);
+	if (r < 0) {
+		vbd_fail(v, r, "bad %s", XK_DIRECT_IO_SAFE);
+		goto out;
+	}
+	memset(&v->props, 0, sizeof(v->props));
+	v->props.cdrom = devtype && strcmp(devtype, "cdrom") == 0;
+	/* Like Linux: writable only when mode contains 'w'; a cdrom never is. */
+	v->props.readonly = !strchr(mode, 'w') || v->props.cdrom;
+	v->props.direct_io = direct || d->direct_io;
+
+	flags = 0;
+	if (v->props.readonly)
+		flags |= IO_BACKING_READ_ONLY;
+	if (v->props.direct_io)
+		flags |= IO_BACKING_DIRECT;
+	if (d->sector_4k)
+		flags |= IO_BACKING_SECTOR_4K;
+	r = io_backing_open(params, flags, &v->backing);
+	if (r < 0) {
+		vbd_fail(v, r, "cannot open %s", params);
+		goto out;
+	}
+	b = v->backing;
+	v->props.sector_size = b->logical_sector_size;
+	v->props.phys_sector_size = b->physical_sector_size;
+	v->props.discard = discard && b->can_discard && !v->props.readonly;
+	v->props.discard_secure = v->props.discard && b->can_secure_discard;
+	v->props.discard_granularity = b->discard_granularity;
+	v->props.discard_alignment = b->discard_alignment;
+	v->props.sectors = b->size >> 9;
+	atomic_store(&v->nr_sectors, v->props.sectors);
+	vbd_log(v, LOG_LEVEL_INFO, 0, "storage %s: %" PRIu64 " sectors, %s%s%s", params,
+		v->props.sectors, v->props.readonly ? "read-only" : "read-write",
+		v->props.cdrom ? ", cdrom" : "", v->props.direct_io ? ", O_DIRECT" : "");
+out:
+	free(params);
+	free(mode);
+	free(devtype);
+	return r;
+}
+
+/* configure: storage open, probe features published, InitWait. */
+static int vbd_configure(struct vbd *v)
+{
+	struct vbd_kv kv = { .key = XK_MAX_RING_PAGE_ORDER };
+	int r;
+
+	r = vbd_read_frontend_path(v);
+	if (r < 0)
+		return r;
+	if (!v->backing) {
+		r = vbd_open_backing(v);
+		if (r < 0)
+			return r;
+	}
+	snprintf(kv.val, sizeof(kv.val), "%u", BLKBACKD_MAX_RING_ORDER);
+	r = vbd_publish(v, &kv, 1, XenbusStateInitWait);
+	if (r < 0) {
+		if (r != -ENOENT)
+			vbd_fail(v, r, "cannot publish features");
+		return r;
+	}
+	vbd_log(v, LOG_LEVEL_INFO, 0, "backend InitWait");
+	vbd_clear_error(v);
+	return 0;
+}
+
+static void vbd_unconfigure(struct vbd *v)
+{
+	if (v->fe_watch) {
+		xenbus_unwatch(v->d, v->fe_watch, "fe");
+		free(v->fe_watch);
+		v->fe_watch = NULL;
+	}
+	io_backing_close(v->backing);
+	v->backing = NULL;
+}
+
+/* Reads the frontend's ring keys for ring index (only 0 today). */
+static int vbd_read_ring_config(struct vbd *v, struct ring_config *cfg)
+{
+	struct blkbackd *d = v->d;
+	unsigned long long order, val;
+	char key[24], *proto = NULL;
+	unsigned int i, n;
+	int r;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->fe_domid = v->fe_domid;
+	cfg->engine = d->engine;
+
+	r = xenbus_read(d, XBT_NULL, v->fe_path, XK_PROTOCOL, &proto);
+	if (r < 0 && r != -ENOENT) {
+		vbd_fail(v, r, "cannot read frontend %s", XK_PROTOCOL);
+		return r;
+	}
+	r = blkif_abi_parse(r < 0 ? NULL : proto, &cfg->abi);
+	if (r < 0) {
+		vbd_fail(v, 0, "unknown frontend protocol \"%.64s\"", proto ? proto : "");
+		free(proto);
+		return r;
+	}
+	free(proto);
+
+	r = xenbus_read_uint(d, XBT_NULL, v->fe_path, XK_RING_PAGE_ORDER, UINT32_MAX, &order);
+	if (r == -ENOENT) {
+		order = 0;
+	} else if (r < 0 || order > BLKBACKD_MAX_RING_ORDER) {
+		vbd_fail(v, r < 0 ? r : 0, "bad frontend %s (max %u)", XK_RING_PAGE_ORDER,
+			 BLKBACKD_MAX_RING_ORDER);
+		return r < 0 ? r : -EINVAL;
+	}
+	cfg->order = (unsigned int)order;
+	n = 1u << cfg->order;
+	for (i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), XK_RING_REF_FMT, i);
+		r = xenbus_read_uint(d, XBT_NULL, v->fe_path, key, UINT32_MAX, &val);
+		/* Order 0 may be spelled either way. */
+		if (r == -ENOENT && n == 1) {
+			snprintf(key, sizeof(key), "%s", XK_RING_REF);
+			r = xenbus_read_uint(d, XBT_NULL, v->fe_path, key, UINT32_MAX, &val);
+		}
+		if (r < 0) {
+			vbd_fail(v, r, "bad frontend %s", key);
+			return r;
+		}
+		cfg->refs[i] = (uint32_t)val;
+	}
+	r = xenbus_read_uint(d, XBT_NULL, v->fe_path, XK_EVENT_CHANNEL, UINT32_MAX, &val);
+	if (r < 0) {
+		vbd_fail(v, r, "bad frontend %s", XK_EVENT_CHANNEL);
+		return r;
+	}
+	cfg->remote_port = (uint32_t)val;
+	return 0;
+}
+
+static void vbd_kv_uint(struct vbd_kv *kv, const char *key, unsigned long long val)
+{
+	memset(kv, 0, sizeof(*kv));
+	kv->key = key;
+	snprintf(kv->val, sizeof(kv->val), "%llu", val);
+}
+
+/* start: rings mapped and running, connect keys + Connected in one tx. */
+static int vbd_start(struct vbd *v)
+{
+	struct vbd_kv kvs[12];
+	struct ring_config cfg;
+	struct ring *ring;
+	unsigned int info = 0;
+	size_t n = 0;
+	int r;
+
+	r = vbd_read_ring_config(v, &cfg);
+	if (r < 0)
+		return r;
+	v->rings = calloc(1, sizeof(*v->rings));
+	if (!v->rings)
+		return -ENOMEM;
+	r = ring_start(v, 0, &cfg, &ring);
+	if (r < 0) {
+		vbd_fail(v, r, "cannot connect ring (order %u, %s)", cfg.order,
+			 blkif_abi_name(cfg.abi));
+		free(v->rings);
+		v->rings = NULL;
+		return r;
+	}
+	v->rings[0] = ring;
+	v->nr_rings = 1;
+
+	if (v->props.cdrom)
+		info |= VDISK_CDROM;
+	if (v->props.readonly)
+		info |= VDISK_READONLY;
+	v->props.sectors = atomic_load(&v->nr_sectors);
+	vbd_kv_uint(&kvs[n++], XK_FEATURE_FLUSH, 1);
+	vbd_kv_uint(&kvs[n++], XK_FEATURE_BARRIER, 1);
+	vbd_kv_uint(&kvs[n++], XK_FEATURE_DISCARD, v->props.discard);
+	if (v->props.discard) {
+		vbd_kv_uint(&kvs[n++], XK_DISCARD_GRANULARITY, v->props.discard_granularity);
+		vbd_kv_uint(&kvs[n++], XK_DISCARD_ALIGNMENT, v->props.discard_alignment);
+		vbd_kv_uint(&kvs[n++], XK_DISCARD_SECURE, v->props.discard_secure);
+	}
+	vbd_kv_uint(&kvs[n++], XK_SECTORS, v->props.sectors);
+	vbd_kv_uint(&kvs[n++], XK_INFO, info);
+	vbd_kv_uint(&kvs[n++], XK_SECTOR_SIZE, v->props.sector_size);
+	vbd_kv_uint(&kvs[n++], XK_PHYS_SECTOR_SIZE, v->props.phys_sector_size);
+	r = vbd_publish(v, kvs, n, XenbusStateConnected);
+	if (r < 0) {
+		/* The ring runs already: take the normal, draining way down. */
+		if (r != -ENOENT)
+			vbd_fail(v, r, "cannot publish connect keys");
+		return r;
+	}
+	vbd_log(v, LOG_LEVEL_INFO, 0, "backend Connected (ring order %u, %s, port %" PRIu32 ")",
+		cfg.order, blkif_abi_name(cfg.abi), cfg.remote_port);
+	vbd_clear_error(v);
+	return 0;
+}
+
+/* stop: no new requests; in-flight ones still complete and are answered. */
+static void vbd_stop(struct vbd *v)
+{
+	unsigned int i;
+
+	for (i = 0; i < v->nr_rings; i++)
+		ring_stop(v->rings[i]);
+	v->phase = VBD_CLOSING;
+	if (!v->removed)
+		vbd_set_state(v, XenbusStateClosing);
+}
+
+static bool vbd_rings_stopped(const struct vbd *v)
+{
+	unsigned int i;
+
+	for (i = 0; i < v->nr_rings; i++)
+		if (!ring_is_stopped(v->rings[i]))
+			return false;
+	return true;
+}
+
+/* release: every ring drained; only now unmap and unbind. */
+static void vbd_release(struct vbd *v)
+{
+	unsigned int i;
+
+	for (i = 0; i < v->nr_rings; i++)
+		ring_release(v->rings[i]);
+	free(v->rings);
+	v->rings = NULL;
+	v->nr_rings = 0;
+}
+
+bool vbd_is_busy(const struct vbd *v)
+{
+	return v->nr_rings > 0;
+}
+
+static void vbd_forget(struct vbd *v)
+{
+	struct vbd **pp;
+
+	for (pp = &v->d->vbds; *pp; pp = &(*pp)->next) {
+		if (*pp == v) {
+			*pp = v->next;
+			break;
+		}
+	}
+	if (v->phase != VBD_FOREIGN)
+		vbd_log(v, LOG_LEVEL_INFO, 0, "released");
+	v->gone = true;
+	vbd_unref(v);
+}
+
+static bool vbd_is_fe_closing(const struct vbd *v, const struct vbd_input *in)
+{
+	return in->fe_state == XenbusStateClosing || in->fe_state == XenbusStateClosed ||
+	       in->fe_state > XenbusStateReconfigured ||
+	       (v->fe_seen && in->fe_state == XenbusStateUnknown);
+}
+
+/* One transition; true when the phase changed and another look is due. */
+static bool vbd_step(struct vbd *v)
+{
+	enum vbd_phase old = v->phase;
+	struct vbd_input in;
+	bool toolstack_close, close;
+
+	vbd_read_input(v, &in);
+	if (!in.exists)
+		v->removed = true;
+
+	if (v->removed) {
+		if (v->phase == VBD_CONNECTED) {
+			vbd_stop(v);
+			return true;
+		}
+		if (v->phase == VBD_CLOSING) {
+			if (!vbd_rings_stopped(v))
+				return false;
+			vbd_release(v);
+		}
+		vbd_unconfigure(v);
+		vbd_forget(v);
+		return false;
+	}
+
+	toolstack_close = in.online == 0 ||
+		(in.be_state == XenbusStateClosing &&
+		 (v->phase == VBD_NEW || v->phase == VBD_INITWAIT || v->phase == VBD_CONNECTED));
+	close = toolstack_close || vbd_is_fe_closing(v, &in);
+
+	switch (v->phase) {
+	case VBD_FOREIGN:
+		if (vbd_script_matches(v)) {
+			vbd_log(v, LOG_LEVEL_INFO, 0, "claimed");
+			v->phase = VBD_NEW;
+		}
+		break;
+	case VBD_NEW:
+		if (toolstack_close) {
+			if (vbd_set_state(v, XenbusStateClosed) == 0)
+				v->phase = VBD_CLOSED;
+		} else if (vbd_configure(v) == 0) {
+			v->phase = VBD_INITWAIT;
+		}
+		break;
+	case VBD_INITWAIT:
+		if (close) {
+			if (vbd_set_state(v, XenbusStateClosed) == 0)
+				v->phase = VBD_CLOSED;
+		} else if ((in.fe_state == XenbusStateInitialised ||
+			    in.fe_state == XenbusStateConnected) && in.hotplug_ok) {
+			if (vbd_start(v) == 0)
+				v->phase = VBD_CONNECTED;
+			else if (v->nr_rings)
+				vbd_stop(v);	/* rings started, publishing failed */
+		}
+		break;
+	case VBD_CONNECTED:
+		if (close || in.fe_state == XenbusStateInitialising ||
+		    in.fe_state == XenbusStateInitWait) {
+			vbd_log(v, LOG_LEVEL_INFO, 0, "closing (frontend %s, online %llu)",
+				xenbus_state_name(in.fe_state), in.online);
+			vbd_stop(v);
+		}
+		break;
+	case VBD_CLOSING:
+		if (vbd_rings_stopped(v)) {
+			vbd_release(v);
+			vbd_set_state(v, XenbusStateClosed);
+			v->phase = VBD_CLOSED;
+		}
+		break;
+	case VBD_CLOSED:
+		if (in.online && !toolstack_close &&
+		    (in.fe_state == XenbusStateInitialising || in.fe_state == XenbusStateInitWait ||
+		     in.fe_state == XenbusStateInitialised)) {
+			if (vbd_configure(v) == 0)
+				v->phase = VBD_INITWAIT;
+		} else if (in.be_state != XenbusStateClosed) {
+			vbd_set_state(v, XenbusStateClosed);
+		}
+		break;
+	}
+	return v->phase != old;
+}
+
+void vbd_update(struct vbd *v)
+{
+	int i;
+
+	vbd_ref(v);
+	for (i = 0; i < VBD_MAX_STEPS; i++)
+		if (!vbd_step(v) || v->gone)
+			break;
+	vbd_unref(v);
+}
+
+void vbd_poll_rings(struct vbd *v)
+{
+	char msg[160];
+	unsigned int i;
+	bool halted = false;
+
+	for (i = 0; i < v->nr_rings; i++) {
+		if (ring_take_halt(v->rings[i], msg, sizeof(msg))) {
+			vbd_fail(v, 0, "ring %u halted: %s", i, msg);
+			halted = true;
+		}
+	}
+	/* A misbehaving frontend gets a clean disconnect of this vbd only. */
+	if (halted && v->phase == VBD_CONNECTED)
+		vbd_stop(v);
+	if (v->phase == VBD_CLOSING)
+		vbd_update(v);
+}
+
+void vbd_check_resize(struct vbd *v)
+{
+	struct vbd_kv kv;
+	uint64_t sectors;
+	int r;
+
+	if (!v->backing || v->phase != VBD_CONNECTED)
+		return;
+	r = io_backing_refresh_size(v->backing);
+	if (r < 0)
+		return;
+	sectors = v->backing->size >> 9;
+	if (sectors == v->props.sectors)
+		return;
+	/* The ring threads validate against this from their next request. */
+	atomic_store(&v->nr_sectors, sectors);
+	vbd_kv_uint(&kv, XK_SECTORS, sectors);
+	/* sectors, then state rewritten, in one transaction: the frontend
+	 * re-reads sectors when it sees its state watch fire. */
+	r = vbd_publish(v, &kv, 1, XenbusStateConnected);
+	if (r < 0) {
+		vbd_log(v, LOG_LEVEL_WARN, r, "cannot publish new size");
+		return;
+	}
+	vbd_log(v, LOG_LEVEL_INFO, 0, "resized: %" PRIu64 " -> %" PRIu64 " sectors",
+		v->props.sectors, sectors);
+	v->props.sectors = sectors;
+}
+
+void vbd_shutdown(struct vbd *v)
+{
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	unsigned int i;
+	int waited;
+
+	for (i = 0; i < v->nr_rings; i++)
+		ring_stop(v->rings[i]);
+	/* In-flight requests are answered before we unmap; storage that never
+	 * completes would keep us here, so give up after a few seconds. */
+	for (waited = 0; waited < 400 && !vbd_rings_stopped(v); waited++)
+		nanosleep(&ts, NULL);
+	if (vbd_rings_stopped(v))
+		vbd_release(v);
+	else
+		vbd_log(v, LOG_LEVEL_WARN, 0, "in-flight I/O did not finish; leaving it");
+	if (!v->nr_rings) {
+		vbd_unconfigure(v);
+		vbd_forget(v);
+	}
+}

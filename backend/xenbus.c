@@ -1,0 +1,392 @@
+/* xenstore for the main thread: typed reads and writes with -errno returns,
+ * transactions, and the watch dispatcher that turns a burst of events into
+ * one state machine run per touched vbd (so a flood of writes coalesces).
+ * Only the main thread uses the xenstore handle. */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xen/io/xenbus.h>
+
+#include "blkbackd.h"
+
+#define TOKEN_BACKEND	"be"
+#define TOKEN_FRONTEND	"fe"
+
+static char *xenbus_join(const char *dir, const char *key)
+{
+	char *p;
+
+	if (!key)
+		return strdup(dir);
+	if (asprintf(&p, "%s/%s", dir, key) < 0)
+		return NULL;
+	return p;
+}
+
+int xenbus_read(struct blkbackd *d, xs_transaction_t t, const char *dir,
+		const char *key, char **ret_val)
+{
+	unsigned int len;
+	char *path, *val;
+	int r = 0;
+
+	path = xenbus_join(dir, key);
+	if (!path)
+		return -ENOMEM;
+	/* libxenstore NUL-terminates what it returns. */
+	val = xs_read(d->xs, t, path, &len);
+	if (!val) {
+		r = errno ? -errno : -EIO;
+		goto out;
+	}
+	if (strlen(val) != len) {	/* embedded NUL: garbage */
+		free(val);
+		r = -EINVAL;
+		goto out;
+	}
+	*ret_val = val;
+out:
+	free(path);
+	return r;
+}
+
+static int xenbus_parse_uint(const char *s, unsigned long long max,
+			     unsigned long long *ret_val)
+{
+	unsigned long long v = 0;
+	const char *p;
+
+	if (!*s || strlen(s) > 20)
+		return -EINVAL;
+	for (p = s; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		unsigned int digit = (unsigned int)(*p - '0');
+
+		if (v > max / 10 || (v == max / 10 && digit > max % 10))
+			return -ERANGE;
+		v = v * 10 + digit;
+	}
+	*ret_val = v;
+	return 0;
+}
+
+int xenbus_read_uint(struct blkbackd *d, xs_transaction_t t, const char *dir,
+		     const char *key, unsigned long long max, unsigned long long *ret_val)
+{
+	char *val;
+	int r;
+
+	r = xenbus_read(d, t, dir, key, &val);
+	if (r < 0)
+		return r;
+	r = xenbus_parse_uint(val, max, ret_val);
+	free(val);
+	return r;
+}
+
+int xenbus_read_uint_default(struct blkbackd *d, xs_transaction_t t, const char *dir,
+			     const char *key, unsigned long long max,
+			     unsigned long long dflt, unsigned long long *ret_val)
+{
+	int r;
+
+	r = xenbus_read_uint(d, t, dir, key, max, ret_val);
+	if (r == -ENOENT) {
+		*ret_val = dflt;
+		r = 0;
+	}
+	return r;
+}
+
+int xenbus_write(struct blkbackd *d, xs_transaction_t t, const char *dir,
+		 const char *key, const char *val)
+{
+	char *path;
+	int r = 0;
+
+	path = xenbus_join(dir, key);
+	if (!path)
+		return -ENOMEM;
+	if (!xs_write(d->xs, t, path, val, strlen(val)))
+		r = errno ? -errno : -EIO;
+	free(path);
+	return r;
+}
+
+int xenbus_printf(struct blkbackd *d, xs_transaction_t t, const char *dir,
+		  const char *key, const char *fmt, ...)
+{
+	va_list ap;
+	char *val;
+	int r;
+
+	va_start(ap, fmt);
+	r = vasprintf(&val, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		return -ENOMEM;
+	r = xenbus_write(d, t, dir, key, val);
+	free(val);
+	return r;
+}
+
+int xenbus_rm(struct blkbackd *d, xs_transaction_t t, const char *dir, const char *key)
+{
+	char *path;
+	int r = 0;
+
+	path = xenbus_join(dir, key);
+	if (!path)
+		return -ENOMEM;
+	if (!xs_rm(d->xs, t, path) && errno != ENOENT)
+		r = errno ? -errno : -EIO;
+	free(path);
+	return r;
+}
+
+int xenbus_directory(struct blkbackd *d, const char *dir, char ***ret_names,
+		     unsigned int *ret_count)
+{
+	unsigned int n;
+	char **names;
+
+	names = xs_directory(d->xs, XBT_NULL, dir, &n);
+	if (!names)
+		return errno ? -errno : -EIO;
+	*ret_names = names;
+	*ret_count = n;
+	return 0;
+}
+
+int xenbus_tx_start(struct blkbackd *d, xs_transaction_t *ret_t)
+{
+	xs_transaction_t t;
+
+	t = xs_transaction_start(d->xs);
+	if (t == XBT_NULL)
+		return errno ? -errno : -EIO;
+	*ret_t = t;
+	return 0;
+}
+
+int xenbus_tx_end(struct blkbackd *d, xs_transaction_t t, bool abort)
+{
+	if (!xs_transaction_end(d->xs, t, abort))
+		return errno ? -errno : -EIO;
+	return 0;
+}
+
+int xenbus_watch(struct blkbackd *d, const char *path, const char *token)
+{
+	if (!xs_watch(d->xs, path, token))
+		return errno ? -errno : -EIO;
+	return 0;
+}
+
+void xenbus_unwatch(struct blkbackd *d, const char *path, const char *token)
+{
+	/* Fails only when the watch is already gone; nothing to do then. */
+	xs_unwatch(d->xs, path, token);
+}
+
+const char *xenbus_state_name(unsigned int state)
+{
+	static const char *const names[] = {
+		[XenbusStateUnknown] = "Unknown",
+		[XenbusStateInitialising] = "Initialising",
+		[XenbusStateInitWait] = "InitWait",
+		[XenbusStateInitialised] = "Initialised",
+		[XenbusStateConnected] = "Connected",
+		[XenbusStateClosing] = "Closing",
+		[XenbusStateClosed] = "Closed",
+		[XenbusStateReconfiguring] = "Reconfiguring",
+		[XenbusStateReconfigured] = "Reconfigured",
+	};
+
+	if (state >= sizeof(names) / sizeof(names[0]))
+		return "Invalid";
+	return names[state];
+}
+
+int xenbus_open(struct blkbackd *d)
+{
+	unsigned long long domid;
+	int r;
+
+	d->xs = xs_open(0);
+	if (!d->xs) {
+		r = errno ? -errno : -EIO;
+		log_errno(LOG_LEVEL_ERR, r, "cannot connect to xenstore");
+		goto fail;
+	}
+	/* Our own domain: the relative key "domid" resolves to
+	 * /local/domain/<us>/domid. Dom0's may be missing on older setups. */
+	r = xenbus_read_uint(d, XBT_NULL, "domid", NULL, UINT32_MAX - 1, &domid);
+	if (r == -ENOENT) {
+		domid = 0;
+	} else if (r < 0) {
+		log_errno(LOG_LEVEL_ERR, r, "cannot read our domid from xenstore");
+		goto fail;
+	}
+	d->domid = (uint32_t)domid;
+	if (asprintf(&d->vbd_root, "/local/domain/%" PRIu32 "/backend/vbd", d->domid) < 0) {
+		d->vbd_root = NULL;
+		r = -ENOMEM;
+		goto fail;
+	}
+	/* One watch for every backend node of ours: new vbds, toolstack
+	 * writes (online, state, hotplug-status) and removals. */
+	r = xenbus_watch(d, d->vbd_root, TOKEN_BACKEND);
+	if (r < 0) {
+		log_errno(LOG_LEVEL_ERR, r, "cannot watch %s", d->vbd_root);
+		goto fail;
+	}
+	log_info("serving %s (script %s)", d->vbd_root, d->script_name);
+	return 0;
+fail:
+	xenbus_close(d);
+	return r;
+}
+
+void xenbus_close(struct blkbackd *d)
+{
+	if (d->xs)
+		xs_close(d->xs);
+	d->xs = NULL;
+	free(d->vbd_root);
+	d->vbd_root = NULL;
+}
+
+int xenbus_fd(struct blkbackd *d)
+{
+	return xs_fileno(d->xs);
+}
+
+/* Parses "<domid>/<devid>" at the head of rel (rel may go on with
+ * "/key..."). Returns how many numbers were found (0, 1 or 2). */
+static int xenbus_parse_vbd_path(const char *rel, uint32_t *ret_domid, uint32_t *ret_devid)
+{
+	unsigned long long v[2];
+	char buf[24];
+	int n;
+
+	for (n = 0; n < 2; n++) {
+		size_t len = strcspn(rel, "/");
+
+		if (len == 0 || len >= sizeof(buf))
+			break;
+		memcpy(buf, rel, len);
+		buf[len] = '\0';
+		if (xenbus_parse_uint(buf, UINT32_MAX, &v[n]) < 0)
+			break;
+		rel += len;
+		if (*rel == '/')
+			rel++;
+		else if (*rel)
+			break;
+	}
+	if (n >= 1)
+		*ret_domid = (uint32_t)v[0];
+	if (n == 2)
+		*ret_devid = (uint32_t)v[1];
+	return n;
+}
+
+static void xenbus_mark(struct blkbackd *d, uint32_t domid, uint32_t devid)
+{
+	struct vbd *v = vbd_find(d, domid, devid);
+
+	if (!v && vbd_new(d, domid, devid, &v) < 0)
+		return;
+	v->dirty = true;
+}
+
+void xenbus_scan(struct blkbackd *d)
+{
+	unsigned int ndom = 0, ndev, i, j;
+	char **doms = NULL, **devs;
+	char *path;
+	struct vbd *v;
+
+	/* Known vbds re-check themselves (one may have gone away). */
+	for (v = d->vbds; v; v = v->next)
+		v->dirty = true;
+	if (xenbus_directory(d, d->vbd_root, &doms, &ndom) < 0)
+		return;
+	for (i = 0; i < ndom; i++) {
+		uint32_t domid, devid;
+
+		if (xenbus_parse_vbd_path(doms[i], &domid, &devid) != 1)
+			continue;
+		if (asprintf(&path, "%s/%s", d->vbd_root, doms[i]) < 0)
+			break;
+		if (xenbus_directory(d, path, &devs, &ndev) == 0) {
+			for (j = 0; j < ndev; j++)
+				if (xenbus_parse_vbd_path(devs[j], &devid, &devid) == 1)
+					xenbus_mark(d, domid, devid);
+			free(devs);
+		}
+		free(path);
+	}
+	free(doms);
+}
+
+static void xenbus_event(struct blkbackd *d, const char *path, const char *token)
+{
+	size_t rootlen = strlen(d->vbd_root);
+	uint32_t domid = 0, devid = 0;
+	struct vbd *v;
+
+	if (strcmp(token, TOKEN_FRONTEND) == 0) {
+		/* Frontend watches are on <fe>/state; find whose. */
+		for (v = d->vbds; v; v = v->next)
+			if (v->fe_watch && strcmp(v->fe_watch, path) == 0)
+				v->dirty = true;
+		return;
+	}
+	if (strcmp(token, TOKEN_BACKEND) != 0)
+		return;
+	if (strncmp(path, d->vbd_root, rootlen) != 0 ||
+	    (path[rootlen] != '/' && path[rootlen] != '\0'))
+		return;
+	if (path[rootlen] == '\0' ||
+	    xenbus_parse_vbd_path(path + rootlen + 1, &domid, &devid) < 2) {
+		/* The root or a whole domain's dir changed: rescan. */
+		xenbus_scan(d);
+		return;
+	}
+	xenbus_mark(d, domid, devid);
+}
+
+void xenbus_dispatch(struct blkbackd *d)
+{
+	struct vbd *v, *next;
+	char **ev;
+
+	/* Take every queued event first: the state machine re-reads
+	 * xenstore, so many events for one vbd cost one run. */
+	while ((ev = xs_check_watch(d->xs)) != NULL) {
+		xenbus_event(d, ev[XS_WATCH_PATH], ev[XS_WATCH_TOKEN]);
+		free(ev);
+	}
+	if (errno != EAGAIN) {
+		log_errno(LOG_LEVEL_ERR, -errno, "lost the xenstore connection");
+		d->quitting = true;
+		d->failed = true;
+		return;
+	}
+	for (v = d->vbds; v; v = next) {
+		next = v->next;
+		if (v->dirty) {
+			v->dirty = false;
+			vbd_update(v);
+		}
+	}
+}
