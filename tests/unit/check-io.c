@@ -1,0 +1,919 @@
+/* Unit tests for the storage layer (backend/io.h): every storage test runs
+ * once per real engine (uring, thread) through the same table, so both
+ * behave the same; the null engine and the generic checks (bounds, hostile
+ * arguments, auto selection) have their own cases. Files live in /var/tmp
+ * (a disk filesystem, for O_DIRECT and hole punching). */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "io.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define MAX_OPS 4096
+
+static const enum io_engine_kind real_engines[] = { IO_ENGINE_URING, IO_ENGINE_THREAD };
+static const enum io_engine_kind all_engines[] = {
+	IO_ENGINE_URING, IO_ENGINE_THREAD, IO_ENGINE_NULL,
+};
+
+/* --- helpers ------------------------------------------------------------ */
+
+static char test_dir[PATH_MAX];
+
+static void dir_setup(void)
+{
+	const char *base = getenv("IO_TEST_DIR") ? getenv("IO_TEST_DIR") : "/var/tmp";
+
+	snprintf(test_dir, sizeof(test_dir), "%s/check-io.XXXXXX", base);
+	ck_assert_msg(mkdtemp(test_dir), "mkdtemp %s: %s", test_dir, strerror(errno));
+}
+
+static void dir_teardown(void)
+{
+	char cmd[PATH_MAX + 16];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", test_dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", test_dir);
+}
+
+/* A file of size bytes; each 512-byte sector filled with fill ^ index. */
+static char *file_make(const char *name, off_t size, int fill)
+{
+	static char path[PATH_MAX + 64];
+	unsigned char sec[512];
+	off_t off;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", test_dir, name);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	if (fill >= 0) {
+		for (off = 0; off < size; off += (off_t)sizeof(sec)) {
+			memset(sec, fill ^ (int)(off / 512), sizeof(sec));
+			ck_assert_int_eq(pwrite(fd, sec, sizeof(sec), off), (ssize_t)sizeof(sec));
+		}
+	}
+	ck_assert_int_eq(ftruncate(fd, size), 0);
+	ck_assert_int_eq(fsync(fd), 0);
+	close(fd);
+	return path;
+}
+
+static bool engine_try_new(enum io_engine_kind kind, struct io_backing *b,
+			   unsigned int depth, struct io_engine **ret)
+{
+	int r = io_engine_new(kind, b, depth, ret);
+
+	if (r == -ENOSYS && kind == IO_ENGINE_URING) {
+		fprintf(stderr, "SKIP: io_uring unavailable on this kernel\n");
+		return false;
+	}
+	ck_assert_msg(r == 0, "io_engine_new(%s): %s", io_engine_kind_name(kind),
+		      strerror(-r));
+	ck_assert_int_eq(io_engine_kind_of(*ret), kind);
+	return true;
+}
+
+/* Results by cookie (an index); each must be reported exactly once. */
+struct collect {
+	unsigned int count;
+	unsigned char seen[MAX_OPS];
+	int res[MAX_OPS];
+};
+
+static void on_done(void *opaque, void *cookie, int result)
+{
+	struct collect *c = opaque;
+	uintptr_t i = (uintptr_t)cookie;
+
+	ck_assert_uint_lt(i, MAX_OPS);
+	ck_assert_msg(!c->seen[i], "cookie %lu reported twice", (unsigned long)i);
+	c->seen[i] = 1;
+	c->res[i] = result;
+	c->count++;
+}
+
+/* Polls the engine's fd like a ring thread until want callbacks ran. */
+static void collect_wait(struct io_engine *e, struct collect *c, unsigned int want)
+{
+	struct pollfd pfd = { .fd = io_engine_fd(e), .events = POLLIN };
+	time_t deadline = time(NULL) + 20;
+	int r;
+
+	while (c->count < want) {
+		ck_assert_msg(time(NULL) < deadline, "timed out: %u of %u done",
+			      c->count, want);
+		r = poll(&pfd, 1, 1000);
+		ck_assert_int_ge(r, 0);
+		if (r == 0)
+			continue;
+		r = io_engine_reap(e, on_done, c);
+		ck_assert_int_ge(r, 0);
+	}
+	ck_assert_uint_eq(c->count, want);
+	ck_assert_uint_eq(io_engine_inflight(e), 0);
+}
+
+static unsigned char pattern(uint64_t off, unsigned int gen)
+{
+	return (unsigned char)((off * 7 + (off >> 9) * 13 + gen * 29) ^ 0x5a);
+}
+
+/* --- round trips ---------------------------------------------------------- */
+
+/* Segment layouts of one op: odd and even splits, many segments. */
+static const unsigned int seg_layouts[][6] = {
+	{ 4096 },
+	{ 512, 3584 },
+	{ 1024, 1024, 1024, 1024 },
+	{ 2048, 512, 512, 512, 512 },
+	{ 512, 512, 512, 512, 512, 1536 },
+};
+
+static void roundtrip(enum io_engine_kind kind, unsigned int flags, unsigned int depth,
+		      unsigned int nops)
+{
+	static struct iovec iovs[MAX_OPS][6];
+	static struct collect c;
+	struct io_backing *b;
+	struct io_engine *e;
+	unsigned char *buf, *check;
+	const size_t opsz = 4096;
+	unsigned int i, s, l;
+	char *path;
+	int fd, r;
+
+	path = file_make("rt", (off_t)(nops * opsz), 0x11);
+	r = io_backing_open(path, flags, &b);
+	if (r == -EINVAL && (flags & IO_BACKING_DIRECT)) {
+		fprintf(stderr, "SKIP: O_DIRECT not supported in %s\n", test_dir);
+		return;
+	}
+	ck_assert_int_eq(r, 0);
+	if (!engine_try_new(kind, b, depth, &e))
+		goto out_backing;
+	ck_assert_int_eq(posix_memalign((void **)&buf, 4096, nops * opsz), 0);
+	for (i = 0; i < nops * opsz; i++)
+		buf[i] = pattern(i, 1);
+
+	/* Write all ops in batches of up to depth, one submit per batch. */
+	memset(&c, 0, sizeof(c));
+	for (i = 0; i < nops; i++) {
+		const unsigned int *lay = seg_layouts[i % ARRAY_SIZE(seg_layouts)];
+		size_t pos = i * opsz;
+
+		for (s = 0; s < 6 && lay[s]; s++) {
+			iovs[i][s].iov_base = buf + pos;
+			iovs[i][s].iov_len = lay[s];
+			pos += lay[s];
+		}
+		r = io_engine_writev(e, i * opsz, iovs[i], s, (void *)(uintptr_t)i);
+		ck_assert_int_eq(r, 0);
+		if (io_engine_inflight(e) == depth || i == nops - 1) {
+			ck_assert_int_gt(io_engine_submit(e), 0);
+			collect_wait(e, &c, i + 1);
+		}
+	}
+	for (i = 0; i < nops; i++)
+		ck_assert_int_eq(c.res[i], (int)opsz);
+
+	/* The bytes are in the file, independently of the engine. */
+	ck_assert_int_eq(posix_memalign((void **)&check, 4096, nops * opsz), 0);
+	fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, check, nops * opsz, 0), (ssize_t)(nops * opsz));
+	close(fd);
+	ck_assert_int_eq(memcmp(check, buf, nops * opsz), 0);
+
+	/* Read back through the engine with a different segmentation. */
+	memset(buf, 0, nops * opsz);
+	memset(&c, 0, sizeof(c));
+	for (i = 0; i < nops; i++) {
+		const unsigned int *lay =
+			seg_layouts[(i + 2) % ARRAY_SIZE(seg_layouts)];
+		size_t pos = i * opsz;
+
+		for (s = 0; s < 6 && lay[s]; s++) {
+			iovs[i][s].iov_base = buf + pos;
+			iovs[i][s].iov_len = lay[s];
+			pos += lay[s];
+		}
+		ck_assert_int_eq(io_engine_readv(e, i * opsz, iovs[i], s,
+						 (void *)(uintptr_t)i), 0);
+		if (io_engine_inflight(e) == depth || i == nops - 1) {
+			ck_assert_int_gt(io_engine_submit(e), 0);
+			collect_wait(e, &c, i + 1);
+		}
+	}
+	for (i = 0; i < nops; i++)
+		ck_assert_int_eq(c.res[i], (int)opsz);
+	for (l = 0; l < nops * opsz; l++)
+		ck_assert_msg(buf[l] == pattern(l, 1), "byte %u differs", l);
+
+	free(check);
+	free(buf);
+	io_engine_free(e);
+out_backing:
+	io_backing_close(b);
+}
+
+START_TEST(test_roundtrip_small)
+{
+	roundtrip(real_engines[_i], 0, 8, 40);
+}
+END_TEST
+
+START_TEST(test_roundtrip_deep)
+{
+	/* Everything in one batch: depth and one submit of 1024 ops. */
+	roundtrip(real_engines[_i], 0, 1024, 1024);
+}
+END_TEST
+
+START_TEST(test_roundtrip_direct)
+{
+	roundtrip(real_engines[_i], IO_BACKING_DIRECT, 32, 128);
+}
+END_TEST
+
+START_TEST(test_direct_reports_alignment)
+{
+	struct io_backing *b;
+	char *path = file_make("d", 1 << 20, 0);
+	int r = io_backing_open(path, IO_BACKING_DIRECT, &b);
+
+	if (r == -EINVAL) {
+		fprintf(stderr, "SKIP: O_DIRECT not supported in %s\n", test_dir);
+		return;
+	}
+	ck_assert_int_eq(r, 0);
+	ck_assert(b->direct);
+	ck_assert_uint_ge(b->dio_align, 512);
+	ck_assert_uint_le(b->dio_align, 4096);
+	ck_assert_uint_ge(b->logical_sector_size, b->dio_align);
+	ck_assert_int_eq(fcntl(b->fd, F_GETFL) & O_DIRECT, O_DIRECT);
+	io_backing_close(b);
+
+	ck_assert_int_eq(io_backing_open(path, 0, &b), 0);
+	ck_assert(!b->direct);
+	ck_assert_uint_eq(b->dio_align, 1);
+	ck_assert_int_eq(fcntl(b->fd, F_GETFL) & O_DIRECT, 0);
+	io_backing_close(b);
+}
+END_TEST
+
+/* --- flush, discard, read-only ------------------------------------------ */
+
+START_TEST(test_flush)
+{
+	static struct collect c;
+	unsigned char buf[4096];
+	struct iovec iov = { buf, sizeof(buf) };
+	struct io_backing *b;
+	struct io_engine *e;
+	char *path = file_make("f", 1 << 20, 0);
+
+	ck_assert_int_eq(io_backing_open(path, 0, &b), 0);
+	if (!engine_try_new(real_engines[_i], b, 4, &e))
+		goto out;
+	memset(buf, 0xab, sizeof(buf));
+	ck_assert_int_eq(io_engine_writev(e, 8192, &iov, 1, (void *)0), 0);
+	ck_assert_int_eq(io_engine_submit(e), 1);
+	collect_wait(e, &c, 1);
+	ck_assert_int_eq(c.res[0], 4096);
+	/* Flush after the write completed, and a flush batched with a write. */
+	ck_assert_int_eq(io_engine_flush(e, (void *)1), 0);
+	ck_assert_int_eq(io_engine_writev(e, 0, &iov, 1, (void *)2), 0);
+	ck_assert_int_eq(io_engine_flush(e, (void *)3), 0);
+	ck_assert_int_eq(io_engine_submit(e), 3);
+	collect_wait(e, &c, 4);
+	ck_assert_int_eq(c.res[1], 0);
+	ck_assert_int_eq(c.res[2], 4096);
+	ck_assert_int_eq(c.res[3], 0);
+	io_engine_free(e);
+out:
+	io_backing_close(b);
+}
+END_TEST
+
+static void discard_case(enum io_engine_kind kind, unsigned int flags)
+{
+	static struct collect c;
+	static unsigned char buf[256 << 10] __attribute__((aligned(4096)));
+	struct iovec iov = { buf, sizeof(buf) };
+	const off_t size = 1 << 20, off = 256 << 10, len = 256 << 10;
+	struct io_backing *b;
+	struct io_engine *e;
+	struct stat before, after;
+	char *path = file_make("disc", size, 0x77);
+	off_t i;
+	int r;
+
+	r = io_backing_open(path, flags, &b);
+	if (r == -EINVAL && (flags & IO_BACKING_DIRECT)) {
+		fprintf(stderr, "SKIP: O_DIRECT not supported in %s\n", test_dir);
+		return;
+	}
+	ck_assert_int_eq(r, 0);
+	if (!b->can_discard) {
+		fprintf(stderr, "SKIP: %s cannot punch holes\n", test_dir);
+		goto out_backing;
+	}
+	ck_assert(!b->can_secure_discard);
+	ck_assert_uint_ge(b->discard_granularity, 512);
+	if (!engine_try_new(kind, b, 4, &e))
+		goto out_backing;
+	ck_assert_int_eq(fstat(b->fd, &before), 0);
+
+	ck_assert_int_eq(io_engine_discard(e, (uint64_t)off, (uint64_t)len, false,
+					   (void *)0), 0);
+	/* Files have no secure erase: refused before anything is queued. */
+	ck_assert_int_eq(io_engine_discard(e, 0, 4096, true, (void *)1), -EOPNOTSUPP);
+	ck_assert_uint_eq(io_engine_inflight(e), 1);
+	ck_assert_int_eq(io_engine_submit(e), 1);
+	collect_wait(e, &c, 1);
+	ck_assert_int_eq(c.res[0], 0);
+	ck_assert(!c.seen[1]);
+
+	ck_assert_int_eq(fstat(b->fd, &after), 0);
+	ck_assert_int_eq(after.st_size, size);		/* KEEP_SIZE */
+	ck_assert_int_lt(after.st_blocks, before.st_blocks);
+
+	/* The hole reads back as zeros; its neighbours are intact. */
+	ck_assert_int_eq(io_engine_readv(e, (uint64_t)off, &iov, 1, (void *)2), 0);
+	ck_assert_int_eq(io_engine_submit(e), 1);
+	collect_wait(e, &c, 2);
+	ck_assert_int_eq(c.res[2], (int)len);
+	for (i = 0; i < len; i++)
+		ck_assert_msg(buf[i] == 0, "byte %ld of the hole is %d", (long)i, buf[i]);
+	ck_assert_int_eq(pread(b->fd, buf, 512, off - 512), 512);
+	ck_assert_int_eq(buf[0], 0x77 ^ (int)((off - 512) / 512) % 256);
+	ck_assert_int_eq(pread(b->fd, buf, 512, off + len), 512);
+	ck_assert_int_eq(buf[0], (0x77 ^ (int)((off + len) / 512)) & 0xff);
+
+	io_engine_free(e);
+out_backing:
+	io_backing_close(b);
+}
+
+START_TEST(test_discard)
+{
+	discard_case(real_engines[_i], 0);
+}
+END_TEST
+
+START_TEST(test_discard_direct)
+{
+	discard_case(real_engines[_i], IO_BACKING_DIRECT);
+}
+END_TEST
+
+/* Read-only backings refuse writes and discards with -EROFS before
+ * anything is queued (decided: the op never reaches the kernel, which
+ * would say EBADF); reads and flushes work. */
+START_TEST(test_readonly)
+{
+	static struct collect c;
+	unsigned char buf[4096];
+	struct iovec iov = { buf, sizeof(buf) };
+	struct io_backing *b;
+	struct io_engine *e;
+	char *path = file_make("ro", 1 << 20, 0x33);
+
+	ck_assert_int_eq(io_backing_open(path, IO_BACKING_READ_ONLY, &b), 0);
+	ck_assert(b->read_only);
+	ck_assert(!b->can_discard);
+	ck_assert_int_eq(fcntl(b->fd, F_GETFL) & O_ACCMODE, O_RDONLY);
+	if (!engine_try_new(all_engines[_i], b, 4, &e))
+		goto out;
+	ck_assert_int_eq(io_engine_writev(e, 0, &iov, 1, (void *)0), -EROFS);
+	ck_assert_int_eq(io_engine_discard(e, 0, 4096, false, (void *)1), -EROFS);
+	ck_assert_int_eq(io_engine_discard(e, 0, 4096, true, (void *)2), -EROFS);
+	ck_assert_uint_eq(io_engine_inflight(e), 0);
+	ck_assert_int_eq(io_engine_readv(e, 4096, &iov, 1, (void *)3), 0);
+	ck_assert_int_eq(io_engine_flush(e, (void *)4), 0);
+	ck_assert_int_eq(io_engine_submit(e), 2);
+	collect_wait(e, &c, 2);
+	ck_assert_int_eq(c.res[3], 4096);
+	ck_assert_int_eq(c.res[4], 0);
+	if (all_engines[_i] != IO_ENGINE_NULL)
+		ck_assert_int_eq(buf[0], 0x33 ^ 8);
+	ck_assert(!c.seen[0] && !c.seen[1] && !c.seen[2]);
+	io_engine_free(e);
+out:
+	io_backing_close(b);
+}
+END_TEST
+
+/* --- errors surface as -errno --------------------------------------------- */
+
+/* A read crossing the end of the file gets a short read, then nothing:
+ * reported as -EIO, never as a partial success. */
+START_TEST(test_read_past_eof)
+{
+	static struct collect c;
+	unsigned char buf[8192];
+	struct iovec iov[2] = { { buf, 4096 }, { buf + 4096, 4096 } };
+	struct io_backing *b;
+	struct io_engine *e;
+	char *path = file_make("eof", 6144, 0x10);
+
+	ck_assert_int_eq(io_backing_open(path, 0, &b), 0);
+	if (!engine_try_new(real_engines[_i], b, 4, &e))
+		goto out;
+	ck_assert_int_eq(io_engine_readv(e, 0, iov, 2, (void *)0), 0);	/* short */
+	ck_assert_int_eq(io_engine_readv(e, 8192, iov, 1, (void *)1), 0); /* beyond */
+	ck_assert_int_eq(io_engine_readv(e, 2048, iov, 1, (void *)2), 0); /* fits */
+	ck_assert_int_eq(io_engine_submit(e), 3);
+	collect_wait(e, &c, 3);
+	ck_assert_int_eq(c.res[0], -EIO);
+	ck_assert_int_eq(c.res[1], -EIO);
+	ck_assert_int_eq(c.res[2], 4096);
+	io_engine_free(e);
+out:
+	io_backing_close(b);
+}
+END_TEST
+
+/* A write the kernel refuses (file size limit) fails with its errno; a
+ * write crossing the limit is a short write whose remainder then fails:
+ * -EFBIG, not the partial count. */
+START_TEST(test_write_error)
+{
+	static struct collect c;
+	unsigned char buf[8192];
+	struct iovec iov = { buf, sizeof(buf) };
+	struct rlimit lim = { 1 << 20, 1 << 20 };
+	struct io_backing *b;
+	struct io_engine *e;
+	char *path = file_make("efbig", 1 << 20, 0);
+
+	signal(SIGXFSZ, SIG_IGN);
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	ck_assert_int_eq(io_backing_open(path, 0, &b), 0);
+	if (!engine_try_new(real_engines[_i], b, 4, &e))
+		goto out;
+	memset(buf, 1, sizeof(buf));
+	ck_assert_int_eq(io_engine_writev(e, 1 << 20, &iov, 1, (void *)0), 0);
+	ck_assert_int_eq(io_engine_writev(e, (1 << 20) - 4096, &iov, 1, (void *)1), 0);
+	ck_assert_int_eq(io_engine_writev(e, 0, &iov, 1, (void *)2), 0);
+	ck_assert_int_eq(io_engine_submit(e), 3);
+	collect_wait(e, &c, 3);
+	ck_assert_int_eq(c.res[0], -EFBIG);
+	ck_assert_int_eq(c.res[1], -EFBIG);
+	ck_assert_int_eq(c.res[2], 8192);
+	io_engine_free(e);
+out:
+	io_backing_close(b);
+}
+END_TEST
+
+/* O_DIRECT with a misaligned buffer: the kernel's EINVAL is the result. */
+START_TEST(test_direct_misaligned)
+{
+	static struct collect c;
+	static unsigned char buf[8192 + 1] __attribute__((aligned(4096)));
+	struct iovec iov = { buf + 1, 4096 };
+	struct io_backing *b;
+	struct io_engine *e;
+	char *path = file_make("dmis", 1 << 20, 0);
+	int r = io_backing_open(path, IO_BACKING_DIRECT, &b);
+
+	if (r == -EINVAL) {
+		fprintf(stderr, "SKIP: O_DIRECT not supported in %s\n", test_dir);
+		return;
+	}
+	ck_assert_int_eq(r, 0);
+	if (!engine_try_new(real_engines[_i], b, 4, &e))
+		goto out;
+	ck_assert_int_eq(io_engine_readv(e, 0, &iov, 1, (void *)0), 0);
+	ck_assert_int_eq(io_engine_writev(e, 0, &iov, 1, (void *)1), 0);
+	ck_assert_int_eq(io_engine_submit(e), 2);
+	collect_wait(e, &c, 2);
+	ck_assert_int_eq(c.res[0], -EINVAL);
+	ck_assert_int_eq(c.res[1], -EINVAL);
+	io_engine_free(e);
+out:
+	io_backing_close(b);
+}
+END_TEST
+
+/* --- bounds and the generic engine ------------------------------------- */
+
+START_TEST(test_depth_bound)
+{
+	static struct collect c;
+	unsigned char buf[4096];
+	struct iovec iov = { buf, sizeof(buf) };
+	struct io_backing *b;
+	struct io_engine *e;
+	char *path = file_make("busy", 1 << 20, 0);
+	uintptr_t i;
+
+	ck_assert_int_eq(io_backing_open(path, 0, &b), 0);
+	if (!engine_try_new(all_engines[_i], b, 4, &e))
+		goto out;
+	ck_assert_uint_eq(io_engine_depth(e), 4);
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(io_engine_readv(e, i * 4096, &iov, 1, (void *)i), 0);
+	/* Full: every kind of op is refused, queued or submitted alike. */
+	ck_assert_int_eq(io_engine_readv(e, 0, &iov, 1, (void *)10), -EBUSY);
+	ck_assert_int_eq(io_engine_writev(e, 0, &iov, 1, (void *)11), -EBUSY);
+	ck_assert_int_eq(io_engine_flush(e, (void *)12), -EBUSY);
+	if (b->can_discard)
+		ck_assert_int_eq(io_engine_discard(e, 0, 4096, false, (void *)13), -EBUSY);
+	ck_assert_uint_eq(io_engine_inflight(e), 4);
+	ck_assert_int_eq(io_engine_submit(e), 4);
+	ck_assert_int_eq(io_engine_flush(e, (void *)14), -EBUSY);
+	collect_wait(e, &c, 4);
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(c.res[i], 4096);
+	for (i = 10; i <= 14; i++)
+		ck_assert(!c.seen[i]);
+	/* Slots are back. */
+	ck_assert_int_eq(io_engine_flush(e, (void *)5), 0);
+	ck_assert_int_eq(io_engine_submit(e), 1);
+	collect_wait(e, &c, 5);
+	ck_assert_int_eq(c.res[5], 0);
+	io_engine_free(e);
+out:
+	io_backing_close(b);
+}
+END_TEST
+
+/* Completions may queue more work from the callback: the slot of the op
+ * being reported is already free (depth 1 proves it). */
+struct chain {
+	struct io_engine *e;
+	struct iovec iov;
+	unsigned int done, want;
+	int last;
+};
+
+static void chain_next(void *opaque, void *cookie, int result)
+{
+	struct chain *ch = opaque;
+
+	ck_assert_ptr_eq(cookie, ch);
+	ck_assert_int_eq(result, (int)ch->iov.iov_len);
+	ch->done++;
+	if (ch->done < ch->want) {
+		ck_assert_int_eq(io_engine_writev(ch->e, ch->done * 4096ULL, &ch->iov, 1, ch),
+				 0);
+		ck_assert_int_eq(io_engine_submit(ch->e), 1);
+	}
+}
+
+START_TEST(test_requeue_from_callback)
+{
+	unsigned char buf[4096];
+	struct chain ch = { .iov = { buf, sizeof(buf) }, .want = 50 };
+	struct pollfd pfd;
+	struct io_backing *b;
+	char *path = file_make("chain", 1 << 20, 0);
+	time_t deadline = time(NULL) + 20;
+
+	ck_assert_int_eq(io_backing_open(path, 0, &b), 0);
+	if (!engine_try_new(all_engines[_i], b, 1, &ch.e))
+		goto out;
+	memset(buf, 9, sizeof(buf));
+	ck_assert_int_eq(io_engine_writev(ch.e, 0, &ch.iov, 1, &ch), 0);
+	ck_assert_int_eq(io_engine_writev(ch.e, 4096, &ch.iov, 1, &ch), -EBUSY);
+	ck_assert_int_eq(io_engine_submit(ch.e), 1);
+	pfd.fd = io_engine_fd(ch.e);
+	pfd.events = POLLIN;
+	while (ch.done < ch.want) {
+		ck_assert(time(NULL) < deadline);
+		if (poll(&pfd, 1, 1000) > 0)
+			ck_assert_int_ge(io_engine_reap(ch.e, chain_next, &ch), 0);
+	}
+	ck_assert_uint_eq(ch.done, 50);
+	ck_assert_uint_eq(io_engine_inflight(ch.e), 0);
+	io_engine_free(ch.e);
+out:
+	io_backing_close(b);
+}
+END_TEST
+
+/* Freeing with ops in flight waits for the running ones and never calls
+ * their callbacks; nothing crashes or leaks (the sanitizer runs see). */
+START_TEST(test_free_inflight)
+{
+	static struct collect c;
+	static unsigned char buf[64][4096];
+	static struct iovec iov[64];
+	struct io_backing *b;
+	struct io_engine *e;
+	char *path = file_make("freeinfl", 1 << 20, 0);
+	uintptr_t i;
+
+	ck_assert_int_eq(io_backing_open(path, 0, &b), 0);
+	if (!engine_try_new(all_engines[_i], b, 64, &e))
+		goto out;
+	for (i = 0; i < 64; i++) {
+		iov[i].iov_base = buf[i];
+		iov[i].iov_len = 4096;
+		ck_assert_int_eq(io_engine_writev(e, i * 4096, &iov[i], 1, (void *)i), 0);
+		if (i == 40)
+			ck_assert_int_eq(io_engine_submit(e), 41);
+	}
+	/* 41 submitted, 23 only queued. */
+	ck_assert_uint_eq(io_engine_inflight(e), 64);
+	io_engine_free(e);
+	ck_assert_uint_eq(c.count, 0);
+out:
+	io_backing_close(b);
+}
+END_TEST
+
+START_TEST(test_null_engine)
+{
+	static struct collect c;
+	unsigned char buf[3][4096];
+	struct iovec iov[3] = { { buf[0], 4096 }, { buf[1], 512 }, { buf[2], 1024 } };
+	struct io_backing *b;
+	struct io_engine *e;
+	char *path = file_make("null", 1 << 20, 0x44);
+	unsigned char check[4096];
+	int fd;
+
+	ck_assert_int_eq(io_backing_open(path, 0, &b), 0);
+	ck_assert_int_eq(io_engine_new(IO_ENGINE_NULL, b, 8, &e), 0);
+	ck_assert_int_eq(io_engine_kind_of(e), IO_ENGINE_NULL);
+	memset(buf, 0xee, sizeof(buf));
+	ck_assert_int_eq(io_engine_writev(e, 0, iov, 3, (void *)0), 0);
+	ck_assert_int_eq(io_engine_readv(e, 0, iov, 2, (void *)1), 0);
+	ck_assert_int_eq(io_engine_flush(e, (void *)2), 0);
+	/* Nothing completes before submit. */
+	ck_assert_int_eq(io_engine_reap(e, on_done, &c), 0);
+	ck_assert_int_eq(io_engine_submit(e), 3);
+	collect_wait(e, &c, 3);
+	ck_assert_int_eq(c.res[0], 4096 + 512 + 1024);
+	ck_assert_int_eq(c.res[1], 4096 + 512);
+	ck_assert_int_eq(c.res[2], 0);
+	/* It touched neither the file nor the buffers. */
+	ck_assert_int_eq(buf[0][0], 0xee);
+	fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, check, sizeof(check), 0), (ssize_t)sizeof(check));
+	close(fd);
+	ck_assert_int_eq(check[0], 0x44);
+	io_engine_free(e);
+	io_backing_close(b);
+}
+END_TEST
+
+/* Hostile arguments: each refused with its errno, nothing queued. */
+struct bad_op {
+	const char *what;
+	int op;			/* 0 readv, 1 writev, 2 discard */
+	uint64_t offset;
+	uint64_t len;		/* discard only */
+	unsigned int iovcnt;
+	bool null_iov;
+	size_t seg_len;		/* every segment */
+	int expect;
+};
+
+static const struct bad_op bad_ops[] = {
+	{ "no segments", 0, 0, 0, 0, false, 4096, -EINVAL },
+	{ "NULL iov", 1, 0, 0, 1, true, 4096, -EINVAL },
+	{ "too many segments", 0, 0, 0, IOV_MAX + 1, false, 512, -EINVAL },
+	{ "zero length", 1, 0, 0, 2, false, 0, -EINVAL },
+	{ "length over INT_MAX", 0, 0, 0, 2, false, 1UL << 30, -EINVAL },
+	{ "huge segment", 1, 0, 0, 1, false, SIZE_MAX, -EINVAL },
+	{ "offset overflows", 0, UINT64_MAX - 100, 0, 1, false, 4096, -EINVAL },
+	{ "offset beyond off_t", 1, 1ULL << 63, 0, 1, false, 4096, -EINVAL },
+	{ "discard of nothing", 2, 0, 0, 0, false, 0, -EINVAL },
+	{ "discard overflows", 2, UINT64_MAX - 10, 4096, 0, false, 0, -EINVAL },
+	{ "discard beyond off_t", 2, INT64_MAX, 1, 0, false, 0, -EINVAL },
+};
+
+START_TEST(test_bad_args)
+{
+	static struct iovec iov[IOV_MAX + 1];
+	const struct bad_op *t = &bad_ops[_i];
+	struct io_backing *b;
+	struct io_engine *e;
+	char *path = file_make("bad", 1 << 20, 0);
+	unsigned int k, i;
+	int r;
+
+	ck_assert_int_eq(io_backing_open(path, 0, &b), 0);
+	for (k = 0; k < ARRAY_SIZE(all_engines); k++) {
+		if (!engine_try_new(all_engines[k], b, 4, &e))
+			continue;
+		for (i = 0; i < ARRAY_SIZE(iov); i++) {
+			iov[i].iov_base = NULL;	/* never touched */
+			iov[i].iov_len = t->seg_len;
+		}
+		if (t->op == 2)
+			r = io_engine_discard(e, t->offset, t->len, false, NULL);
+		else if (t->op == 1)
+			r = io_engine_writev(e, t->offset, t->null_iov ? NULL : iov,
+					     t->iovcnt, NULL);
+		else
+			r = io_engine_readv(e, t->offset, t->null_iov ? NULL : iov,
+					    t->iovcnt, NULL);
+		ck_assert_msg(r == t->expect, "%s (%s): got %d want %d", t->what,
+			      io_engine_kind_name(all_engines[k]), r, t->expect);
+		ck_assert_uint_eq(io_engine_inflight(e), 0);
+		io_engine_free(e);
+	}
+	io_backing_close(b);
+}
+END_TEST
+
+START_TEST(test_engine_new_bad)
+{
+	struct io_backing *b;
+	struct io_engine *e = NULL;
+	enum io_engine_kind k;
+	char *path = file_make("newbad", 4096, 0);
+
+	ck_assert_int_eq(io_backing_open(path, 0, &b), 0);
+	ck_assert_int_eq(io_engine_new(IO_ENGINE_THREAD, b, 0, &e), -EINVAL);
+	ck_assert_int_eq(io_engine_new(IO_ENGINE_THREAD, b, IO_ENGINE_MAX_DEPTH + 1, &e),
+			 -EINVAL);
+	ck_assert_int_eq(io_engine_new((enum io_engine_kind)42, b, 4, &e), -EINVAL);
+	ck_assert_int_eq(io_engine_new(IO_ENGINE_THREAD, NULL, 4, &e), -EINVAL);
+	ck_assert_ptr_null(e);
+	io_engine_free(NULL);
+
+	ck_assert_int_eq(io_engine_kind_parse("uring", &k), 0);
+	ck_assert_int_eq(k, IO_ENGINE_URING);
+	ck_assert_int_eq(io_engine_kind_parse("thread", &k), 0);
+	ck_assert_int_eq(k, IO_ENGINE_THREAD);
+	ck_assert_int_eq(io_engine_kind_parse("null", &k), 0);
+	ck_assert_int_eq(k, IO_ENGINE_NULL);
+	ck_assert_int_eq(io_engine_kind_parse("auto", &k), 0);
+	ck_assert_int_eq(k, IO_ENGINE_AUTO);
+	ck_assert_int_eq(io_engine_kind_parse("URING", &k), -EINVAL);
+	ck_assert_int_eq(io_engine_kind_parse("", &k), -EINVAL);
+	ck_assert_int_eq(io_engine_kind_parse("uring ", &k), -EINVAL);
+	ck_assert_int_eq(io_engine_kind_parse(NULL, &k), -EINVAL);
+	ck_assert_str_eq(io_engine_kind_name(IO_ENGINE_THREAD), "thread");
+	ck_assert_str_eq(io_engine_kind_name((enum io_engine_kind)42), "unknown");
+	io_backing_close(b);
+}
+END_TEST
+
+/* Auto picks io_uring where it works and falls back to threads where the
+ * probe fails (simulated); an explicit uring then fails, never silently
+ * becomes something else. */
+START_TEST(test_auto_selection)
+{
+	struct io_backing *b;
+	struct io_engine *e;
+	char *path = file_make("auto", 4096, 0);
+
+	ck_assert_int_eq(io_backing_open(path, 0, &b), 0);
+	unsetenv(IO_ENV_NO_URING);
+	ck_assert_int_eq(io_engine_new(IO_ENGINE_AUTO, b, 4, &e), 0);
+	ck_assert_int_eq(io_engine_kind_of(e),
+			 io_uring_is_available() ? IO_ENGINE_URING : IO_ENGINE_THREAD);
+	if (!io_uring_is_available())
+		fprintf(stderr, "note: io_uring unavailable; auto chose thread\n");
+	io_engine_free(e);
+
+	setenv(IO_ENV_NO_URING, "1", 1);
+	ck_assert(!io_uring_is_available());
+	ck_assert_int_eq(io_engine_new(IO_ENGINE_AUTO, b, 4, &e), 0);
+	ck_assert_int_eq(io_engine_kind_of(e), IO_ENGINE_THREAD);
+	io_engine_free(e);
+	e = NULL;
+	ck_assert_int_eq(io_engine_new(IO_ENGINE_URING, b, 4, &e), -ENOSYS);
+	ck_assert_ptr_null(e);
+	unsetenv(IO_ENV_NO_URING);
+	io_backing_close(b);
+}
+END_TEST
+
+/* --- backings --------------------------------------------------------- */
+
+START_TEST(test_sector_sizes)
+{
+	struct io_backing *b;
+	struct stat st;
+	char *path = file_make("ss", 1 << 20, 0);
+
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(io_backing_open(path, 0, &b), 0);
+	ck_assert(!b->is_blockdev);
+	ck_assert_uint_eq(b->size, 1 << 20);
+	ck_assert_uint_eq(b->logical_sector_size, 512);
+	if (st.st_blksize >= 512 && st.st_blksize <= 65536 &&
+	    !(st.st_blksize & (st.st_blksize - 1)))
+		ck_assert_uint_eq(b->physical_sector_size, (uint32_t)st.st_blksize);
+	else
+		ck_assert_uint_eq(b->physical_sector_size, 4096);
+	io_backing_close(b);
+
+	ck_assert_int_eq(io_backing_open(path, IO_BACKING_SECTOR_4K, &b), 0);
+	ck_assert_uint_eq(b->logical_sector_size, 4096);
+	ck_assert_uint_ge(b->physical_sector_size, 4096);
+	io_backing_close(b);
+}
+END_TEST
+
+START_TEST(test_resize)
+{
+	struct io_backing *b;
+	char *path = file_make("grow", 1 << 20, 0);
+
+	ck_assert_int_eq(io_backing_open(path, 0, &b), 0);
+	ck_assert_uint_eq(b->size, 1 << 20);
+	ck_assert_int_eq(io_backing_refresh_size(b), 0);
+	ck_assert_int_eq(truncate(path, 3 << 20), 0);
+	ck_assert_int_eq(io_backing_refresh_size(b), 1);
+	ck_assert_uint_eq(b->size, 3 << 20);
+	ck_assert_int_eq(io_backing_refresh_size(b), 0);
+	ck_assert_uint_eq(b->size, 3 << 20);
+	ck_assert_int_eq(truncate(path, 2 << 20), 0);	/* shrinking is a change too */
+	ck_assert_int_eq(io_backing_refresh_size(b), 1);
+	ck_assert_uint_eq(b->size, 2 << 20);
+	io_backing_close(b);
+}
+END_TEST
+
+START_TEST(test_backing_open_bad)
+{
+	struct io_backing *b = NULL;
+	char missing[PATH_MAX + 16];
+
+	snprintf(missing, sizeof(missing), "%s/missing", test_dir);
+	ck_assert_int_eq(io_backing_open(missing, 0, &b), -ENOENT);
+	ck_assert_int_eq(io_backing_open(test_dir, IO_BACKING_READ_ONLY, &b), -EINVAL);
+	ck_assert_int_eq(io_backing_open(test_dir, 0, &b), -EISDIR);
+	ck_assert_int_eq(io_backing_open("/dev/null", 0, &b), -EINVAL);
+	ck_assert_int_eq(io_backing_open("", 0, &b), -EINVAL);
+	ck_assert_int_eq(io_backing_open(NULL, 0, &b), -EINVAL);
+	ck_assert_int_eq(io_backing_open(file_make("flags", 4096, 0), 1u << 20, &b),
+			 -EINVAL);
+	ck_assert_ptr_null(b);
+	io_backing_close(NULL);
+}
+END_TEST
+
+static Suite *io_suite(void)
+{
+	Suite *s = suite_create("io");
+	TCase *tc;
+
+	tc = tcase_create("engines");
+	tcase_add_checked_fixture(tc, dir_setup, dir_teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_loop_test(tc, test_roundtrip_small, 0, ARRAY_SIZE(real_engines));
+	tcase_add_loop_test(tc, test_roundtrip_deep, 0, ARRAY_SIZE(real_engines));
+	tcase_add_loop_test(tc, test_roundtrip_direct, 0, ARRAY_SIZE(real_engines));
+	tcase_add_loop_test(tc, test_flush, 0, ARRAY_SIZE(real_engines));
+	tcase_add_loop_test(tc, test_discard, 0, ARRAY_SIZE(real_engines));
+	tcase_add_loop_test(tc, test_discard_direct, 0, ARRAY_SIZE(real_engines));
+	tcase_add_loop_test(tc, test_read_past_eof, 0, ARRAY_SIZE(real_engines));
+	tcase_add_loop_test(tc, test_write_error, 0, ARRAY_SIZE(real_engines));
+	tcase_add_loop_test(tc, test_direct_misaligned, 0, ARRAY_SIZE(real_engines));
+	tcase_add_loop_test(tc, test_readonly, 0, ARRAY_SIZE(all_engines));
+	tcase_add_loop_test(tc, test_depth_bound, 0, ARRAY_SIZE(all_engines));
+	tcase_add_loop_test(tc, test_requeue_from_callback, 0, ARRAY_SIZE(all_engines));
+	tcase_add_loop_test(tc, test_free_inflight, 0, ARRAY_SIZE(all_engines));
+	tcase_add_test(tc, test_null_engine);
+	tcase_add_loop_test(tc, test_bad_args, 0, ARRAY_SIZE(bad_ops));
+	tcase_add_test(tc, test_engine_new_bad);
+	tcase_add_test(tc, test_auto_selection);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("backing");
+	tcase_add_checked_fixture(tc, dir_setup, dir_teardown);
+	tcase_add_test(tc, test_direct_reports_alignment);
+	tcase_add_test(tc, test_sector_sizes);
+	tcase_add_test(tc, test_resize);
+	tcase_add_test(tc, test_backing_open_bad);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(io_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
