@@ -103,20 +103,25 @@ static int rsp_send(struct dom_conn *c, const struct simctl_rsp *rsp, const int 
 	return 0;
 }
 
+/* The socket appears at path only once it listens (bound under a
+ * temporary name, then renamed), so whoever waits for the file to exist
+ * never gets ECONNREFUSED. */
 static int sock_listen(const char *path, int *ret_fd)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd, r;
+	int fd, n, r;
 
-	if (strlen(path) >= sizeof(sa.sun_path))
+	n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s.new", path);
+	if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	unlink(path);	/* a stale socket of an earlier run */
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
+	unlink(sa.sun_path);	/* left by an earlier run */
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0 ||
+	    rename(sa.sun_path, path) < 0) {
 		r = -errno;
+		unlink(sa.sun_path);
 		close(fd);
 		return r;
 	}
