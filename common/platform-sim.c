@@ -49,6 +49,7 @@ struct sim_map {
 	bool writable;
 	struct sim_dom *dom;
 	struct sim_map *next;
+	uint32_t *recs;		/* pin log records, one per page */
 	uint32_t refs[];
 };
 
@@ -56,9 +57,13 @@ struct plat_gnttab {
 	struct plat_handle h;
 	struct simctl *sc;
 	uint32_t domid;
-	pthread_mutex_t lock;		/* the cache and the map table */
+	pthread_mutex_t lock;		/* the cache, the map table, the pin log */
 	struct sim_dom *doms;
 	struct sim_map *maps[MAP_BUCKETS];
+	struct simshm_pinrec *pinlog;	/* NULL for a guest: it cannot map */
+	uint32_t pinlog_used;
+	uint32_t *recs_free;
+	uint32_t nr_recs_free;
 };
 
 struct sim_share {
@@ -268,31 +273,112 @@ static void dom_unref_locked(struct plat_gnttab *gt, struct sim_dom *d)
 	pthread_mutex_unlock(&gt->lock);
 }
 
+/* Pin log records: fresh ones from the high-water mark, freed ones from
+ * a stack. Caller holds gt->lock. 0 means "no record" (no pin log). */
+static int rec_alloc(struct plat_gnttab *gt, uint32_t *ret)
+{
+	if (!gt->pinlog) {
+		*ret = 0;
+		return 0;
+	}
+	if (gt->nr_recs_free) {
+		*ret = gt->recs_free[--gt->nr_recs_free];
+		return 0;
+	}
+	if (gt->pinlog_used >= SIMSHM_PINLOG_RECS)
+		return -ENOSPC;
+	*ret = gt->pinlog_used++;
+	/* xensimd scans up to the mark: publish it before the record. */
+	__atomic_store_n(&gt->pinlog[0].ref, gt->pinlog_used, __ATOMIC_RELEASE);
+	return 0;
+}
+
+static void rec_free(struct plat_gnttab *gt, uint32_t rec)
+{
+	if (rec)
+		gt->recs_free[gt->nr_recs_free++] = rec;
+}
+
+static int recs_alloc(struct plat_gnttab *gt, uint32_t *recs, uint32_t n)
+{
+	uint32_t i;
+	int r = 0;
+
+	pthread_mutex_lock(&gt->lock);
+	for (i = 0; i < n; i++) {
+		r = rec_alloc(gt, &recs[i]);
+		if (r < 0)
+			break;
+	}
+	if (r < 0)
+		while (i-- > 0)
+			rec_free(gt, recs[i]);
+	pthread_mutex_unlock(&gt->lock);
+	return r;
+}
+
+static void recs_free(struct plat_gnttab *gt, const uint32_t *recs, uint32_t n)
+{
+	pthread_mutex_lock(&gt->lock);
+	for (uint32_t i = 0; i < n; i++)
+		rec_free(gt, recs[i]);
+	pthread_mutex_unlock(&gt->lock);
+}
+
+static struct simshm_pinrec *rec_ptr(struct plat_gnttab *gt, uint32_t rec)
+{
+	return rec ? &gt->pinlog[rec] : NULL;
+}
+
 static int sim_gnttab_open(struct platform *p, struct plat_gnttab **ret)
 {
 	struct plat_gnttab *gt = calloc(1, sizeof(*gt));
-	int r;
+	int fd = -1, r;
 
 	if (!gt)
 		return -ENOMEM;
 	gt->h.ops = &platform_sim_ops;
 	gt->domid = p->domid;
+	gt->pinlog_used = 1;	/* record 0 is the header */
 	pthread_mutex_init(&gt->lock, NULL);
 	r = sim_connect(p, &gt->sc);
-	if (r < 0) {
-		pthread_mutex_destroy(&gt->lock);
-		free(gt);
-		return r;
+	if (r < 0)
+		goto fail;
+	/* Only dom0 maps; a guest's handle opens anyway and maps nothing,
+	 * as gntdev in a guest without the privilege. */
+	if (p->domid == 0) {
+		r = simctl_pinlog_open(gt->sc, &fd);
+		if (r < 0)
+			goto fail;
+		r = simshm_check_size(fd, simshm_pinlog_size());
+		if (r == 0)
+			r = simshm_map(fd, simshm_pinlog_size(), (void **)&gt->pinlog);
+		close(fd);
+		if (r < 0)
+			goto fail;
+		gt->recs_free = malloc(SIMSHM_PINLOG_RECS * sizeof(uint32_t));
+		if (!gt->recs_free) {
+			r = -ENOMEM;
+			goto fail;
+		}
 	}
 	*ret = gt;
 	return 0;
+fail:
+	if (gt->pinlog)
+		munmap(gt->pinlog, simshm_pinlog_size());
+	simctl_close(gt->sc);
+	pthread_mutex_destroy(&gt->lock);
+	free(gt);
+	return r;
 }
 
-static void map_release(struct sim_map *m)
+static void map_release(struct plat_gnttab *gt, struct sim_map *m)
 {
 	munmap(m->addr, (size_t)m->count * PLAT_PAGE_SIZE);
 	for (uint32_t i = 0; i < m->count; i++)
-		simshm_grant_unpin(m->dom->gt, m->dom->active, m->refs[i], !m->writable);
+		simshm_grant_unpin(m->dom->gt, m->dom->active, m->refs[i], !m->writable,
+				   rec_ptr(gt, m->recs[i]));
 }
 
 static void sim_gnttab_close(struct plat_gnttab *gt)
@@ -303,14 +389,18 @@ static void sim_gnttab_close(struct plat_gnttab *gt)
 			struct sim_map *m = gt->maps[b];
 
 			gt->maps[b] = m->next;
-			map_release(m);
+			map_release(gt, m);
 			dom_unref(m->dom);
 			free(m);
 		}
 	}
 	while (gt->doms)
 		dom_uncache(gt, gt->doms);
+	/* Every pin is dropped and recorded so: nothing left to recover. */
 	simctl_close(gt->sc);
+	if (gt->pinlog)
+		munmap(gt->pinlog, simshm_pinlog_size());
+	free(gt->recs_free);
 	pthread_mutex_destroy(&gt->lock);
 	free(gt);
 }
@@ -367,18 +457,23 @@ static int sim_gnttab_map(struct plat_gnttab *gt, uint32_t domid, uint32_t count
 		return -EINVAL;
 	if (domid >= DOMID_FIRST_RESERVED)
 		return -EINVAL;
-	m = calloc(1, sizeof(*m) + count * sizeof(uint32_t));
+	m = calloc(1, sizeof(*m) + 2 * count * sizeof(uint32_t));
 	frames = calloc(count, sizeof(uint32_t));
 	if (!m || !frames) {
 		r = -ENOMEM;
-		goto fail;
+		goto fail_recs;
 	}
+	m->recs = m->refs + count;
+	r = recs_alloc(gt, m->recs, count);
+	if (r < 0)
+		goto fail_recs;
 	r = dom_get_locked(gt, domid, &d);
 	if (r < 0)
 		goto fail;
 	for (pinned = 0; pinned < count; pinned++) {
 		int st = simshm_grant_pin(d->gt, d->active, d->nr_grants, d->ram_pages,
-					  refs[pinned], gt->domid, !writable, &frames[pinned]);
+					  refs[pinned], gt->domid, !writable, &frames[pinned],
+					  rec_ptr(gt, m->recs[pinned]));
 
 		if (st != GNTST_okay) {
 			r = gntst_to_errno(st);
@@ -411,9 +506,13 @@ fail:
 	if (addr != MAP_FAILED)
 		munmap(addr, len);
 	while (pinned-- > 0)
-		simshm_grant_unpin(d->gt, d->active, refs[pinned], !writable);
+		simshm_grant_unpin(d->gt, d->active, refs[pinned], !writable,
+				   rec_ptr(gt, m->recs[pinned]));
 	if (d)
 		dom_unref_locked(gt, d);
+	if (m)
+		recs_free(gt, m->recs, count);
+fail_recs:
 	free(frames);
 	free(m);
 	return r;
@@ -437,45 +536,58 @@ static int sim_gnttab_unmap(struct plat_gnttab *gt, void *addr, uint32_t count)
 	}
 	*pp = m->next;
 	pthread_mutex_unlock(&gt->lock);
-	map_release(m);
+	map_release(gt, m);
+	recs_free(gt, m->recs, m->count);
 	dom_unref_locked(gt, m->dom);
 	free(m);
 	return 0;
 }
 
 /* One foreign side of a copy: check, pin, and point at the bytes. */
+struct copy_side {
+	struct sim_dom *dom;
+	uint32_t rec;
+};
+
 static int copy_side_get(struct plat_gnttab *gt, uint32_t domid, uint32_t ref,
 			 uint32_t offset, uint32_t len, bool write,
-			 struct sim_dom **ret_dom, uint8_t **ret_ptr)
+			 struct copy_side *cs, uint8_t **ret_ptr)
 {
 	struct sim_dom *d;
-	uint32_t frame;
+	uint32_t frame, rec;
 	int r, st;
 
 	if (offset + len > PLAT_PAGE_SIZE)
 		return GNTST_bad_copy_arg;
 	if (domid >= DOMID_FIRST_RESERVED)
 		return GNTST_bad_domain;
+	if (recs_alloc(gt, &rec, 1) < 0)
+		return GNTST_no_space;
 	r = dom_get_locked(gt, domid, &d);
-	if (r < 0)
+	if (r < 0) {
+		recs_free(gt, &rec, 1);
 		return r == -ESRCH ? GNTST_bad_domain : GNTST_general_error;
+	}
 	st = simshm_grant_pin(d->gt, d->active, d->nr_grants, d->ram_pages, ref,
-			      gt->domid, !write, &frame);
+			      gt->domid, !write, &frame, rec_ptr(gt, rec));
 	if (st != GNTST_okay) {
 		dom_unref_locked(gt, d);
+		recs_free(gt, &rec, 1);
 		return st;
 	}
-	*ret_dom = d;
+	cs->dom = d;
+	cs->rec = rec;
 	*ret_ptr = d->ram + (size_t)frame * PLAT_PAGE_SIZE + offset;
 	return GNTST_okay;
 }
 
-static void copy_side_put(struct plat_gnttab *gt, struct sim_dom *d, uint32_t ref, bool write)
+static void copy_side_put(struct plat_gnttab *gt, struct copy_side *cs, uint32_t ref, bool write)
 {
-	if (!d)
+	if (!cs->dom)
 		return;
-	simshm_grant_unpin(d->gt, d->active, ref, !write);
-	dom_unref_locked(gt, d);
+	simshm_grant_unpin(cs->dom->gt, cs->dom->active, ref, !write, rec_ptr(gt, cs->rec));
+	recs_free(gt, &cs->rec, 1);
+	dom_unref_locked(gt, cs->dom);
 }
 
 static int sim_gnttab_copy(struct plat_gnttab *gt, uint32_t count,
@@ -490,7 +602,7 @@ static int sim_gnttab_copy(struct plat_gnttab *gt, uint32_t count,
 
 	for (uint32_t i = 0; i < count; i++) {
 		xengnttab_grant_copy_segment_t *s = &segs[i];
-		struct sim_dom *sd = NULL, *dd = NULL;
+		struct copy_side sd = { 0 }, dd = { 0 };
 		uint8_t *src = s->source.virt, *dst = s->dest.virt;
 		int st = GNTST_okay;
 
@@ -504,8 +616,8 @@ static int sim_gnttab_copy(struct plat_gnttab *gt, uint32_t count,
 					   s->dest.foreign.offset, s->len, true, &dd, &dst);
 		if (st == GNTST_okay)
 			memmove(dst, src, s->len);
-		copy_side_put(gt, dd, s->dest.foreign.ref, true);
-		copy_side_put(gt, sd, s->source.foreign.ref, false);
+		copy_side_put(gt, &dd, s->dest.foreign.ref, true);
+		copy_side_put(gt, &sd, s->source.foreign.ref, false);
 		s->status = st;
 	}
 	return 0;

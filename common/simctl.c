@@ -223,6 +223,14 @@ int simctl_domain_mem(struct simctl *sc, uint32_t domid, struct simshm_fds *ret_
 	return 0;
 }
 
+int simctl_pinlog_open(struct simctl *sc, int *ret_fd)
+{
+	struct simctl_req req = { .op = SIMCTL_OP_PINLOG_OPEN };
+	struct simctl_rsp rsp;
+
+	return simctl_call(sc, &req, &rsp, ret_fd, 1);
+}
+
 static int evtchn_call(struct simctl *sc, struct simctl_req *req,
 		       uint32_t *ret_port, int *ret_fd_in, int *ret_fd_out)
 {

@@ -34,6 +34,10 @@ struct simshm_fds;
 int simctl_domain_mem(struct simctl *sc, uint32_t domid, struct simshm_fds *ret_fds,
 		      uint32_t *ret_ram_pages, uint32_t *ret_nr_grants);
 
+/* dom0 only, once per connection: a pin log (struct simshm_pinrec[]) in
+ * which xensimd finds the pins to drop when this connection closes. */
+int simctl_pinlog_open(struct simctl *sc, int *ret_fd);
+
 /* Event channels with Xen's semantics, bound through this connection:
  * closing it closes them. A bound port comes with two eventfds the caller
  * owns: fd_in becomes readable when the other end notifies, writing 1 to
@@ -66,6 +70,7 @@ enum simctl_op {
 	SIMCTL_OP_EVTCHN_BIND_INTERDOMAIN, /* domid, port = remote -> port, 2 fds */
 	SIMCTL_OP_EVTCHN_UNBIND,	/* port */
 	SIMCTL_OP_EVTCHN_STATUS,	/* domid, port -> state, remote */
+	SIMCTL_OP_PINLOG_OPEN,		/* -> 1 fd */
 };
 
 #define SIMCTL_LIST_MAX 64

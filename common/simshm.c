@@ -41,6 +41,11 @@ size_t simshm_active_size(void)
 	return page_round(sizeof(struct simshm_active));
 }
 
+size_t simshm_pinlog_size(void)
+{
+	return (size_t)SIMSHM_PINLOG_RECS * sizeof(struct simshm_pinrec);
+}
+
 /* Sealed so that no holder (the guest least of all) can shrink a memfd
  * under another process's mapping, which would SIGBUS the backend. */
 static int memfd_sized(const char *name, size_t size, int *ret_fd)
@@ -57,6 +62,11 @@ static int memfd_sized(const char *name, size_t size, int *ret_fd)
 	}
 	*ret_fd = fd;
 	return 0;
+}
+
+int simshm_pinlog_create(int *ret_fd)
+{
+	return memfd_sized("pinlog", simshm_pinlog_size(), ret_fd);
 }
 
 int simshm_map(int fd, size_t size, void **ret)
@@ -235,10 +245,9 @@ void simshm_active_lock(struct simshm_active *a, uint32_t ref)
 {
 	pthread_mutex_t *l = &a->locks[ref % SIMSHM_NR_LOCKS];
 
-	/* A process killed inside the few instructions under this lock
-	 * leaves pins it may or may not have taken; the pins of a dead
-	 * process are not recovered anyway (see simshm.h), so the state is
-	 * declared consistent and used as is. */
+	/* A process killed inside the few instructions under this lock may
+	 * leave a pin without its record (or the reverse); there is no way
+	 * to tell, so the state is declared consistent and used as is. */
 	if (pthread_mutex_lock(l) == EOWNERDEAD)
 		pthread_mutex_consistent(l);
 }
@@ -255,7 +264,8 @@ static uint32_t combo_load(struct simshm_gref *e)
 
 int simshm_grant_pin(struct simshm_gref *gt, struct simshm_active *a,
 		     uint32_t nr_grants, uint32_t ram_pages, uint32_t ref,
-		     uint32_t domid, bool readonly, uint32_t *ret_frame)
+		     uint32_t domid, bool readonly, uint32_t *ret_frame,
+		     struct simshm_pinrec *rec)
 {
 	struct simshm_pin *pin;
 	union simshm_combo cur, new;
@@ -304,8 +314,14 @@ int simshm_grant_pin(struct simshm_gref *gt, struct simshm_active *a,
 	frame = __atomic_load_n(&gt[ref].frame, __ATOMIC_ACQUIRE);
 	if (frame >= ram_pages) {
 		simshm_active_unlock(a, ref);
-		simshm_grant_unpin(gt, a, ref, readonly);
+		simshm_grant_unpin(gt, a, ref, readonly, NULL);
 		return GNTST_bad_page;
+	}
+	if (rec) {
+		rec->domid = a->domid;
+		rec->ref = ref;
+		rec->readonly = readonly;
+		__atomic_store_n(&rec->pinned, 1, __ATOMIC_RELEASE);
 	}
 	*ret_frame = frame;
 out:
@@ -314,7 +330,7 @@ out:
 }
 
 void simshm_grant_unpin(struct simshm_gref *gt, struct simshm_active *a,
-			uint32_t ref, bool readonly)
+			uint32_t ref, bool readonly, struct simshm_pinrec *rec)
 {
 	struct simshm_pin *pin = &a->pins[ref];
 	union simshm_combo clear = { 0 };
@@ -332,6 +348,8 @@ void simshm_grant_unpin(struct simshm_gref *gt, struct simshm_active *a,
 	if (clear.word)
 		__atomic_fetch_and(&gt[ref].combo, ~clear.word, __ATOMIC_RELEASE);
 out:
+	if (rec)
+		__atomic_store_n(&rec->pinned, 0, __ATOMIC_RELEASE);
 	simshm_active_unlock(a, ref);
 }
 

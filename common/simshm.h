@@ -77,6 +77,22 @@ struct simshm_active {
 	struct simshm_pin pins[SIMSHM_NR_GRANTS];
 };
 
+/* A mapper's record of the pins it holds, in a memfd xensimd gave it (one
+ * per gnttab handle): when the handle's connection closes, because the
+ * process exited or died, xensimd drops the pins still recorded, as
+ * closing gntdev unmaps everything in Xen. A record is set and cleared
+ * under the same lock as the pin it describes. Record 0 is a header: its
+ * ref counts the records ever used (1 + the highest index), so xensimd
+ * scans only those. */
+#define SIMSHM_PINLOG_RECS	(1u << 20)
+
+struct simshm_pinrec {
+	uint16_t domid;		/* the granting domain */
+	uint8_t readonly;
+	uint8_t pinned;
+	uint32_t ref;
+};
+
 /* The four memfds of one domain. */
 struct simshm_fds {
 	int ram;
@@ -89,12 +105,15 @@ size_t simshm_ram_size(uint32_t ram_pages);
 size_t simshm_gnttab_size(void);
 size_t simshm_meta_size(uint32_t ram_pages);
 size_t simshm_active_size(void);
+size_t simshm_pinlog_size(void);
 
 /* Creates and seals the memfds of a new domain and initialises the meta
  * header and the active table (locks). ram_pages must be in
  * 1..SIMSHM_RAM_PAGES_MAX. */
 int simshm_domain_create(uint32_t domid, uint32_t ram_pages, struct simshm_fds *ret);
 void simshm_fds_close(struct simshm_fds *fds);
+/* A zeroed, sealed pin log. */
+int simshm_pinlog_create(int *ret_fd);
 
 /* Maps size bytes of fd shared and read-write. */
 int simshm_map(int fd, size_t size, void **ret);
@@ -115,14 +134,16 @@ void simshm_active_unlock(struct simshm_active *a, uint32_t ref);
 /* Pin ref for domid (Xen's _set_status plus the pin count): checks the
  * entry permits access to domid (and writes unless readonly), sets
  * GTF_reading / GTF_writing, bumps the pins and returns the frame. Returns
- * a GNTST_* code (GNTST_okay on success). */
+ * a GNTST_* code (GNTST_okay on success). rec, if not NULL, records the
+ * pin for recovery (see struct simshm_pinrec). */
 int simshm_grant_pin(struct simshm_gref *gt, struct simshm_active *a,
 		     uint32_t nr_grants, uint32_t ram_pages, uint32_t ref,
-		     uint32_t domid, bool readonly, uint32_t *ret_frame);
+		     uint32_t domid, bool readonly, uint32_t *ret_frame,
+		     struct simshm_pinrec *rec);
 /* Drops one pin taken with the same readonly; clears the in-use bits
- * when their count reaches zero. */
+ * when their count reaches zero; clears rec if not NULL. */
 void simshm_grant_unpin(struct simshm_gref *gt, struct simshm_active *a,
-			uint32_t ref, bool readonly);
+			uint32_t ref, bool readonly, struct simshm_pinrec *rec);
 
 /* Guest side: grant ref to domid (the flags are written last), and end
  * access: -EBUSY while the other side maps or copies it (the entry is

@@ -32,7 +32,8 @@ struct dom_domain {
 	uint32_t domid;
 	uint32_t ram_pages;
 	struct simshm_fds fds;
-	struct simshm_active *active;	/* mapped to mark it destroyed */
+	struct simshm_active *active;	/* to mark it destroyed, drop dead pins */
+	struct simshm_gref *gt;
 	struct dom_evtchn_table *evtchn;
 	int listen_fd;
 	char *sock_path;
@@ -43,6 +44,7 @@ struct dom_domain {
 struct dom_conn {
 	int fd;
 	struct dom_domain *dom;
+	struct simshm_pinrec *pinlog;	/* dom0 mappers only */
 	struct dom_conn *next;
 };
 
@@ -58,6 +60,33 @@ static struct dom_domain *dom_find(uint32_t domid)
 	return domid < DOMID_FIRST_RESERVED ? srv.doms[domid] : NULL;
 }
 
+/* The mapper is gone: drop the pins it still held, as closing gntdev
+ * unmaps everything. Pins of a destroyed domain no longer matter. */
+static void pinlog_recover(struct dom_conn *c)
+{
+	uint32_t dropped = 0;
+	uint32_t used = __atomic_load_n(&c->pinlog[0].ref, __ATOMIC_ACQUIRE);
+
+	if (used > SIMSHM_PINLOG_RECS)
+		used = SIMSHM_PINLOG_RECS;
+	for (uint32_t i = 1; i < used; i++) {
+		struct simshm_pinrec *rec = &c->pinlog[i];
+		struct dom_domain *d;
+
+		if (!__atomic_load_n(&rec->pinned, __ATOMIC_ACQUIRE))
+			continue;
+		d = dom_find(rec->domid);
+		if (d && rec->ref < SIMSHM_NR_GRANTS) {
+			simshm_grant_unpin(d->gt, d->active, rec->ref, rec->readonly, rec);
+			dropped++;
+		}
+	}
+	if (dropped)
+		log_info("d%u: dropped %u grant pins of a closed mapper", c->dom->domid, dropped);
+	munmap(c->pinlog, simshm_pinlog_size());
+	c->pinlog = NULL;
+}
+
 static void conn_free(struct dom_conn *c)
 {
 	struct dom_conn **pp;
@@ -71,6 +100,8 @@ static void conn_free(struct dom_conn *c)
 	c->dom->nr_conns--;
 	/* Like closing /dev/xen/evtchn: every port bound through it closes. */
 	dom_evtchn_close_owned(c->dom->evtchn, c);
+	if (c->pinlog)
+		pinlog_recover(c);
 	loop_del(srv.loop, c->fd);
 	close(c->fd);
 	free(c);
@@ -149,6 +180,8 @@ static void dom_free(struct dom_domain *d)
 		__atomic_store_n(&d->active->destroyed, 1, __ATOMIC_RELEASE);
 		munmap(d->active, simshm_active_size());
 	}
+	if (d->gt)
+		munmap(d->gt, simshm_gnttab_size());
 	simshm_fds_close(&d->fds);
 	free(d);
 }
@@ -198,6 +231,9 @@ static int dom_new(uint32_t domid, uint32_t ram_pages, struct dom_domain **ret)
 	if (r < 0)
 		goto fail;
 	r = simshm_map(d->fds.active, simshm_active_size(), (void **)&d->active);
+	if (r < 0)
+		goto fail;
+	r = simshm_map(d->fds.gnttab, simshm_gnttab_size(), (void **)&d->gt);
 	if (r < 0)
 		goto fail;
 	r = dom_evtchn_table_new(domid, domid ? DOM_EVTCHN_MAX_GUEST : DOM_EVTCHN_MAX_DOM0,
@@ -343,6 +379,28 @@ static int op_domain_mem(struct dom_conn *c, const struct simctl_req *req,
 	return 0;
 }
 
+static int op_pinlog_open(struct dom_conn *c, int *fds, size_t *nr_fds)
+{
+	int fd, r;
+
+	if (c->dom->domid != 0)
+		return -EPERM;	/* only dom0 maps grants */
+	if (c->pinlog)
+		return -EEXIST;
+	r = simshm_pinlog_create(&fd);
+	if (r < 0)
+		return r;
+	r = simshm_map(fd, simshm_pinlog_size(), (void **)&c->pinlog);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	/* The conn's mapping keeps the memory; the client gets the only fd. */
+	fds[0] = fd;
+	*nr_fds = 1;
+	return 0;
+}
+
 static int op_evtchn(struct dom_conn *c, const struct simctl_req *req,
 		     struct simctl_rsp *rsp, int *fds, size_t *nr_fds)
 {
@@ -395,6 +453,8 @@ static int request_handle(struct dom_conn *c, const struct simctl_req *req,
 		return op_domain_list(req, rsp);
 	case SIMCTL_OP_DOMAIN_MEM:
 		return op_domain_mem(c, req, rsp, fds, nr_fds);
+	case SIMCTL_OP_PINLOG_OPEN:
+		return op_pinlog_open(c, fds, nr_fds);
 	default:
 		return op_evtchn(c, req, rsp, fds, nr_fds);
 	}
@@ -419,6 +479,7 @@ static void on_request(void *opaque, uint32_t events)
 	bool bad = false;
 	struct cmsghdr *h;
 	ssize_t n;
+	int r;
 
 	n = recvmsg(c->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -451,7 +512,11 @@ static void on_request(void *opaque, uint32_t events)
 		nr_fds = 0;
 	log_debug("d%u: op %u domid %u port %u arg %u -> %d", c->dom->domid, req.op,
 		  req.domid, req.port, req.arg, rsp.err);
-	if (rsp_send(c, &rsp, fds, nr_fds) < 0)
+	r = rsp_send(c, &rsp, fds, nr_fds);
+	/* A pin log's fd is the client's alone. */
+	if (req.op == SIMCTL_OP_PINLOG_OPEN && nr_fds)
+		close(fds[0]);
+	if (r < 0)
 		conn_free(c);
 }
 

@@ -542,6 +542,58 @@ START_TEST(test_gnttab_close_unpins)
 }
 END_TEST
 
+/* A backend killed while mapping: xensimd drops its pins when its
+ * connection closes (as the kernel does when a gntdev user dies), so the
+ * guest can end access afterwards. */
+START_TEST(test_mapper_dies)
+{
+	struct simshm_gref *gt = guest_gnttab(guest);
+	struct grants g;
+	int pfd[2];
+	pid_t pid;
+	char c;
+
+	grants_open(&g, 2, true);
+	ck_assert_int_eq(pipe(pfd), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct platform *p = plat_as(0);
+		struct plat_gnttab *h;
+		void *a, *b;
+
+		if (plat_gnttab_open(p, &h) < 0 ||
+		    plat_gnttab_map(h, guest, 2, g.refs, true, &a) < 0 ||
+		    plat_gnttab_map(h, guest, 1, g.refs, false, &b) < 0 ||
+		    write(pfd[1], "m", 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	close(pfd[1]);
+	ck_assert_int_eq(read(pfd[0], &c, 1), 1);
+	ck_assert_int_eq(plat_gntshr_unshare(g.gs, g.gaddr, 2), -EBUSY);
+	/* Our own mapping of ref 1 must survive the other's recovery. */
+	{
+		void *mine;
+
+		ck_assert_int_eq(plat_gnttab_map(g.gt, guest, 1, &g.refs[1], false, &mine), 0);
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		for (int i = 0; i < 200 && (flags_of(gt, g.refs[0]) & GTF_reading); i++)
+			usleep(5000);
+		ck_assert_uint_eq(flags_of(gt, g.refs[0]), GTF_permit_access);
+		ck_assert_uint_eq(flags_of(gt, g.refs[1]), GTF_permit_access | GTF_reading);
+		ck_assert_int_eq(plat_gntshr_unshare(g.gs, g.gaddr, 2), -EBUSY);
+		ck_assert_int_eq(plat_gnttab_unmap(g.gt, mine, 1), 0);
+	}
+	ck_assert_int_eq(plat_gntshr_unshare(g.gs, g.gaddr, 2), 0);
+	close(pfd[0]);
+	grants_close(&g);
+	munmap(gt, simshm_gnttab_size());
+}
+END_TEST
+
 /* Two processes of one guest allocate without colliding. */
 START_TEST(test_share_two_handles)
 {
@@ -1077,6 +1129,7 @@ static Suite *sim_suite(void)
 	tcase_add_test(gnt, test_map_readonly_faults);
 	tcase_add_test(gnt, test_in_use);
 	tcase_add_test(gnt, test_gnttab_close_unpins);
+	tcase_add_test(gnt, test_mapper_dies);
 	tcase_add_test(gnt, test_share_two_handles);
 	tcase_add_test(gnt, test_share_exhaust);
 	tcase_add_loop_test(gnt, test_copy_table, 0, ARRAY_SIZE(copy_cases));

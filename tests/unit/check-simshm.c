@@ -120,12 +120,13 @@ START_TEST(test_pin_table)
 	const struct pin_case *c = &pin_cases[_i];
 	uint32_t frame = 0xdead;
 	uint32_t in_table = c->ref < SIMSHM_NR_GRANTS;
+	struct simshm_pinrec rec = { 0 };
 	int st;
 
 	if (in_table)
 		entry_raw(c->ref, c->flags, c->domid, c->frame);
 	st = simshm_grant_pin(gt, act, SIMSHM_NR_GRANTS, RAM_PAGES, c->ref, BACKEND,
-			      c->readonly, &frame);
+			      c->readonly, &frame, &rec);
 	ck_assert_msg(st == c->status, "%s: status %d, expected %d", c->what, st, c->status);
 	if (!in_table)
 		return;
@@ -136,7 +137,13 @@ START_TEST(test_pin_table)
 		ck_assert_uint_eq(act->pins[c->ref].total, 1);
 		/* The guest cannot end access while pinned. */
 		ck_assert_int_eq(simshm_grant_end(gt, c->ref), -EBUSY);
-		simshm_grant_unpin(gt, act, c->ref, c->readonly);
+		/* The pin is recorded for recovery after a crash. */
+		ck_assert_uint_eq(rec.pinned, 1);
+		ck_assert_uint_eq(rec.ref, c->ref);
+		ck_assert_uint_eq(rec.domid, GUEST);
+		ck_assert_uint_eq(rec.readonly, c->readonly);
+		simshm_grant_unpin(gt, act, c->ref, c->readonly, &rec);
+		ck_assert_uint_eq(rec.pinned, 0);
 		ck_assert_uint_eq(entry_flags(c->ref), c->flags);
 		ck_assert_int_eq(simshm_grant_end(gt, c->ref), 0);
 		ck_assert_uint_eq(entry_flags(c->ref), 0);
@@ -144,6 +151,7 @@ START_TEST(test_pin_table)
 		/* A refused pin leaves no trace. */
 		ck_assert_uint_eq(entry_flags(c->ref), c->flags);
 		ck_assert_uint_eq(frame, 0xdead);
+		ck_assert_uint_eq(rec.pinned, 0);
 	}
 	ck_assert_uint_eq(act->pins[c->ref].total, 0);
 	ck_assert_uint_eq(act->pins[c->ref].writers, 0);
@@ -156,21 +164,21 @@ START_TEST(test_pin_counts)
 	uint32_t f;
 
 	entry_raw(20, GTF_permit_access, BACKEND, 1);
-	ck_assert_int_eq(simshm_grant_pin(gt, act, SIMSHM_NR_GRANTS, RAM_PAGES, 20, BACKEND, false, &f), 0);
-	ck_assert_int_eq(simshm_grant_pin(gt, act, SIMSHM_NR_GRANTS, RAM_PAGES, 20, BACKEND, true, &f), 0);
-	ck_assert_int_eq(simshm_grant_pin(gt, act, SIMSHM_NR_GRANTS, RAM_PAGES, 20, BACKEND, true, &f), 0);
+	ck_assert_int_eq(simshm_grant_pin(gt, act, SIMSHM_NR_GRANTS, RAM_PAGES, 20, BACKEND, false, &f, NULL), 0);
+	ck_assert_int_eq(simshm_grant_pin(gt, act, SIMSHM_NR_GRANTS, RAM_PAGES, 20, BACKEND, true, &f, NULL), 0);
+	ck_assert_int_eq(simshm_grant_pin(gt, act, SIMSHM_NR_GRANTS, RAM_PAGES, 20, BACKEND, true, &f, NULL), 0);
 	ck_assert_uint_eq(act->pins[20].total, 3);
 	ck_assert_uint_eq(act->pins[20].writers, 1);
-	simshm_grant_unpin(gt, act, 20, false);
+	simshm_grant_unpin(gt, act, 20, false, NULL);
 	ck_assert_uint_eq(entry_flags(20), GTF_permit_access | GTF_reading);
 	ck_assert_int_eq(simshm_grant_end(gt, 20), -EBUSY);
-	simshm_grant_unpin(gt, act, 20, true);
+	simshm_grant_unpin(gt, act, 20, true, NULL);
 	ck_assert_int_eq(simshm_grant_end(gt, 20), -EBUSY);
-	simshm_grant_unpin(gt, act, 20, true);
+	simshm_grant_unpin(gt, act, 20, true, NULL);
 	ck_assert_uint_eq(entry_flags(20), GTF_permit_access);
 	/* Unbalanced unpins (a confused caller) never underflow. */
-	simshm_grant_unpin(gt, act, 20, true);
-	simshm_grant_unpin(gt, act, 20, false);
+	simshm_grant_unpin(gt, act, 20, true, NULL);
+	simshm_grant_unpin(gt, act, 20, false, NULL);
 	ck_assert_uint_eq(act->pins[20].total, 0);
 	ck_assert_uint_eq(act->pins[20].writers, 0);
 	ck_assert_int_eq(simshm_grant_end(gt, 20), 0);
@@ -183,7 +191,7 @@ START_TEST(test_pin_overflow)
 
 	entry_raw(30, GTF_permit_access, BACKEND, 1);
 	act->pins[30].total = SIMSHM_PIN_MAX;
-	ck_assert_int_eq(simshm_grant_pin(gt, act, SIMSHM_NR_GRANTS, RAM_PAGES, 30, BACKEND, true, &f),
+	ck_assert_int_eq(simshm_grant_pin(gt, act, SIMSHM_NR_GRANTS, RAM_PAGES, 30, BACKEND, true, &f, NULL),
 			 GNTST_no_space);
 }
 END_TEST
@@ -259,8 +267,8 @@ START_TEST(test_lock_owner_died)
 	}
 	ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
 	entry_raw(50, GTF_permit_access, BACKEND, 1);
-	ck_assert_int_eq(simshm_grant_pin(gt, act, SIMSHM_NR_GRANTS, RAM_PAGES, 50, BACKEND, true, &f), 0);
-	simshm_grant_unpin(gt, act, 50, true);
+	ck_assert_int_eq(simshm_grant_pin(gt, act, SIMSHM_NR_GRANTS, RAM_PAGES, 50, BACKEND, true, &f, NULL), 0);
+	simshm_grant_unpin(gt, act, 50, true, NULL);
 }
 END_TEST
 
