@@ -146,7 +146,8 @@ static int simctl_call(struct simctl *sc, const struct simctl_req *req,
 		r = -EPROTO;
 		goto fail;
 	}
-	memcpy(fds, got, nr_fds * sizeof(int));
+	if (nr_fds)
+		memcpy(fds, got, nr_fds * sizeof(int));
 	return 0;
 fail:
 	fds_close(got, nr_got);
