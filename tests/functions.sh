@@ -82,3 +82,21 @@ start_xensimd() {
 	wait_for 10 test -S "$XENSIM_DIR/socket" || fail "xensimd did not start"
 	wait_for 10 test -S "$XENSIM_DIR/sim" || fail "xensimd sim socket missing"
 }
+
+# ---- blkbackd helpers (owner: blkbackd) ----
+# start_blkbackd [ARGS...]: blkbackd on the simulator in the foreground,
+# verbose, logging to $TEST_DIR/blkbackd.log; stopped by the EXIT trap
+# before xensimd. Sets BLKBACKD_PID.
+start_blkbackd() {
+	rm -f "$TEST_DIR/blkbackd.pid"
+	blkbackd -d -v --platform=sim --dir "$XENSIM_DIR" \
+		-p "$TEST_DIR/blkbackd.pid" "$@" >>"$TEST_DIR/blkbackd.log" 2>&1 &
+	BLKBACKD_PID=$!
+	_pids="$BLKBACKD_PID $_pids"
+	wait_for 10 test -s "$TEST_DIR/blkbackd.pid" || fail "blkbackd did not start"
+}
+
+# xs_is PATH VALUE: the xenstore node PATH holds exactly VALUE.
+xs_is() {
+	[ "$(xenstore-read "$1" 2>/dev/null)" = "$2" ]
+}
