@@ -29,6 +29,7 @@
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define PG PLAT_PAGE_SIZE
 
+static char basedir[32];	/* removed by main(), whatever the tests did */
 static char tmpdir[48];
 static char simdir[64];
 static pid_t daemon_pid = -1;
@@ -61,7 +62,7 @@ static void daemon_start(void)
 	char bin[4096], sock[400];
 	int i;
 
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/check-sim.XXXXXX");
+	snprintf(tmpdir, sizeof(tmpdir), "%s/t.XXXXXX", basedir);
 	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
 	snprintf(simdir, sizeof(simdir), "%s/sim", tmpdir);
 	snprintf(bin, sizeof(bin), "%s/frontend-sim/xensimd", bd ? bd : "..");
@@ -1168,11 +1169,23 @@ static Suite *sim_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(sim_suite());
+	SRunner *sr;
+	char cmd[64];
 	int failed;
 
+	/* A failed check ends its forked test without cleanup: the per-test
+	 * directories live under one that this process removes. */
+	snprintf(basedir, sizeof(basedir), "/tmp/check-sim.XXXXXX");
+	if (!mkdtemp(basedir)) {
+		perror("mkdtemp");
+		return EXIT_FAILURE;
+	}
+	sr = srunner_create(sim_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", basedir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", basedir);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
