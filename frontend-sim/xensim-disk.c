@@ -251,6 +251,14 @@ static int disk_positional(struct disk_parse *dp, enum disk_pos pos,
 	}
 }
 
+/* colo, colo-host=, colo-port=, colo-export=, active-disk=, hidden-disk= */
+static bool is_colo(const char *word)
+{
+	return strcmp(word, "colo") == 0 || strncmp(word, "colo-", 5) == 0 ||
+	       strcmp(word, "active-disk") == 0 ||
+	       strcmp(word, "hidden-disk") == 0;
+}
+
 /* Bare keywords; returns 1 if word was one. */
 static int disk_flag(struct disk_parse *dp, const char *word)
 {
@@ -269,7 +277,7 @@ static int disk_flag(struct disk_parse *dp, const char *word)
 	} else if (strcmp(word, "trusted") == 0 || strcmp(word, "untrusted") == 0) {
 		r = disk_once(dp, &dp->trusted_set, "trusted");
 		d->trusted = word[0] == 't';
-	} else if (strncmp(word, "colo", 4) == 0) {
+	} else if (is_colo(word)) {
 		return disk_err(dp, "COLO disks are not supported");
 	} else {
 		return 0;
@@ -336,8 +344,7 @@ static int disk_keyword(struct disk_parse *dp, const char *key, const char *val)
 					"(xen only)", val);
 		return 0;
 	}
-	if (strncmp(key, "colo", 4) == 0 || strcmp(key, "active-disk") == 0 ||
-	    strcmp(key, "hidden-disk") == 0)
+	if (is_colo(key))
 		return disk_err(dp, "COLO disks are not supported");
 	if (strcmp(key, "discard") == 0 || strcmp(key, "direct-io-safe") == 0 ||
 	    strcmp(key, "trusted") == 0 || strcmp(key, "cdrom") == 0)

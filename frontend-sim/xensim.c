@@ -105,12 +105,11 @@ int xensim_xs(struct xensim *x, struct xs_handle **ret)
 		}
 		x->xs = xs_open(0);
 		if (!x->xs) {
-			int r = errno ? -errno : -EIO;
-
 			xensim_err("cannot connect to xenstore at %s: %s",
 				   getenv("XENSTORED_PATH") ?: "(default)",
-				   strerror(-r));
-			return r;
+				   strerror(errno ? errno : EIO));
+			/* not "no such domain": a distinct, generic failure */
+			return -ENOTCONN;
 		}
 	}
 	*ret = x->xs;
@@ -122,16 +121,11 @@ int xensim_simctl(struct xensim *x, struct simctl **ret)
 	int r;
 
 	if (!x->sc) {
-		if (!x->dir) {
-			xensim_err("no simulator directory: give --dir DIR or "
-				   "set XENSIM_DIR");
-			return -EINVAL;
-		}
 		r = simctl_connect(x->dir, 0, &x->sc);
 		if (r < 0) {
 			xensim_err("cannot reach xensimd under %s: %s", x->dir,
 				   strerror(-r));
-			return r;
+			return -ENOTCONN;
 		}
 	}
 	*ret = x->sc;
@@ -191,6 +185,12 @@ int main(int argc, char **argv)
 			cmd = &commands[i];
 	if (!cmd) {
 		xensim_err("unknown command '%s' (try xensim --help)", argv[optind]);
+		return XENSIM_EXIT_USAGE;
+	}
+
+	if (!x.dir) {
+		xensim_err("no simulator directory: give --dir DIR or set "
+			   "XENSIM_DIR");
 		return XENSIM_EXIT_USAGE;
 	}
 

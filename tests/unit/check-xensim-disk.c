@@ -163,6 +163,8 @@ static const struct spec_case spec_cases[] = {
 	{ "vdev=xvda,discard=1,target=/x", 0, .err_has = "flag" },
 	{ "vdev=xvda,discard,no-discard,target=/x", 0, .err_has = "more than once" },
 	{ "vdev=xvda,colo-host=a,target=/x", 0, .err_has = "COLO" },
+	{ "vdev=xvda,colo,target=/x", 0, .err_has = "COLO" },
+	{ "vdev=xvda,colour=blue,target=/x", 0, .err_has = "unknown" },
 	{ "/a,raw,xvda,rw,extra", 0, .err_has = "unexpected" },
 	{ "/a,,xvda:floppy", 0, .err_has = "suffix" },
 	{ "vdev=xvda,devtype=cdrom,cdrom,target=/x", 0, .err_has = "more than once" },
