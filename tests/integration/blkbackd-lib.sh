@@ -42,8 +42,9 @@ sim_guest() { xensim create "$1"; }
 # sim_attach DOMAIN VDEV TARGET [ACCESS [DEVTYPE]]: xl-style block-attach
 # through the hotplug script in the source tree (script=blkbackd).
 sim_attach() {
-	local spec="vdev=$2, target=$3, access=${4:-w}, script=blkbackd"
+	local spec="vdev=$2, access=${4:-w}, script=blkbackd"
 	[ -z "${5:-}" ] || spec="$spec, devtype=$5"
+	spec="$spec, target=$3"	# libxl: target= comes last
 	XENSIM_SCRIPT_DIR="$top_srcdir/hotplug" xensim block-attach "$1" "$spec" ||
 		fail "block-attach $1 $2 failed"
 }
@@ -53,4 +54,23 @@ bf() {
 	local dom=$1 vdev=$2
 	shift 2
 	blkfront-sim --domain "$dom" --vdev "$vdev" "$@" >>"$TEST_DIR/bf.log" 2>&1
+}
+
+# bf_bg DOMAIN VDEV ARGS...: blkfront-sim in the background; $! is its pid.
+bf_bg() {
+	local dom=$1 vdev=$2
+	shift 2
+	blkfront-sim --domain "$dom" --vdev "$vdev" "$@" >>"$TEST_DIR/bf.log" 2>&1 &
+}
+
+# fe_restart DOMID DEVID: the frontend starts over (state Initialising)
+# and the backend must come back to InitWait within a second. blkfront-sim
+# expects InitWait as soon as it writes Initialising, so reconnecting runs
+# go through this first.
+fe_restart() {
+	# Stale ring keys go too: blkfront-sim's own cleanup of
+	# ring-page-order misses when the frontend path is long.
+	xenstore-rm "$(fe_path "$1" "$2")/ring-page-order" 2>/dev/null || true
+	xenstore-write "$(fe_path "$1" "$2")/state" 1
+	expect_state "$1" "$2" 2 1 "reconnect after Closed"
 }

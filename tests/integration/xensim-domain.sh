@@ -43,7 +43,7 @@ case "$vm" in /vm/????????-????-????-????-????????????) ;; *) fail "vm path '$vm
 expect_node "$vm" "" "n0,r$id1"
 expect_node "$vm/name" vm1
 expect_node "$vm/uuid" "${vm#/vm/}"
-xenstore-exists "$d/memory/target" && fail "memory/target without --memory"
+expect_node "$d/memory/target" 262144 "n0,r$id1"	# the 256 MiB default
 
 info "the guest sees its own tree through its own socket"
 v=$(XENSTORED_PATH="$XENSIM_DIR/domain/$id1/socket" xenstore-read name) ||
@@ -66,6 +66,7 @@ done
 expect_status 2 xensim create vm9 --memory 0
 expect_msg "$TEST_DIR/err" "bad --memory"
 expect_status 2 xensim create vm9 --memory 12x
+expect_status 2 xensim create vm9 --memory 4097
 expect_status 2 xensim create
 expect_status 2 xensim create a b
 expect_status 0 xensim list
