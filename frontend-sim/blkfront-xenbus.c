@@ -438,7 +438,7 @@ int bf_xenbus_publish(struct bf_dev *dev)
 {
 	const char *proto = blkif_abi_name(dev->opts->abi);
 	unsigned int pages = 1u << dev->ring_order, i;
-	char key[32];
+	char key[32], path[1024];
 	int ret;
 
 	for (;;) {
@@ -450,18 +450,16 @@ int bf_xenbus_publish(struct bf_dev *dev)
 			return ret;
 		}
 		/* Keys of an earlier connection with another ring size must
-		 * not survive into this one. */
-		snprintf(key, sizeof(key), "%s/%s", dev->fe_path, BF_KEY_RING_PAGE_ORDER);
-		xs_rm(dev->xs, t, key);
+		 * not survive into this one; absent ones fail harmlessly. */
+		snprintf(path, sizeof(path), "%s/%s", dev->fe_path, BF_KEY_RING_PAGE_ORDER);
+		xs_rm(dev->xs, t, path);
+		snprintf(path, sizeof(path), "%s/%s", dev->fe_path, BF_KEY_RING_REF);
+		xs_rm(dev->xs, t, path);
 		for (i = 0; i < BF_MAX_RING_PAGES; i++) {
-			char path[512];
-
 			snprintf(path, sizeof(path), "%s/" BF_KEY_RING_REF_FMT,
 				 dev->fe_path, i);
 			xs_rm(dev->xs, t, path);
 		}
-		snprintf(key, sizeof(key), "%s/%s", dev->fe_path, BF_KEY_RING_REF);
-		xs_rm(dev->xs, t, key);
 
 		ret = 0;
 		if (dev->ring_order == 0) {
