@@ -366,9 +366,12 @@ static bool st_is_closed(int st)
 	       st == XenbusStateClosed;
 }
 
-static bool st_is_past_initialising(int st)
+/* After our Initialising a backend in Closed (an earlier connection's
+ * end) is still on its way back to InitWait: keep waiting for it. */
+static bool st_is_ready_for_front(int st)
 {
-	return st != XenbusStateInitialising;
+	return st == 0 || st == XenbusStateInitWait || st == XenbusStateInitialised ||
+	       st == XenbusStateConnected;
 }
 
 static bool st_is_connected_or_worse(int st)
@@ -413,7 +416,7 @@ int bf_xenbus_wait_initwait(struct bf_dev *dev)
 	ret = xb_reset(dev);
 	if (ret < 0)
 		return ret;
-	st = xb_wait(dev, st_is_past_initialising, "leave Initialising");
+	st = xb_wait(dev, st_is_ready_for_front, "go InitWait");
 	if (st < 0)
 		return st;
 	if (st == 0) {
