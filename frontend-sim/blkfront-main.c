@@ -566,7 +566,7 @@ int main(int argc, char **argv)
 			log_info("interrupted while connecting");
 		goto out_close;
 	}
-	log_debug("connected: %" PRIu64 " sectors of %u bytes, info %#x", dev.be.sectors,
+	log_debug("connected: %" PRIu64 " 512-byte sectors, sector-size %u, info %#x", dev.be.sectors,
 		  dev.be.sector_size, dev.be.info);
 
 	bf_stats_init(&st);

@@ -190,8 +190,8 @@ void bf_stats_report(const struct bf_stats *st, const struct bf_dev *dev,
 	}
 	printf("blkfront-sim: %s (devid %u) of domain %u, backend %s\n", o->vdev,
 	       dev->devid, dev->domid, dev->be_path ? dev->be_path : "?");
-	printf("  device:   %" PRIu64 " sectors of %u bytes, info %#x%s%s%s\n",
-	       dev->be.sectors, dev->be.sector_size, dev->be.info,
+	printf("  device:   %" PRIu64 " bytes, %u-byte sectors, info %#x%s%s%s\n",
+	       dev->be.sectors * 512, dev->be.sector_size, dev->be.info,
 	       dev->be.info & VDISK_READONLY ? " (read-only)" : "",
 	       dev->be.info & VDISK_CDROM ? " (cdrom)" : "",
 	       dev->be.info & VDISK_REMOVABLE ? " (removable)" : "");

@@ -317,7 +317,9 @@ static int wl_setup(struct wl *w)
 	struct bf_dev *dev = w->dev;
 	const struct bf_opts *o = dev->opts;
 	const struct bf_backend_info *be = &dev->be;
-	uint64_t dev_nr = be->sectors * (be->sector_size / SECT);
+	/* sectors counts 512-byte units whatever sector-size is, as Linux
+	 * blkback writes it and Linux blkfront reads it. */
+	uint64_t dev_nr = be->sectors;
 
 	w->ss_sect = be->sector_size / SECT;
 	if (o->bs % be->sector_size) {

@@ -484,10 +484,8 @@ int bf_xenbus_publish(struct bf_dev *dev)
 			ret = xb_write(dev, t, dev->fe_path, BF_KEY_PROTOCOL, "%s", proto);
 		if (ret == 0)
 			ret = xb_write(dev, t, dev->fe_path, BF_KEY_FEATURE_PERSISTENT, "0");
-		/* Every sector quantity we send is in 512-byte units and
-		 * aligned to the logical size, whatever it is. */
-		if (ret == 0)
-			ret = xb_write(dev, t, dev->fe_path, BF_KEY_FEATURE_LARGE_SECTOR, "1");
+		/* No feature-large-sector-size: like Linux, every sector
+		 * quantity stays in 512-byte units (aligned to sector-size). */
 		if (ret < 0) {
 			xs_transaction_end(dev->xs, t, true);
 			log_errno(LOG_LEVEL_ERR, ret, "%s: cannot write the ring keys",

@@ -27,7 +27,6 @@ struct xs_handle;
 #define BF_KEY_EVENT_CHANNEL		"event-channel"
 #define BF_KEY_PROTOCOL			"protocol"
 #define BF_KEY_FEATURE_PERSISTENT	"feature-persistent"
-#define BF_KEY_FEATURE_LARGE_SECTOR	"feature-large-sector-size"
 #define BF_KEY_MAX_RING_PAGE_ORDER	"max-ring-page-order"
 #define BF_KEY_MAX_INDIRECT_SEGS	"feature-max-indirect-segments"
 #define BF_KEY_FEATURE_FLUSH		"feature-flush-cache"
@@ -149,7 +148,7 @@ struct bf_backend_info {
 	bool feature_flush, feature_barrier, feature_discard, discard_secure;
 	uint32_t discard_granularity, discard_alignment;
 	uint32_t max_indirect_segments;
-	uint64_t sectors;		/* in sector_size units */
+	uint64_t sectors;		/* 512-byte units, as Linux uses it */
 	uint32_t sector_size, physical_sector_size;
 	uint32_t info;			/* VDISK_* */
 	bool feature_persistent;
