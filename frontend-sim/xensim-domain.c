@@ -17,6 +17,9 @@
 #define DOM0_NAME	"Domain-0"
 #define NAME_MAX_LEN	128
 #define MAX_DOMAINS	4096
+/* Simulated RAM is a lazily allocated memfd; xensimd caps it at 4 GiB. */
+#define MEMORY_DEFAULT_MIB	256
+#define MEMORY_MAX_MIB		4096
 
 /* Live domain ids, ascending, dom0 included. Free *ret_ids. */
 static int domain_ids(struct xensim *x, uint32_t **ret_ids, size_t *ret_n)
@@ -155,7 +158,7 @@ struct create_ctx {
 	struct xensim *x;
 	const char *name;
 	uint32_t domid;
-	uint32_t memory_mib;		/* 0: not given */
+	uint32_t memory_mib;
 	const char *uuid;
 	const uint32_t *ids;		/* live domains, for the name check */
 	size_t nids;
@@ -248,15 +251,13 @@ static int create_txn(struct xs_handle *xs, xs_transaction_t t, void *opaque)
 	PATHF(v, "%u", c->domid);
 	if ((r = xsim_write(xs, t, p, v)) < 0)
 		goto fail;
-	if (c->memory_mib) {
-		PATHF(v, "%llu", (unsigned long long)c->memory_mib * 1024);
-		PATHF(p, "%s/memory/static-max", dom);
-		if ((r = xsim_write(xs, t, p, v)) < 0)
-			goto fail;
-		PATHF(p, "%s/memory/target", dom);
-		if ((r = xsim_write(xs, t, p, v)) < 0)
-			goto fail;
-	}
+	PATHF(v, "%llu", (unsigned long long)c->memory_mib * 1024);
+	PATHF(p, "%s/memory/static-max", dom);
+	if ((r = xsim_write(xs, t, p, v)) < 0)
+		goto fail;
+	PATHF(p, "%s/memory/target", dom);
+	if ((r = xsim_write(xs, t, p, v)) < 0)
+		goto fail;
 	return 0;
 fail:
 	xensim_err("cannot write %s: %s", p[0] ? p : dom, strerror(-r));
@@ -293,7 +294,7 @@ int xensim_cmd_create(struct xensim *x, int argc, char **argv)
 		{ "memory", required_argument, NULL, 'm' },
 		{ 0 }
 	};
-	struct create_ctx c = { .x = x };
+	struct create_ctx c = { .x = x, .memory_mib = MEMORY_DEFAULT_MIB };
 	struct simctl *sc;
 	struct xs_handle *xs;
 	uint32_t *ids = NULL, domid;
@@ -309,9 +310,9 @@ int xensim_cmd_create(struct xensim *x, int argc, char **argv)
 			errno = 0;
 			mib = strtoul(optarg, &end, 10);
 			if (errno || end == optarg || *end || mib == 0 ||
-			    mib > 65536) {
-				xensim_err("create: bad --memory '%s' (MiB, 1 to 65536)",
-					   optarg);
+			    mib > MEMORY_MAX_MIB) {
+				xensim_err("create: bad --memory '%s' (MiB, 1 to %d)",
+					   optarg, MEMORY_MAX_MIB);
 				return -EINVAL;
 			}
 			c.memory_mib = (uint32_t)mib;
