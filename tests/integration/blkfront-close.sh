@@ -8,6 +8,7 @@
 . "$top_srcdir/tests/integration/blkfront-lib.sh"
 test_timeout 180
 bf_require
+command -v xenstore-read >/dev/null || skip "xenstore-utils not installed"
 
 start_xensimd
 start_blkbackd

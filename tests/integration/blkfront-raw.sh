@@ -58,6 +58,18 @@ raw op4 -2 --op 4 --seg new:0:7
 raw op7 -2 --op 7 --seg new:0:7
 raw op255 -2 --op 255
 
+info "INDIRECT: per the backend's feature-max-indirect-segments"
+bf_run probe 0 --domain "$dom" --vdev xvda --workload randread --ops 1
+if [ "$(bf_num probe max_indirect_segments)" = 0 ]; then
+	raw ind-none -2 --op 6 --indirect-op 0 --nr-segments 1 --seg new:0:7
+else
+	raw ind-read 0 --op 6 --indirect-op 0 --nr-segments 2 --seg-auto
+	raw ind-op -1 --op 6 --indirect-op 3 --nr-segments 1 --seg-auto
+	raw ind-zero -1 --op 6 --indirect-op 0 --nr-segments 0 --indirect-pages 1
+	raw ind-badpage -1 --op 6 --indirect-op 0 --nr-segments 1 --indirect-pages 0 \
+		--indirect-gref 16000
+fi
+
 info "the backend still serves after all that"
 bf_run after 0 --domain "$dom" --vdev xvda --workload randrw --ops 500 --verify
 bf_ok after
