@@ -315,7 +315,17 @@ static int xs_domain_listen(struct xs_domain *dom)
 	dom->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (dom->fd < 0)
 		return -errno;
-	/* A socket file left by a killed daemon would make bind fail. */
+	/* A socket file left by a killed daemon would make bind fail; one a
+	 * live daemon still answers on is not ours to take. */
+	if (connect(dom->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ||
+	    errno == EAGAIN || errno == EINPROGRESS) {
+		r = -EADDRINUSE;
+		goto fail;
+	}
+	close(dom->fd);
+	dom->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (dom->fd < 0)
+		return -errno;
 	if (unlink(dom->sock_path) < 0 && errno != ENOENT) {
 		r = -errno;
 		goto fail;
