@@ -19,7 +19,10 @@
  *  NEW         | online = 0 or backend state 5          | write 6 -> CLOSED
  *  NEW         | otherwise                              | configure: open storage,
  *              |                                        | max-ring-page-order, write 2
- *              |                                        | -> INITWAIT (error: stay NEW)
+ *              |                                        | (not when both ends are
+ *              |                                        | Connected: takeover after a
+ *              |                                        | restart) -> INITWAIT
+ *              |                                        | (error: stay NEW)
  *  INITWAIT    | close                                  | write 6 -> CLOSED
  *  INITWAIT    | frontend 3/4 and hotplug-status        | start: map rings, bind, thread,
  *              | "connected"                            | connect keys + 4 in one tx
@@ -419,8 +422,12 @@ out:
 	return r;
 }
 
-/* configure: storage open, probe features published, InitWait. */
-static int vbd_configure(struct vbd *v)
+/* configure: storage open, probe features published, InitWait. With
+ * takeover (the backend state says Connected and so does the frontend: an
+ * earlier blkbackd served this vbd and exited) the state is left at
+ * Connected, so the frontend sees no flap while the start step maps its
+ * ring again. */
+static int vbd_configure(struct vbd *v, bool takeover)
 {
 	struct vbd_kv kv = { .key = XK_MAX_RING_PAGE_ORDER };
 	int r;
@@ -428,19 +435,26 @@ static int vbd_configure(struct vbd *v)
 	r = vbd_read_frontend_path(v);
 	if (r < 0)
 		return r;
+	if (takeover) {
+		unsigned long long fe_state = XenbusStateUnknown;
+
+		xenbus_read_uint(v->d, XBT_NULL, v->fe_path, XK_STATE, XenbusStateReconfigured,
+				 &fe_state);
+		takeover = fe_state == XenbusStateConnected;
+	}
 	if (!v->backing) {
 		r = vbd_open_backing(v);
 		if (r < 0)
 			return r;
 	}
 	snprintf(kv.val, sizeof(kv.val), "%u", BLKBACKD_MAX_RING_ORDER);
-	r = vbd_publish(v, &kv, 1, XenbusStateInitWait);
+	r = vbd_publish(v, &kv, 1, takeover ? 0 : XenbusStateInitWait);
 	if (r < 0) {
 		if (r != -ENOENT)
 			vbd_fail(v, r, "cannot publish features");
 		return r;
 	}
-	vbd_log(v, LOG_LEVEL_INFO, 0, "backend InitWait");
+	vbd_log(v, LOG_LEVEL_INFO, 0, takeover ? "taking over a connected vbd" : "backend InitWait");
 	vbd_clear_error(v);
 	return 0;
 }
@@ -683,7 +697,7 @@ static bool vbd_step(struct vbd *v)
 		if (toolstack_close) {
 			if (vbd_set_state(v, XenbusStateClosed) == 0)
 				v->phase = VBD_CLOSED;
-		} else if (vbd_configure(v) == 0) {
+		} else if (vbd_configure(v, in.be_state == XenbusStateConnected) == 0) {
 			v->phase = VBD_INITWAIT;
 		}
 		break;
@@ -718,7 +732,7 @@ static bool vbd_step(struct vbd *v)
 		if (in.online && !toolstack_close &&
 		    (in.fe_state == XenbusStateInitialising || in.fe_state == XenbusStateInitWait ||
 		     in.fe_state == XenbusStateInitialised)) {
-			if (vbd_configure(v) == 0)
+			if (vbd_configure(v, false) == 0)
 				v->phase = VBD_INITWAIT;
 		} else if (in.be_state != XenbusStateClosed) {
 			vbd_set_state(v, XenbusStateClosed);

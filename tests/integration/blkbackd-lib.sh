@@ -74,3 +74,7 @@ fe_restart() {
 	xenstore-write "$(fe_path "$1" "$2")/state" 1
 	expect_state "$1" "$2" 2 1 "reconnect after Closed"
 }
+
+# fds_at_most N: blkbackd holds at most N fds (re-counted on every call,
+# so it can be polled with wait_for).
+fds_at_most() { [ "$(blkbackd_fds)" -le "$1" ]; }
