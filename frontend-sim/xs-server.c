@@ -536,6 +536,15 @@ void xs_server_stop(void)
 	}
 	xs_domain_free(xs.dom0);
 	xs.dom0 = NULL;
+	if (xs.dir) {
+		char *top;
+
+		/* Only if empty: dom-server.c may still have files there. */
+		if (asprintf(&top, "%s/domain", xs.dir) >= 0) {
+			rmdir(top);
+			free(top);
+		}
+	}
 	xs_tree_free(xs.tree);
 	xs.tree = NULL;
 	xs_perms_done(&xs.special_introduce);

@@ -66,4 +66,18 @@ wait "$wpid" || fail "no @releaseDomain event on release"
 [ ! -e "$gsock" ] || fail "guest socket left after release"
 expect_fail guest xenstore-read name
 xs_is /local/domain/$id/data/x hi || fail "release removed the guest's nodes"
+
+# The same through the simulator's own domain lifecycle (xensim create
+# and destroy call introduce and release inside xensimd).
+command -v xensim >/dev/null || { info "xensim not built: lifecycle part skipped"; exit 0; }
+xenstore-watch -n 2 @introduceDomain >"$TEST_DIR/intro.out" 2>&1 &
+wpid=$!
+wait_for 5 grep -qx @introduceDomain "$TEST_DIR/intro.out" || fail "no initial @introduceDomain"
+dom=$(xensim create xsguest) || fail "xensim create"
+wait "$wpid" || fail "no @introduceDomain on xensim create"
+test -S "$XENSIM_DIR/domain/$dom/socket" || fail "no socket for domain $dom"
+[ "$(XENSTORED_PATH="$XENSIM_DIR/domain/$dom/socket" xenstore-read name)" = xsguest ] ||
+	fail "domain $dom cannot read its name"
+xensim destroy "$dom" || fail "xensim destroy"
+[ ! -e "$XENSIM_DIR/domain/$dom/socket" ] || fail "socket of destroyed domain $dom left"
 exit 0
