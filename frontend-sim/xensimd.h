@@ -80,8 +80,10 @@ void xs_conn_send(struct xs_conn *conn, uint32_t type, uint32_t req_id,
 void xs_server_fire(const char *path, const struct xs_perms *perms, bool exact);
 struct xs_tree *xs_server_tree(void);
 bool xs_server_domain_is_introduced(uint32_t domid);
-/* Watches held by all live connections of an unprivileged domain. */
+/* Watches / open transactions held by all live connections of an
+ * unprivileged domain: quotas are per domain, however many sockets it opens. */
 unsigned int xs_server_count_watches(uint32_t domid);
+unsigned int xs_server_count_txs(uint32_t domid);
 /* Permissions of the special watch nodes @introduceDomain/@releaseDomain;
  * NULL if name is not one of them. */
 struct xs_perms *xs_server_special_perms(const char *name);

@@ -378,6 +378,21 @@ unsigned int xs_server_count_watches(uint32_t domid)
 	return n;
 }
 
+unsigned int xs_server_count_txs(uint32_t domid)
+{
+	const struct xs_conn *conn;
+	const struct xs_tx *tx;
+	unsigned int n = 0;
+
+	for (conn = xs.conns; conn; conn = conn->next) {
+		if (conn->dead || conn->caller.privileged || conn->caller.domid != domid)
+			continue;
+		for (tx = conn->txs; tx; tx = tx->next)
+			n++;
+	}
+	return n;
+}
+
 void xs_server_fire(const char *path, const struct xs_perms *perms, bool exact)
 {
 	struct xs_conn *conn;

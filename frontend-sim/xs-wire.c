@@ -400,16 +400,6 @@ static int xs_do_unwatch(struct xs_req *req)
 	return r;
 }
 
-static unsigned int xs_conn_txs(const struct xs_conn *conn)
-{
-	const struct xs_tx *tx;
-	unsigned int n = 0;
-
-	for (tx = conn->txs; tx; tx = tx->next)
-		n++;
-	return n;
-}
-
 static bool xs_conn_tx_id_used(const struct xs_conn *conn, uint32_t id)
 {
 	const struct xs_tx *tx;
@@ -430,7 +420,10 @@ static int xs_do_transaction_start(struct xs_req *req)
 
 	if (req->tx)
 		return -EBUSY;
-	if (!conn->caller.privileged && xs_conn_txs(conn) >= XS_QUOTA_TRANSACTIONS)
+	/* Each transaction copies the tree: the quota bounds what a guest
+	 * can make us allocate. */
+	if (!conn->caller.privileged &&
+	    xs_server_count_txs(conn->caller.domid) >= XS_QUOTA_TRANSACTIONS)
 		return -ENOSPC;
 	do {
 		id = ++conn->next_tx_id;

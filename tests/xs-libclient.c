@@ -451,6 +451,10 @@ static int scenario_domain(void)
 		check(t[9] != XBT_NULL, "10 open transactions");
 		t[10] = xs_transaction_start(g);
 		check(t[10] == XBT_NULL && errno == ENOSPC, "11th transaction: ENOSPC");
+		g2 = open_as(id);
+		check(xs_transaction_start(g2) == XBT_NULL && errno == ENOSPC,
+		      "the quota is per domain, not per connection");
+		xs_close(g2);
 		for (i = 0; i < 10; i++)
 			xs_transaction_end(g, t[i], true);
 		t[0] = xs_transaction_start(g);
