@@ -39,6 +39,9 @@ int xs_server_domain_release(uint32_t domid);
 #define XS_QUOTA_VALUE		2048
 #define XS_QUOTA_TRANSACTIONS	10
 #define XS_QUOTA_PERMS		5
+/* Sockets one unprivileged domain may hold open (a real guest has one
+ * ring; here each costs a buffer and a descriptor). */
+#define XS_QUOTA_CONNS		64
 /* Pending output per connection before a client that does not read its
  * replies and events is dropped. */
 #define XS_CONN_OUT_MAX		(256 * 1024)

@@ -256,6 +256,17 @@ static void xs_conn_event(void *opaque, uint32_t events)
 	xs_server_reap();
 }
 
+static unsigned int xs_domain_conns(uint32_t domid)
+{
+	const struct xs_conn *conn;
+	unsigned int n = 0;
+
+	for (conn = xs.conns; conn; conn = conn->next)
+		if (!conn->dead && !conn->caller.privileged && conn->caller.domid == domid)
+			n++;
+	return n;
+}
+
 static void xs_listener_event(void *opaque, uint32_t events)
 {
 	struct xs_domain *dom = opaque;
@@ -271,6 +282,11 @@ static void xs_listener_event(void *opaque, uint32_t events)
 				log_errno(LOG_LEVEL_WARN, errno, "xenstore: accept on %s",
 					  dom->sock_path);
 			return;
+		}
+		if (!dom->privileged && xs_domain_conns(dom->domid) >= XS_QUOTA_CONNS) {
+			log_warn("xenstore: d%u has too many connections", dom->domid);
+			close(fd);
+			continue;
 		}
 		conn = calloc(1, sizeof(*conn));
 		if (!conn || loop_add(xs.loop, fd, EPOLLIN, xs_conn_event, conn) < 0) {

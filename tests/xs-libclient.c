@@ -482,6 +482,30 @@ static int scenario_domain(void)
 		xs_transaction_end(g, t[0], true);
 	}
 
+	/* Connections per domain are bounded too. */
+	{
+		struct xs_handle *hs[70];
+		unsigned int i, good = 0;
+
+		for (i = 0; i < 70; i++) {
+			hs[i] = open_as(id);
+			v = read_str(hs[i], XBT_NULL, "data/x");
+			if (v)
+				good++;
+			free(v);
+		}
+		/* g is one of the 64; a just-closed one may not be reaped yet. */
+		check(good >= 60 && good <= 63, "at most 64 guest connections served (%u more)", good);
+		for (i = 0; i < 70; i++)
+			xs_close(hs[i]);
+		usleep(200 * 1000);
+		hs[0] = open_as(id);
+		v = read_str(hs[0], XBT_NULL, "data/x");
+		check(v != NULL, "served again once they closed");
+		free(v);
+		xs_close(hs[0]);
+	}
+
 	/* Release: the guest's connection goes, events fire, nodes stay. */
 	check(xs_release_domain(d0, id), "release domain %u", id);
 	check(expect_event(d0, "@releaseDomain", "rel"), "@releaseDomain fires");
