@@ -1,10 +1,8 @@
 /* The xenstore server's sockets: DIR/socket for dom0 (privileged) and
- * DIR/domain/<id>/socket per introduced domain (unprivileged, acting as
- * that domain). Connections are non-blocking on xensimd's epoll loop; each
- * reads whole messages, has them answered by xs-wire.c and queues replies
- * and watch events in a bounded output queue. A connection that breaks
- * the protocol or lets its queue overflow is dropped; dropped connections
- * are freed only once no callback of ours is on the stack. */
+ * DIR/domain/<id>/socket per introduced domain (acting as that domain).
+ * Non-blocking connections on xensimd's loop read whole messages for
+ * xs-wire.c and queue replies and events in a bounded queue; a connection
+ * breaking the protocol or overflowing it is dropped (freed later). */
 #include "config.h"
 
 #include <errno.h>

@@ -1,10 +1,8 @@
-/* xenstore transactions. Each works on a private copy of the tree taken
- * at TRANSACTION_START, so its reads are stable and its writes invisible to
- * others. It remembers the generation every touched node had at start (0 =
- * absent) and logs its changes; commit fails with EAGAIN if any touched
- * node differs in the main tree now, else replays the log there, which
- * fires the watches. Like xenstored, listing or removing a node touches
- * its child list too, so concurrent creations under it conflict. */
+/* xenstore transactions: a private copy of the tree taken at START, the
+ * generation each touched node had then (0 = absent) and a log of changes.
+ * Commit fails with EAGAIN if a touched node differs in the main tree now,
+ * else replays the log there, firing watches. As in xenstored, a node's
+ * child list is part of it, so creations under a listed node conflict. */
 #include "config.h"
 
 #include <errno.h>

@@ -1,9 +1,8 @@
-/* The xenstore node store: a tree of nodes with value, permissions and a
- * generation (bumped on every change to the node or its child list, which
- * is what transactions compare and DIRECTORY_PART reports). Each operation
- * applies xenstored's permission rules and an unprivileged caller's quotas,
- * notes the paths it touches for transactions and reports its changes so
- * the server can fire watches. */
+/* The xenstore node store: nodes with value, permissions and a generation
+ * (bumped when the node or its child list changes; transactions compare it,
+ * DIRECTORY_PART reports it). Operations apply xenstored's permission rules
+ * and guest quotas, note touched paths for transactions and report changes
+ * for watches. */
 #include "config.h"
 
 #include <errno.h>
