@@ -238,10 +238,11 @@ static int disk_access(struct disk_parse *dp, const char *val)
 static int disk_positional(struct disk_parse *dp, enum disk_pos pos,
 			   const char *val)
 {
-	int r = disk_once(dp, &dp->pos_set[pos], pos_names[pos]);
-
-	if (r < 0)
-		return r;
+	if (dp->pos_set[pos])
+		return disk_err(dp, "'%s' given more than once (bare words "
+				"fill target, format, vdev, access in that "
+				"order)", pos_names[pos]);
+	dp->pos_set[pos] = true;
 	switch (pos) {
 	case POS_TARGET: return disk_target(dp, val);
 	case POS_FORMAT: return disk_format(dp, val);
