@@ -178,7 +178,7 @@ static int file_probe(struct io_backing *b, const struct stat *st, unsigned int 
 	return 0;
 }
 
-int io_backing_open(const char *path, unsigned int flags, struct io_backing **ret)
+int io_backing_open(const char *path, unsigned int flags, struct io_backing **ret_backing)
 {
 	struct io_backing *b;
 	struct stat st;
@@ -223,7 +223,7 @@ int io_backing_open(const char *path, unsigned int flags, struct io_backing **re
 	if (r < 0)
 		goto err;
 
-	*ret = b;
+	*ret_backing = b;
 	return 0;
 
 err:

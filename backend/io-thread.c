@@ -73,7 +73,7 @@ static void *pool_worker(void *arg)
 }
 
 int io_pool_new(const struct io_backing *b, unsigned int workers, int evfd,
-		struct io_pool **ret)
+		struct io_pool **ret_pool)
 {
 	sigset_t all, old;
 	struct io_pool *p;
@@ -110,7 +110,7 @@ int io_pool_new(const struct io_backing *b, unsigned int workers, int evfd,
 	if (r < 0)
 		goto err;
 
-	*ret = p;
+	*ret_pool = p;
 	return 0;
 
 err:

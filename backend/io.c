@@ -127,7 +127,7 @@ static int engine_start(struct io_engine *e, enum io_engine_kind kind)
 }
 
 int io_engine_new(enum io_engine_kind kind, struct io_backing *b, unsigned int depth,
-		  struct io_engine **ret)
+		  struct io_engine **ret_engine)
 {
 	struct io_engine *e;
 	unsigned int i;
@@ -162,7 +162,7 @@ int io_engine_new(enum io_engine_kind kind, struct io_backing *b, unsigned int d
 	if (r < 0)
 		goto err;
 
-	*ret = e;
+	*ret_engine = e;
 	return 0;
 
 err:

@@ -40,7 +40,7 @@ struct io_backing {
 
 /* Opens path (a regular file or a block device). -EINVAL for other file
  * types, -errno from open/fstat/ioctl otherwise. */
-int io_backing_open(const char *path, unsigned int flags, struct io_backing **ret);
+int io_backing_open(const char *path, unsigned int flags, struct io_backing **ret_backing);
 /* Closes the fd and frees; accepts NULL. Only after every engine on this
  * backing is freed. */
 void io_backing_close(struct io_backing *b);
@@ -86,7 +86,7 @@ typedef void io_complete_fn(void *opaque, void *cookie, int result);
  * here; an explicitly requested engine that cannot start fails (no silent
  * fallback), e.g. -ENOSYS for uring without io_uring. */
 int io_engine_new(enum io_engine_kind kind, struct io_backing *b, unsigned int depth,
-		  struct io_engine **ret);
+		  struct io_engine **ret_engine);
 /* Frees; accepts NULL. Waits for ops still in flight (their callbacks are
  * not called), so buffers are safe to free afterwards. */
 void io_engine_free(struct io_engine *e);
@@ -195,7 +195,7 @@ extern const struct io_engine_ops io_engine_null_ops;
  * writing to evfd (which the pool does not own). */
 struct io_pool;
 int io_pool_new(const struct io_backing *b, unsigned int workers, int evfd,
-		struct io_pool **ret);
+		struct io_pool **ret_pool);
 void io_pool_free(struct io_pool *p);	/* waits for queued and running ops */
 void io_pool_queue(struct io_pool *p, struct io_op *op);	/* batch, no lock */
 void io_pool_submit(struct io_pool *p);	/* hands the batch to the workers */

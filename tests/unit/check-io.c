@@ -222,8 +222,9 @@ static void roundtrip(enum io_engine_kind kind, unsigned int flags, unsigned int
 	}
 	for (i = 0; i < nops; i++)
 		ck_assert_int_eq(c.res[i], (int)opsz);
-	for (l = 0; l < nops * opsz; l++)
-		ck_assert_msg(buf[l] == pattern(l, 1), "byte %u differs", l);
+	for (l = 0; l < nops * opsz && buf[l] == pattern(l, 1); l++)
+		;
+	ck_assert_msg(l == nops * opsz, "byte %u differs", l);
 
 	free(check);
 	free(buf);
@@ -361,8 +362,9 @@ static void discard_case(enum io_engine_kind kind, unsigned int flags)
 	ck_assert_int_eq(io_engine_submit(e), 1);
 	collect_wait(e, &c, 2);
 	ck_assert_int_eq(c.res[2], (int)len);
-	for (i = 0; i < len; i++)
-		ck_assert_msg(buf[i] == 0, "byte %ld of the hole is %d", (long)i, buf[i]);
+	for (i = 0; i < len && buf[i] == 0; i++)
+		;
+	ck_assert_msg(i == len, "byte %ld of the hole is not zero", (long)i);
 	ck_assert_int_eq(pread(b->fd, buf, 512, off - 512), 512);
 	ck_assert_int_eq(buf[0], 0x77 ^ (int)((off - 512) / 512) % 256);
 	ck_assert_int_eq(pread(b->fd, buf, 512, off + len), 512);
@@ -398,6 +400,8 @@ START_TEST(test_readonly)
 	char *path = file_make("ro", 1 << 20, 0x33);
 
 	memset(&c, 0, sizeof(c));
+	/* valgrind cannot see io_uring's writes into buf; start it defined. */
+	memset(buf, 0, sizeof(buf));
 	ck_assert_int_eq(io_backing_open(path, IO_BACKING_READ_ONLY, &b), 0);
 	ck_assert(b->read_only);
 	ck_assert(!b->can_discard);
@@ -1058,8 +1062,9 @@ START_TEST(test_bdev_io)
 		ck_assert_int_eq(io_engine_submit(e), 1);
 		collect_wait(e, &c, 5);
 		ck_assert_int_eq(c.res[5], 65536);
-		for (i = 0; i < 65536; i++)
-			ck_assert_msg(buf[2][i] == 0, "discarded byte %u is %d", i, buf[2][i]);
+		for (i = 0; i < 65536 && buf[2][i] == 0; i++)
+			;
+		ck_assert_msg(i == 65536, "discarded byte %u is not zero", i);
 		/* Misaligned for the block layer: its EINVAL is the result. */
 		ck_assert_int_eq(io_engine_discard(e, 100, 512, false, (void *)6), 0);
 		ck_assert_int_eq(io_engine_submit(e), 1);
