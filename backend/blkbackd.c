@@ -39,12 +39,14 @@ static const char usage_text[] =
 	"      --direct-io           always open storage with O_DIRECT\n"
 	"      --sector-size N       logical sector size of file storage: 512 or 4096\n"
 	"      --resize-interval MS  check storage sizes every MS ms, 0: SIGHUP only\n"
+	"      --max-indirect-segments N  advertise INDIRECT requests of up to N\n"
+	"                            segments, 0..4096, 0: none (default: 256)\n"
 	"  -h, --help                this text\n"
 	"  -V, --version             print the version\n";
 
 enum {
 	OPT_PLATFORM = 256, OPT_DIR, OPT_IO_ENGINE, OPT_SCRIPT_NAME, OPT_DIRECT_IO,
-	OPT_SECTOR_SIZE, OPT_RESIZE_INTERVAL,
+	OPT_SECTOR_SIZE, OPT_RESIZE_INTERVAL, OPT_MAX_INDIRECT,
 };
 
 static const struct option long_options[] = {
@@ -59,6 +61,7 @@ static const struct option long_options[] = {
 	{ "direct-io", no_argument, NULL, OPT_DIRECT_IO },
 	{ "sector-size", required_argument, NULL, OPT_SECTOR_SIZE },
 	{ "resize-interval", required_argument, NULL, OPT_RESIZE_INTERVAL },
+	{ "max-indirect-segments", required_argument, NULL, OPT_MAX_INDIRECT },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -131,6 +134,17 @@ static int options_parse(struct blkbackd *d, int argc, char **argv, int *verbose
 				return -EINVAL;
 			}
 			d->resize_interval_ms = (int)n;
+			break;
+		case OPT_MAX_INDIRECT:
+			errno = 0;
+			n = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || n < 0 ||
+			    n > (long)BLKIF_MAX_INDIRECT_SEGMENTS) {
+				fprintf(stderr, "blkbackd: bad --max-indirect-segments '%s' (0..%u)\n",
+					optarg, BLKIF_MAX_INDIRECT_SEGMENTS);
+				return -EINVAL;
+			}
+			d->max_indirect_segs = (unsigned int)n;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -358,6 +372,7 @@ int main(int argc, char **argv)
 		.script_name = DEFAULT_SCRIPT_NAME,
 		.engine = IO_ENGINE_AUTO,
 		.resize_interval_ms = DEFAULT_RESIZE_MS,
+		.max_indirect_segs = BLKBACKD_DEFAULT_INDIRECT_SEGS,
 		.wake_fd = -1,
 	};
 	struct platform_config pc = { 0 };

@@ -35,6 +35,7 @@ struct ring;
 #define XK_HOTPLUG_STATUS	"hotplug-status"
 #define XK_ERROR		"error"
 #define XK_MAX_RING_PAGE_ORDER	"max-ring-page-order"
+#define XK_MAX_INDIRECT_SEGS	"feature-max-indirect-segments"
 #define XK_FEATURE_FLUSH	"feature-flush-cache"
 #define XK_FEATURE_BARRIER	"feature-barrier"
 #define XK_FEATURE_DISCARD	"feature-discard"
@@ -55,6 +56,7 @@ struct ring;
 #define HOTPLUG_CONNECTED	"connected"
 #define BLKBACKD_MAX_RING_ORDER	4u
 #define BLKBACKD_MAX_RING_PAGES	(1u << BLKBACKD_MAX_RING_ORDER)
+#define BLKBACKD_DEFAULT_INDIRECT_SEGS	256u	/* 1 MiB requests */
 
 /* ---- blkbackd.c: options, the daemon context, the main loop ---- */
 
@@ -69,6 +71,7 @@ struct blkbackd {
 	bool direct_io;			/* O_DIRECT even without direct-io-safe */
 	bool sector_4k;			/* files report 4096-byte logical sectors */
 	int resize_interval_ms;		/* 0 = SIGHUP only */
+	unsigned int max_indirect_segs;	/* advertised; 0: no INDIRECT */
 
 	/* run time, main thread only unless marked */
 	struct xs_handle *xs;
@@ -173,6 +176,8 @@ struct vbd {
 
 	unsigned int nr_rings;
 	struct ring **rings;
+	/* feature-max-indirect-segments as published at configure */
+	unsigned int max_indirect_segs;
 };
 
 /* Looks for an existing vbd (NULL when unknown). */
@@ -205,6 +210,8 @@ struct ring_config {
 	uint32_t remote_port;
 	enum blkif_abi abi;
 	enum io_engine_kind engine;
+	/* as advertised at probe; 0: INDIRECT is an unknown op */
+	unsigned int max_indirect_segments;
 };
 
 /* Maps the ring (attach form: never initialises it), binds the event

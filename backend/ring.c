@@ -3,6 +3,8 @@
  * check it, copy each request once, validate, grant-copy data in one batch
  * per drain, submit to the storage engine, copy read data out, answer,
  * notify only when ring.h's hold-off says so, final check before sleeping.
+ * INDIRECT requests fetch their segment pages once by grant copy into
+ * private memory and take their data buffer from a bounded per-ring pool.
  * The ring thread alone touches the shared ring; the main thread maps it
  * before the thread starts and unmaps it after the thread has exited. */
 #include "config.h"
@@ -32,6 +34,9 @@
 #define RING_BUF_BYTES	(BLKIF_MAX_SEGMENTS_PER_REQUEST * RING_SEG_BYTES)
 /* Consecutive wakeups without work before we slow down (event storms). */
 #define RING_SPURIOUS_MAX	64
+/* Data buffers of indirect requests in flight, per ring: at most this
+ * many bytes, at least one request, at most one per ring entry. */
+#define RING_INDIRECT_BUDGET	(64u << 20)
 #define RING_LOG_ERRORS_MAX	16
 
 enum rreq_stage {
@@ -43,6 +48,13 @@ enum rreq_stage {
 	RREQ_COPY_OUT,		/* read data waits for this reap's grant copy */
 };
 
+/* Data buffer and segment list of one indirect request in flight. */
+struct rbig {
+	struct rbig *next;		/* free list */
+	void *data;			/* max_indirect_segments pages */
+	struct blkif_seg *segs;		/* max_indirect_segments entries */
+};
+
 /* One in-flight request; the array index is ours, never the guest's id. */
 struct rreq {
 	struct rreq *next;		/* free list or a stage list */
@@ -52,8 +64,9 @@ struct rreq {
 	bool flush_after;		/* barrier or flush with data: flush next */
 	uint64_t offset;		/* bytes */
 	uint32_t len;
-	struct iovec iov;
+	struct iovec iov;		/* its base is where the data lives */
 	void *buf;			/* RING_BUF_BYTES, page aligned */
+	struct rbig *big;		/* INDIRECT only: held until answered */
 };
 
 struct ring {
@@ -89,6 +102,18 @@ struct ring {
 	struct rreq *copy_list;		/* stage COPY_IN or COPY_OUT, in order */
 	struct rreq **copy_tail;
 	xengnttab_grant_copy_segment_t *segs;
+	unsigned int segs_cap;		/* entries in segs: one batch */
+	struct rbig *bigs;		/* the indirect pool, bigs_nr of them */
+	unsigned int bigs_nr;
+	void *bigs_data;
+	size_t bigs_data_len;
+	struct blkif_seg *bigs_segs;
+	struct rbig *big_free;
+	bool stashed;			/* an indirect request waits for the pool */
+	struct blkif_req stash;		/* ... here: the slot is not read again */
+	unsigned long stash_waits;	/* times the pool ran dry, for the log */
+	void *ind_pages;		/* private copies of one request's indirect pages */
+	xengnttab_grant_copy_segment_t ind_copy[BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST];
 	bool stopping;
 	bool halted;
 	unsigned int spurious;
@@ -205,11 +230,27 @@ static void ring_push(struct ring *r)
 	}
 }
 
+/* The operation a response echoes. Linux blkback answers an INDIRECT
+ * request with its indirect_op, and Linux blkfront checks the echo against
+ * the data op it sent; an INDIRECT we do not advertise is an unknown op
+ * and echoed as it came. */
+static uint8_t ring_rsp_op(const struct ring *r, const struct blkif_req *req)
+{
+	if (req->operation == BLKIF_OP_INDIRECT && r->desc.max_indirect_segments)
+		return req->indirect_op;
+	return req->operation;
+}
+
 static void rreq_free(struct ring *r, struct rreq *q)
 {
 	/* Consuming resumes once a barrier has been answered. */
 	if (r->barrier == q)
 		r->barrier = NULL;
+	if (q->big) {
+		q->big->next = r->big_free;
+		r->big_free = q->big;
+		q->big = NULL;
+	}
 	q->stage = RREQ_FREE;
 	q->next = r->free;
 	r->free = q;
@@ -219,7 +260,7 @@ static void rreq_free(struct ring *r, struct rreq *q)
 
 static void rreq_finish(struct ring *r, struct rreq *q, int16_t status)
 {
-	ring_respond(r, q->req.id, q->req.operation, status);
+	ring_respond(r, q->req.id, ring_rsp_op(r, &q->req), status);
 	rreq_free(r, q);
 }
 
@@ -246,7 +287,7 @@ static unsigned int rreq_copy_segs(struct ring *r, struct rreq *q, bool to_guest
 
 		memset(g, 0, sizeof(*g));
 		if (to_guest) {
-			g->source.virt = (char *)q->buf + off;
+			g->source.virt = (char *)q->iov.iov_base + off;
 			g->dest.foreign.ref = s[i].gref;
 			g->dest.foreign.offset = (uint16_t)blkif_seg_offset(&s[i]);
 			g->dest.foreign.domid = (uint16_t)r->cfg.fe_domid;
@@ -255,7 +296,7 @@ static unsigned int rreq_copy_segs(struct ring *r, struct rreq *q, bool to_guest
 			g->source.foreign.ref = s[i].gref;
 			g->source.foreign.offset = (uint16_t)blkif_seg_offset(&s[i]);
 			g->source.foreign.domid = (uint16_t)r->cfg.fe_domid;
-			g->dest.virt = (char *)q->buf + off;
+			g->dest.virt = (char *)q->iov.iov_base + off;
 			g->flags = GNTCOPY_source_gref;
 		}
 		g->len = (uint16_t)len;
@@ -305,25 +346,34 @@ static void rreq_submit(struct ring *r, struct rreq *q)
 	}
 }
 
-/* One batched grant copy for every request on the copy list, then each
- * goes on (writes to the engine, reads to their response). */
-static void ring_copy_flush(struct ring *r)
+/* One batched grant copy for requests at the head of the copy list, as
+ * many as segs holds (every request fits: segs_cap is at least the most
+ * segments one request may have), then each goes on: writes to the engine,
+ * reads to their response. Returns false when the list was empty. */
+static bool ring_copy_batch(struct ring *r)
 {
-	struct rreq *q, *next;
+	struct rreq *q, *next, *batch = r->copy_list, *last = NULL;
 	unsigned int n = 0, i;
 	int err = 0;
 
-	if (!r->copy_list)
-		return;
-	for (q = r->copy_list; q; q = q->next)
+	if (!batch)
+		return false;
+	for (q = batch; q && n + q->req.nr_segments <= r->segs_cap; q = q->next) {
 		n += rreq_copy_segs(r, q, q->stage == RREQ_COPY_OUT, r->segs + n);
+		last = q;
+	}
+	/* Detach the batch: what follows stays queued for the next round. */
+	r->copy_list = last->next;
+	last->next = NULL;
+	if (!r->copy_list)
+		r->copy_tail = &r->copy_list;
 	if (n)
 		err = plat_gnttab_copy(r->gt, n, r->segs);
 	if (err < 0 && r->errors_logged++ < RING_LOG_ERRORS_MAX)
 		ring_log(r, LOG_LEVEL_WARN, err, "grant copy failed");
 
 	n = 0;
-	for (q = r->copy_list; q; q = next) {
+	for (q = batch; q; q = next) {
 		bool ok = err >= 0;
 
 		next = q->next;
@@ -346,8 +396,13 @@ static void ring_copy_flush(struct ring *r)
 			rreq_submit(r, q);
 		}
 	}
-	r->copy_list = NULL;
-	r->copy_tail = &r->copy_list;
+	return true;
+}
+
+static void ring_copy_flush(struct ring *r)
+{
+	while (ring_copy_batch(r))
+		;
 }
 
 /* ---- completions ---- */
@@ -386,6 +441,8 @@ static void ring_barrier_check(struct ring *r)
 	rreq_submit(r, q);
 }
 
+static bool ring_unstash(struct ring *r);
+
 static void ring_reap(struct ring *r)
 {
 	int n;
@@ -396,29 +453,39 @@ static void ring_reap(struct ring *r)
 	if (n < 0 && r->errors_logged++ < RING_LOG_ERRORS_MAX)
 		ring_log(r, LOG_LEVEL_WARN, n, "reaping completions failed");
 	ring_copy_flush(r);
+	/* Answers just freed a pool buffer for the stashed request. */
+	if (ring_unstash(r))
+		ring_copy_flush(r);
 	ring_barrier_check(r);
 }
 
 /* ---- requests ---- */
 
-/* Validated request -> stage and engine op. */
-static void ring_dispatch(struct ring *r, const struct blkif_req *req)
+static struct rreq *rreq_get(struct ring *r)
 {
-	uint8_t op = blkif_req_data_op(req);
 	struct rreq *q = r->free;
-	uint64_t bytes = 0;
 
 	r->free = q->next;
 	r->inflight++;
 	ring_ref(r);
+	q->big = NULL;
+	return q;
+}
+
+/* Validated request -> stage and engine op. q is taken from the free list
+ * (for INDIRECT with its pool buffer, whose segments req points at). */
+static void ring_dispatch(struct ring *r, struct rreq *q, const struct blkif_req *req)
+{
+	uint8_t op = blkif_req_data_op(req);
+	uint64_t bytes = 0;
+
 	q->req = *req;
-	q->req.indirect_segs = NULL;
 	q->flush_after = false;
 	q->offset = req->sector_number << 9;
 	if (op != BLKIF_OP_DISCARD)
 		blkif_req_length(&q->req, &bytes);	/* validated: cannot fail */
 	q->len = (uint32_t)bytes;
-	q->iov.iov_base = q->buf;
+	q->iov.iov_base = q->big ? q->big->data : q->buf;
 	q->iov.iov_len = q->len;
 
 	switch (op) {
@@ -456,6 +523,116 @@ static void ring_dispatch(struct ring *r, const struct blkif_req *req)
 	}
 }
 
+/* Copies the indirect pages of req (its header validated) once into
+ * private memory, decodes its segments into segs and validates them.
+ * Only the bytes the segments occupy are copied. */
+static int16_t ring_indirect_fetch(struct ring *r, struct blkif_req *req,
+				   struct blkif_seg *segs, const char **ret_reason)
+{
+	unsigned int np = blkif_req_nr_indirect_pages(req), left = req->nr_segments, i;
+	const void *pages[BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST];
+	int err;
+
+	for (i = 0; i < np; i++) {
+		xengnttab_grant_copy_segment_t *g = &r->ind_copy[i];
+		unsigned int n = left < BLKIF_SEGS_PER_INDIRECT_PAGE ? left :
+				 BLKIF_SEGS_PER_INDIRECT_PAGE;
+
+		memset(g, 0, sizeof(*g));
+		g->source.foreign.ref = req->indirect_grefs[i];
+		g->source.foreign.domid = (uint16_t)r->cfg.fe_domid;
+		g->dest.virt = (char *)r->ind_pages + (size_t)i * PLAT_PAGE_SIZE;
+		g->len = (uint16_t)(n * sizeof(struct blkif_request_segment));
+		g->flags = GNTCOPY_source_gref;
+		pages[i] = g->dest.virt;
+		left -= n;
+	}
+	err = plat_gnttab_copy(r->gt, np, r->ind_copy);
+	if (err < 0) {
+		*ret_reason = "grant copy of indirect pages failed";
+		return BLKIF_RSP_ERROR;
+	}
+	for (i = 0; i < np; i++) {
+		if (r->ind_copy[i].status != GNTST_okay) {
+			*ret_reason = "bad indirect page grant";
+			return BLKIF_RSP_ERROR;
+		}
+	}
+	if (blkif_req_indirect_decode(req, pages, np, segs,
+				      r->cfg.max_indirect_segments) < 0) {
+		*ret_reason = "indirect segments do not decode";
+		return BLKIF_RSP_ERROR;
+	}
+	/* Second pass: now with the segments. */
+	return blkif_req_validate(req, &r->desc, ret_reason);
+}
+
+static void ring_refuse(struct ring *r, const struct blkif_req *req, int16_t st,
+			const char *reason)
+{
+	if (r->errors_logged++ < RING_LOG_ERRORS_MAX)
+		ring_log(r, LOG_LEVEL_WARN, 0, "refused op %u (status %d): %s",
+			 req->operation, st, reason);
+}
+
+/* An INDIRECT request with a header that passed validation, a free slot
+ * and a free pool buffer. */
+static void ring_take_indirect(struct ring *r, struct blkif_req *req)
+{
+	struct rreq *q = rreq_get(r);
+	const char *reason = "";
+	int16_t st;
+
+	q->big = r->big_free;
+	r->big_free = q->big->next;
+	st = ring_indirect_fetch(r, req, q->big->segs, &reason);
+	if (st != BLKIF_RSP_OKAY) {
+		ring_refuse(r, req, st, reason);
+		q->req = *req;
+		rreq_finish(r, q, st);
+		return;
+	}
+	ring_dispatch(r, q, req);
+}
+
+/* One request, privately copied; a slot is free. */
+static void ring_take(struct ring *r, struct blkif_req *req)
+{
+	const char *reason = "";
+	int16_t st;
+
+	st = blkif_req_validate(req, &r->desc, &reason);
+	if (st != BLKIF_RSP_OKAY) {
+		ring_refuse(r, req, st, reason);
+		ring_respond(r, req->id, ring_rsp_op(r, req), st);
+		return;
+	}
+	if (req->operation == BLKIF_OP_INDIRECT) {
+		if (!r->big_free) {
+			/* The pool is empty: keep the copy, consume nothing
+			 * more until a buffer comes back. */
+			r->stash = *req;
+			r->stashed = true;
+			r->stash_waits++;
+			return;
+		}
+		ring_take_indirect(r, req);
+		return;
+	}
+	ring_dispatch(r, rreq_get(r), req);
+}
+
+/* The stashed request was consumed, so it is answered like any request
+ * in flight, stopping or not, as soon as a pool buffer is free. */
+static bool ring_unstash(struct ring *r)
+{
+	if (!r->stashed || !r->big_free || !r->free)
+		return false;
+	r->stashed = false;
+	ring_take_indirect(r, &r->stash);
+	return true;
+}
+
 /* Consumes what the frontend produced, as far as slots allow. Returns
  * true when requests were taken. */
 static bool ring_consume(struct ring *r)
@@ -464,6 +641,8 @@ static bool ring_consume(struct ring *r)
 	bool took = false;
 
 	r->desc.nr_sectors = atomic_load_explicit(&r->vbd->nr_sectors, memory_order_relaxed);
+	if (ring_unstash(r))
+		took = true;
 	prod = sring_load(r, SRING_REQ_PROD);
 	/* Entries after the index (xen_rmb). */
 	atomic_thread_fence(memory_order_acquire);
@@ -474,24 +653,14 @@ static bool ring_consume(struct ring *r)
 			  prod, prod - r->rsp_prod_pvt, r->layout.nr_ents);
 		return false;
 	}
-	while (r->req_cons != prod && r->free && !r->barrier) {
+	while (r->req_cons != prod && r->free && !r->barrier && !r->stashed) {
 		struct blkif_req req;
-		const char *reason = "";
-		int16_t st;
 
 		/* The one and only read of this slot. */
 		blkif_req_decode(r->cfg.abi, blkif_ring_slot(&r->layout, r->sring, r->req_cons), &req);
 		r->req_cons++;
 		took = true;
-		st = blkif_req_validate(&req, &r->desc, &reason);
-		if (st != BLKIF_RSP_OKAY) {
-			if (r->errors_logged++ < RING_LOG_ERRORS_MAX)
-				ring_log(r, LOG_LEVEL_WARN, 0, "refused op %u: %s",
-					 req.operation, reason);
-			ring_respond(r, req.id, req.operation, st);
-			continue;
-		}
-		ring_dispatch(r, &req);
+		ring_take(r, &req);
 	}
 	ring_copy_flush(r);
 	ring_barrier_check(r);
@@ -511,7 +680,8 @@ static bool ring_final_check(struct ring *r)
 
 static bool ring_can_consume(const struct ring *r)
 {
-	return !r->stopping && !r->halted && r->free && !r->barrier;
+	return !r->stopping && !r->halted && r->free && !r->barrier &&
+	       (!r->stashed || r->big_free);
 }
 
 static void *ring_thread(void *arg)
@@ -542,7 +712,7 @@ static void *ring_thread(void *arg)
 			if (!ring_can_consume(r) || !ring_final_check(r))
 				break;
 		}
-		if (r->stopping && r->inflight == 0)
+		if (r->stopping && r->inflight == 0 && !r->stashed)
 			break;
 
 		for (int i = 0; i < 3; i++)
@@ -578,8 +748,8 @@ static void *ring_thread(void *arg)
 		}
 	}
 	ring_push(r);
-	ring_log(r, LOG_LEVEL_DEBUG, 0, "thread done at req_cons %u rsp_prod %u",
-		 r->req_cons, r->rsp_prod_pvt);
+	ring_log(r, LOG_LEVEL_DEBUG, 0, "thread done at req_cons %u rsp_prod %u, "
+		 "%lu waits for an indirect buffer", r->req_cons, r->rsp_prod_pvt, r->stash_waits);
 	ring_unref(r);
 	/* After this store the main thread may release the ring. */
 	atomic_store_explicit(&r->stopped, true, memory_order_release);
@@ -589,12 +759,54 @@ static void *ring_thread(void *arg)
 
 /* ---- main thread: set up and tear down ---- */
 
+/* The indirect pool: RING_INDIRECT_BUDGET bytes of data buffers, at least
+ * one, at most one per entry; like the bounce buffers, reserved and only
+ * backed by memory where requests have used them. */
+static int ring_alloc_bigs(struct ring *r)
+{
+	unsigned int max = r->cfg.max_indirect_segments, i;
+	size_t bytes = (size_t)max * PLAT_PAGE_SIZE;
+
+	if (!max)
+		return 0;
+	r->bigs_nr = RING_INDIRECT_BUDGET / bytes;
+	if (r->bigs_nr < 1)
+		r->bigs_nr = 1;
+	if (r->bigs_nr > r->layout.nr_ents)
+		r->bigs_nr = r->layout.nr_ents;
+	r->bigs = calloc(r->bigs_nr, sizeof(*r->bigs));
+	r->bigs_segs = calloc((size_t)r->bigs_nr * max, sizeof(*r->bigs_segs));
+	r->ind_pages = aligned_alloc(PLAT_PAGE_SIZE, (size_t)BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST *
+				     PLAT_PAGE_SIZE);
+	if (!r->bigs || !r->bigs_segs || !r->ind_pages)
+		return -ENOMEM;
+	r->bigs_data_len = (size_t)r->bigs_nr * bytes;
+	r->bigs_data = mmap(NULL, r->bigs_data_len, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (r->bigs_data == MAP_FAILED) {
+		r->bigs_data = NULL;
+		return -errno;
+	}
+	for (i = r->bigs_nr; i-- > 0;) {
+		r->bigs[i].data = (char *)r->bigs_data + (size_t)i * bytes;
+		r->bigs[i].segs = r->bigs_segs + (size_t)i * max;
+		r->bigs[i].next = r->big_free;
+		r->big_free = &r->bigs[i];
+	}
+	return 0;
+}
+
 static int ring_alloc_reqs(struct ring *r)
 {
 	unsigned int n = r->layout.nr_ents, i;
 
+	/* One grant copy batch: a full ring of direct requests, and never
+	 * less than one indirect request. */
+	r->segs_cap = n * BLKIF_MAX_SEGMENTS_PER_REQUEST;
+	if (r->segs_cap < r->cfg.max_indirect_segments)
+		r->segs_cap = r->cfg.max_indirect_segments;
 	r->reqs = calloc(n, sizeof(*r->reqs));
-	r->segs = calloc((size_t)n * BLKIF_MAX_SEGMENTS_PER_REQUEST, sizeof(*r->segs));
+	r->segs = calloc(r->segs_cap, sizeof(*r->segs));
 	if (!r->reqs || !r->segs)
 		return -ENOMEM;
 	/* Bounce buffers: reserved, not touched; pages appear on first use. */
@@ -631,6 +843,11 @@ static void ring_free(struct ring *r)
 		close(r->stop_fd);
 	if (r->bufs)
 		munmap(r->bufs, r->bufs_len);
+	if (r->bigs_data)
+		munmap(r->bigs_data, r->bigs_data_len);
+	free(r->ind_pages);
+	free(r->bigs_segs);
+	free(r->bigs);
 	free(r->segs);
 	free(r->reqs);
 	free(r);
@@ -669,9 +886,12 @@ int ring_start(struct vbd *v, unsigned int index, const struct ring_config *cfg,
 	r->desc.feature_barrier = true;
 	r->desc.feature_discard = v->props.discard;
 	r->desc.feature_discard_secure = v->props.discard_secure;
-	r->desc.max_indirect_segments = 0;
+	r->desc.max_indirect_segments = cfg->max_indirect_segments;
 
 	err = ring_alloc_reqs(r);
+	if (err < 0)
+		goto fail;
+	err = ring_alloc_bigs(r);
 	if (err < 0)
 		goto fail;
 	err = plat_gnttab_open(d->plat, &r->gt);
@@ -718,8 +938,10 @@ int ring_start(struct vbd *v, unsigned int index, const struct ring_config *cfg,
 		goto fail;
 	}
 	r->thread_started = true;
-	ring_log(r, LOG_LEVEL_DEBUG, 0, "started: %u entries, %s engine, port %" PRIu32,
-		 r->layout.nr_ents, io_engine_kind_name(io_engine_kind_of(r->engine)), r->port);
+	ring_log(r, LOG_LEVEL_DEBUG, 0, "started: %u entries, %s engine, port %" PRIu32
+		 ", %u indirect segments, %u indirect buffers",
+		 r->layout.nr_ents, io_engine_kind_name(io_engine_kind_of(r->engine)), r->port,
+		 cfg->max_indirect_segments, r->bigs_nr);
 	*ret = r;
 	return 0;
 fail:

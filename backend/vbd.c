@@ -429,7 +429,8 @@ out:
  * ring again. */
 static int vbd_configure(struct vbd *v, bool takeover)
 {
-	struct vbd_kv kv = { .key = XK_MAX_RING_PAGE_ORDER };
+	struct vbd_kv kvs[2] = { { .key = XK_MAX_RING_PAGE_ORDER },
+				 { .key = XK_MAX_INDIRECT_SEGS } };
 	int r;
 
 	r = vbd_read_frontend_path(v);
@@ -447,8 +448,13 @@ static int vbd_configure(struct vbd *v, bool takeover)
 		if (r < 0)
 			return r;
 	}
-	snprintf(kv.val, sizeof(kv.val), "%u", BLKBACKD_MAX_RING_ORDER);
-	r = vbd_publish(v, &kv, 1, takeover ? 0 : XenbusStateInitWait);
+	snprintf(kvs[0].val, sizeof(kvs[0].val), "%u", BLKBACKD_MAX_RING_ORDER);
+	/* Rings validate against what the frontend was told; 0 removes a
+	 * value an earlier configuration published. */
+	v->max_indirect_segs = v->d->max_indirect_segs;
+	snprintf(kvs[1].val, sizeof(kvs[1].val), "%u", v->max_indirect_segs);
+	kvs[1].rm = !v->max_indirect_segs;
+	r = vbd_publish(v, kvs, 2, takeover ? 0 : XenbusStateInitWait);
 	if (r < 0) {
 		if (r != -ENOENT)
 			vbd_fail(v, r, "cannot publish features");
@@ -482,6 +488,7 @@ static int vbd_read_ring_config(struct vbd *v, struct ring_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->fe_domid = v->fe_domid;
 	cfg->engine = d->engine;
+	cfg->max_indirect_segments = v->max_indirect_segs;
 
 	r = xenbus_read(d, XBT_NULL, v->fe_path, XK_PROTOCOL, &proto);
 	if (r < 0 && r != -ENOENT) {

@@ -40,7 +40,7 @@ raw xvda -1 "straddling the end" --op 0 --sector $((end - 4)) --seg new:0:7
 raw xvda -1 "sector wraps" --op 0 --sector 18446744073709551615 --seg new:0:7
 raw xvda -2 "reserved op 4" --op 4 --seg new:0:7
 raw xvda -2 "unknown op 200" --op 200 --seg new:0:7
-raw xvda -2 "indirect not advertised" --op 6 --indirect-op 0 --nr-segments 1 --seg new:0:7
+raw xvda -1 "indirect_op is not READ or WRITE" --op 6 --indirect-op 3 --nr-segments 1 --seg new:0:7
 raw xvda -1 "bad grant ref" --op 0 --sector 0 --seg 99999:0:7
 raw xvda -1 "discard past the end" --op 5 --sector 0 --discard-sectors $((end + 8))
 raw xvda -1 "discard wraps" --op 5 --sector 8 --discard-sectors 18446744073709551615
