@@ -218,6 +218,8 @@ struct fe {
 };
 
 static enum io_engine_kind engine_kind;
+/* feature-max-indirect-segments of the next fe_setup only. */
+static unsigned int fe_max_indirect;
 
 static uint32_t *sring_u32(struct fe *f, unsigned int i)
 {
@@ -271,6 +273,8 @@ static void fe_setup(struct fe *f, enum blkif_abi abi, unsigned int order, RING_
 	cfg.remote_port = 3;
 	cfg.abi = abi;
 	cfg.engine = engine_kind;
+	cfg.max_indirect_segments = fe_max_indirect;
+	fe_max_indirect = 0;
 	ck_assert_int_eq(ring_start(&f->v, 0, &cfg, &f->r), 0);
 }
 
@@ -708,6 +712,131 @@ START_TEST(test_attach_refuses_stale)
 }
 END_TEST
 
+#define IND_REF		(DATA_REF0 + 44)	/* the indirect page */
+
+/* An INDIRECT request of nseg full pages from ref0, its segments written
+ * into the indirect page IND_REF. */
+static struct blkif_req ind_req(uint8_t op, uint64_t id, uint64_t sector, unsigned int nseg,
+				uint32_t ref0)
+{
+	struct blkif_req q = { 0 };
+	struct blkif_seg segs[64];
+	void *page = gpage(IND_REF);
+	unsigned int i;
+
+	ck_assert_uint_le(nseg, 64);
+	for (i = 0; i < nseg; i++) {
+		segs[i].gref = ref0 + i;
+		segs[i].first_sect = 0;
+		segs[i].last_sect = 7;
+	}
+	ck_assert_int_eq(blkif_indirect_pages_encode(&page, 1, segs, nseg), 0);
+	q.operation = BLKIF_OP_INDIRECT;
+	q.indirect_op = op;
+	q.id = id;
+	q.sector_number = sector;
+	q.nr_segments = (uint16_t)nseg;
+	q.indirect_grefs[0] = IND_REF;
+	return q;
+}
+
+/* INDIRECT with 20 segments (more than a slot holds): written data reaches
+ * the file, reads come back, responses echo indirect_op; bad headers and
+ * segments get ERROR and the ring keeps working. Both ABIs. */
+START_TEST(test_indirect)
+{
+	struct blkif_rsp rsp[4];
+	struct blkif_req q;
+	unsigned char *disk = malloc(20 * 4096);
+	struct fe f;
+	int i;
+
+	fe_max_indirect = 32;
+	fe_setup(&f, abis[_i], 0, 0, false);
+	for (i = 0; i < 20; i++)
+		memset(gpage(DATA_REF0 + i), 0x40 + i, 4096);
+	q = ind_req(BLKIF_OP_WRITE, 0xabcdef, 256, 20, DATA_REF0);
+	fe_queue(&f, &q);
+	fe_push(&f);
+	fe_wait(&f, 1, rsp);
+	ck_assert_uint_eq(rsp[0].id, 0xabcdef);
+	ck_assert_int_eq(rsp[0].operation, BLKIF_OP_WRITE);
+	ck_assert_int_eq(rsp[0].status, BLKIF_RSP_OKAY);
+	disk_read(&f, 256 * 512, disk, 20 * 4096);
+	for (i = 0; i < 20; i++)
+		ck_assert_int_eq(disk[i * 4096 + 4095], 0x40 + i);
+
+	q = ind_req(BLKIF_OP_READ, 2, 256, 20, DATA_REF0 + 20);
+	fe_queue(&f, &q);
+	fe_push(&f);
+	fe_wait(&f, 1, rsp);
+	ck_assert_int_eq(rsp[0].operation, BLKIF_OP_READ);
+	ck_assert_int_eq(rsp[0].status, BLKIF_RSP_OKAY);
+	for (i = 0; i < 20; i++)
+		ck_assert_int_eq(memcmp(gpage(DATA_REF0 + 20 + i), gpage(DATA_REF0 + i), 4096), 0);
+
+	/* More segments than advertised. */
+	q = ind_req(BLKIF_OP_READ, 3, 0, 33, DATA_REF0);
+	fe_queue(&f, &q);
+	fe_push(&f);
+	fe_wait(&f, 1, rsp);
+	ck_assert_int_eq(rsp[0].status, BLKIF_RSP_ERROR);
+	/* indirect_op FLUSH: ERROR, and the op echoed as it came. */
+	q = ind_req(BLKIF_OP_FLUSH_DISKCACHE, 4, 0, 1, DATA_REF0);
+	fe_queue(&f, &q);
+	/* The indirect page is not granted. */
+	q = ind_req(BLKIF_OP_READ, 5, 0, 1, DATA_REF0);
+	q.indirect_grefs[0] = BAD_REF;
+	fe_queue(&f, &q);
+	fe_push(&f);
+	fe_wait(&f, 2, rsp);
+	ck_assert_uint_eq(rsp[0].id, 4);
+	ck_assert_int_eq(rsp[0].operation, BLKIF_OP_FLUSH_DISKCACHE);
+	ck_assert_int_eq(rsp[0].status, BLKIF_RSP_ERROR);
+	ck_assert_uint_eq(rsp[1].id, 5);
+	ck_assert_int_eq(rsp[1].operation, BLKIF_OP_READ);
+	ck_assert_int_eq(rsp[1].status, BLKIF_RSP_ERROR);
+	/* A bad segment in the page: first_sect > last_sect, nothing read. */
+	q = ind_req(BLKIF_OP_READ, 6, 0, 3, DATA_REF0 + 20);
+	gpage(IND_REF)[2 * 8 + 4] = 5;	/* segment 2: first_sect 5, last 7 */
+	gpage(IND_REF)[2 * 8 + 5] = 2;	/* ... last_sect 2 */
+	memset(gpage(DATA_REF0 + 20), 0x99, 4096);
+	fe_queue(&f, &q);
+	fe_push(&f);
+	fe_wait(&f, 1, rsp);
+	ck_assert_int_eq(rsp[0].status, BLKIF_RSP_ERROR);
+	ck_assert_int_eq(gpage(DATA_REF0 + 20)[0], 0x99);
+
+	/* Still serving. */
+	q = ind_req(BLKIF_OP_READ, 7, 256, 1, DATA_REF0 + 20);
+	fe_queue(&f, &q);
+	fe_push(&f);
+	fe_wait(&f, 1, rsp);
+	ck_assert_int_eq(rsp[0].status, BLKIF_RSP_OKAY);
+	ck_assert_int_eq(gpage(DATA_REF0 + 20)[0], 0x40);
+	free(disk);
+	fe_teardown(&f);
+}
+END_TEST
+
+/* Without the feature INDIRECT is an unknown op, echoed as it came. */
+START_TEST(test_indirect_not_advertised)
+{
+	struct blkif_rsp rsp[1];
+	struct blkif_req q;
+	struct fe f;
+
+	fe_setup(&f, BLKIF_ABI_X86_64, 0, 0, false);
+	q = ind_req(BLKIF_OP_READ, 9, 0, 1, DATA_REF0);
+	fe_queue(&f, &q);
+	fe_push(&f);
+	fe_wait(&f, 1, rsp);
+	ck_assert_int_eq(rsp[0].operation, BLKIF_OP_INDIRECT);
+	ck_assert_int_eq(rsp[0].status, BLKIF_RSP_EOPNOTSUPP);
+	fe_teardown(&f);
+}
+END_TEST
+
 static Suite *ring_suite(const char *name)
 {
 	Suite *s = suite_create(name);
@@ -725,6 +854,8 @@ static Suite *ring_suite(const char *name)
 	tcase_add_test(tc, test_full_ring_batched);
 	tcase_add_test(tc, test_stop_releases);
 	tcase_add_test(tc, test_attach_refuses_stale);
+	tcase_add_loop_test(tc, test_indirect, 0, 2);
+	tcase_add_test(tc, test_indirect_not_advertised);
 	suite_add_tcase(s, tc);
 	return s;
 }
