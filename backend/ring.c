@@ -131,18 +131,11 @@ static void ring_log(const struct ring *r, enum log_level level, int errnum,
 static void ring_log(const struct ring *r, enum log_level level, int errnum,
 		     const char *fmt, ...)
 {
-	char buf[512];
 	va_list ap;
 
-	if (!log_is_enabled(level))
-		return;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	log_vprefixed(level, errnum, r->prefix, fmt, ap);
 	va_end(ap);
-	if (errnum)
-		log_errno(level, errnum, "%s: %s", r->prefix, buf);
-	else
-		log_msg(level, "%s: %s", r->prefix, buf);
 }
 
 /* ---- shared index access ----

@@ -77,18 +77,11 @@ struct vbd_kv {
 
 void vbd_log(const struct vbd *v, enum log_level level, int errnum, const char *fmt, ...)
 {
-	char buf[768];
 	va_list ap;
 
-	if (!log_is_enabled(level))
-		return;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	log_vprefixed(level, errnum, v->prefix, fmt, ap);
 	va_end(ap);
-	if (errnum)
-		log_errno(level, errnum, "%s: %s", v->prefix, buf);
-	else
-		log_msg(level, "%s: %s", v->prefix, buf);
 }
 
 struct vbd *vbd_find(struct blkbackd *d, uint32_t fe_domid, uint32_t devid)

@@ -58,6 +58,20 @@ void log_vmsg(enum log_level level, int errnum, const char *fmt, va_list ap)
 	}
 }
 
+void log_vprefixed(enum log_level level, int errnum, const char *prefix,
+		   const char *fmt, va_list ap)
+{
+	char buf[768];
+
+	if (!log_is_enabled(level))
+		return;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	if (errnum)
+		log_errno(level, errnum, "%s: %s", prefix, buf);
+	else
+		log_msg(level, "%s: %s", prefix, buf);
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
 	va_list ap;

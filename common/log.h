@@ -19,6 +19,10 @@ void log_msg(enum log_level level, const char *fmt, ...)
 void log_errno(enum log_level level, int errnum, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void log_vmsg(enum log_level level, int errnum, const char *fmt, va_list ap);
+/* Like log_vmsg with "<prefix>: " in front: one per object (a vbd's
+ * "d5/51712", a ring's "d5/51712/q0") so every line names what it is about. */
+void log_vprefixed(enum log_level level, int errnum, const char *prefix,
+		   const char *fmt, va_list ap);
 
 #define log_err(...)   log_msg(LOG_LEVEL_ERR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_LEVEL_WARN, __VA_ARGS__)

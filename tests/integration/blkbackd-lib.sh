@@ -64,13 +64,8 @@ bf_bg() {
 }
 
 # fe_restart DOMID DEVID: the frontend starts over (state Initialising)
-# and the backend must come back to InitWait within a second. blkfront-sim
-# expects InitWait as soon as it writes Initialising, so reconnecting runs
-# go through this first.
+# and the backend must come back to InitWait from Closed within a second.
 fe_restart() {
-	# Stale ring keys go too: blkfront-sim's own cleanup of
-	# ring-page-order misses when the frontend path is long.
-	xenstore-rm "$(fe_path "$1" "$2")/ring-page-order" 2>/dev/null || true
 	xenstore-write "$(fe_path "$1" "$2")/state" 1
 	expect_state "$1" "$2" 2 1 "reconnect after Closed"
 }
