@@ -5,6 +5,9 @@
 . "$top_srcdir/tests/functions.sh"
 test_timeout 300
 command -v valgrind >/dev/null || skip "valgrind not installed"
+# valgrind cannot run a binary built with AddressSanitizer.
+ldd "$top_builddir/frontend-sim/xensimd" | grep -q libasan &&
+	skip "built with --enable-sanitizers; valgrind and ASan do not mix"
 mkdir -p "$XENSIM_DIR"
 valgrind -q --leak-check=full --show-leak-kinds=all \
 	--errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 \
