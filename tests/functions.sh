@@ -35,9 +35,10 @@ wait_for() {
 	done
 }
 
-# Stop a daemon with SIGTERM; one that ignores it fails the test.
+# Stop a daemon with SIGTERM; one that ignores it, or exits non-zero after
+# it (a leak or sanitizer report at exit), fails the test.
 stop_pid() {
-	local pid=$1 i=0
+	local pid=$1 i=0 st=0
 	kill -0 "$pid" 2>/dev/null || return 0
 	kill -TERM "$pid" 2>/dev/null || true
 	while kill -0 "$pid" 2>/dev/null; do
@@ -49,13 +50,24 @@ stop_pid() {
 		fi
 		sleep 0.1
 	done
-	wait "$pid" 2>/dev/null || true
+	# 127: not our child (started by another shell), nothing to collect.
+	wait "$pid" 2>/dev/null || st=$?
+	if [ $st -ne 0 ] && [ $st -ne 127 ]; then
+		echo "FAIL: $TEST_NAME: pid $pid exited with status $st on SIGTERM" >&2
+		return 1
+	fi
 }
 
 _cleanup() {
 	local rc=$? p
 	[ -z "$_timer" ] || kill "$_timer" 2>/dev/null || true
 	for p in $_pids; do stop_pid "$p" || rc=1; done
+	# A sanitizer report in any daemon's log fails the test.
+	if grep -l 'ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:' \
+		"$TEST_DIR"/*.log >/dev/null 2>&1; then
+		echo "FAIL: $TEST_NAME: sanitizer report in a log" >&2
+		rc=1
+	fi
 	if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
 		for f in "$TEST_DIR"/*.log; do
 			[ -f "$f" ] || continue
