@@ -22,6 +22,8 @@
 
 #define DEFAULT_SCRIPT_NAME	"blkbackd"
 #define DEFAULT_RESIZE_MS	1000
+#define DEFAULT_CONTROL		"/run/blkbackd/control"
+#define SIM_CONTROL_NAME	"blkbackd.control"	/* in the simulator DIR */
 
 enum { EXIT_USAGE = 2 };
 
@@ -41,12 +43,15 @@ static const char usage_text[] =
 	"      --resize-interval MS  check storage sizes every MS ms, 0: SIGHUP only\n"
 	"      --max-indirect-segments N  advertise INDIRECT requests of up to N\n"
 	"                            segments, 0..4096, 0: none (default: 256)\n"
+	"      --control PATH        control socket (default: " DEFAULT_CONTROL ",\n"
+	"                            DIR/" SIM_CONTROL_NAME " on the simulator), none: off\n"
+	"      --control-group GROUP members of GROUP may use the control socket too\n"
 	"  -h, --help                this text\n"
 	"  -V, --version             print the version\n";
 
 enum {
 	OPT_PLATFORM = 256, OPT_DIR, OPT_IO_ENGINE, OPT_SCRIPT_NAME, OPT_DIRECT_IO,
-	OPT_SECTOR_SIZE, OPT_RESIZE_INTERVAL, OPT_MAX_INDIRECT,
+	OPT_SECTOR_SIZE, OPT_RESIZE_INTERVAL, OPT_MAX_INDIRECT, OPT_CONTROL, OPT_CONTROL_GROUP,
 };
 
 static const struct option long_options[] = {
@@ -62,6 +67,8 @@ static const struct option long_options[] = {
 	{ "sector-size", required_argument, NULL, OPT_SECTOR_SIZE },
 	{ "resize-interval", required_argument, NULL, OPT_RESIZE_INTERVAL },
 	{ "max-indirect-segments", required_argument, NULL, OPT_MAX_INDIRECT },
+	{ "control", required_argument, NULL, OPT_CONTROL },
+	{ "control-group", required_argument, NULL, OPT_CONTROL_GROUP },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -145,6 +152,12 @@ static int options_parse(struct blkbackd *d, int argc, char **argv, int *verbose
 				return -EINVAL;
 			}
 			d->max_indirect_segs = (unsigned int)n;
+			break;
+		case OPT_CONTROL:
+			d->control_path = optarg;
+			break;
+		case OPT_CONTROL_GROUP:
+			d->control_group = optarg;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -264,7 +277,7 @@ static void handle_signal(struct blkbackd *d, int sfd)
 	}
 }
 
-enum { EV_XENSTORE, EV_SIGNAL, EV_WAKE, EV_TIMER };
+enum { EV_XENSTORE, EV_SIGNAL, EV_WAKE, EV_TIMER, EV_CONTROL };
 
 static int epoll_add(int ep, int fd, uint32_t tag)
 {
@@ -288,6 +301,8 @@ static int blkbackd_run(struct blkbackd *d, int sfd)
 		r = epoll_add(ep, sfd, EV_SIGNAL);
 	if (r >= 0)
 		r = epoll_add(ep, d->wake_fd, EV_WAKE);
+	if (r >= 0 && d->ctl)
+		r = epoll_add(ep, control_fd(d), EV_CONTROL);
 	if (r >= 0 && d->resize_interval_ms > 0) {
 		struct itimerspec its = { 0 };
 
@@ -342,6 +357,9 @@ static int blkbackd_run(struct blkbackd *d, int sfd)
 				}
 				blkbackd_check_resize(d);
 				break;
+			case EV_CONTROL:
+				control_dispatch(d);
+				break;
 			}
 		}
 	}
@@ -351,6 +369,25 @@ out:
 		close(tfd);
 	close(ep);
 	return r;
+}
+
+/* The default control path keeps simulator daemons (tests) apart: each
+ * simulator DIR has its own. "none" turns the socket off. */
+static int blkbackd_control_open(struct blkbackd *d, char **ret_buf)
+{
+	const char *dir = d->sim_dir ? d->sim_dir : getenv("XENSIM_DIR");
+
+	if (d->control_path && strcmp(d->control_path, "none") == 0)
+		return 0;
+	if (!d->control_path) {
+		d->control_path = DEFAULT_CONTROL;
+		if (strcmp(platform_name(d->plat), "sim") == 0 && dir) {
+			if (asprintf(ret_buf, "%s/%s", dir, SIM_CONTROL_NAME) < 0)
+				return -ENOMEM;
+			d->control_path = *ret_buf;
+		}
+	}
+	return control_open(d);
 }
 
 static void blkbackd_shutdown(struct blkbackd *d)
@@ -378,6 +415,7 @@ int main(int argc, char **argv)
 	struct platform_config pc = { 0 };
 	int verbose = 0, sfd = -1, r, status = EXIT_FAILURE;
 	bool check = false;
+	char *control_buf = NULL;
 	sigset_t mask;
 
 	r = options_parse(&d, argc, argv, &verbose, &check);
@@ -416,6 +454,9 @@ int main(int argc, char **argv)
 		status = EXIT_SUCCESS;
 		goto out;
 	}
+	r = blkbackd_control_open(&d, &control_buf);
+	if (r < 0)
+		goto out;
 	if (d.pidfile) {
 		r = pidfile_write(d.pidfile);
 		if (r < 0) {
@@ -432,6 +473,8 @@ int main(int argc, char **argv)
 out:
 	if (d.pidfile && !check)
 		unlink(d.pidfile);
+	control_close(&d);
+	free(control_buf);
 	platform_close(d.plat);
 	xenbus_close(&d);
 	if (d.wake_fd >= 0)

@@ -20,6 +20,10 @@
 
 struct vbd;
 struct ring;
+struct control;
+
+/* Seconds of per-vbd request totals kept for the IOPS column. */
+#define CONTROL_IOPS_SAMPLES	6
 
 /* xenstore keys, relative to a vbd's backend or frontend dir. */
 #define XK_STATE		"state"
@@ -72,6 +76,8 @@ struct blkbackd {
 	bool sector_4k;			/* files report 4096-byte logical sectors */
 	int resize_interval_ms;		/* 0 = SIGHUP only */
 	unsigned int max_indirect_segs;	/* advertised; 0: no INDIRECT */
+	const char *control_path;	/* control socket (control.c) */
+	const char *control_group;	/* NULL: root only */
 
 	/* run time, main thread only unless marked */
 	struct xs_handle *xs;
@@ -82,6 +88,7 @@ struct blkbackd {
 	struct vbd *vbds;		/* list of claimed and unclaimed vbds */
 	bool quitting;
 	bool failed;			/* quit because of an error */
+	struct control *ctl;		/* the control socket, NULL when off */
 };
 
 /* Ring threads call this (any thread) to make the main loop look at vbds. */
@@ -178,6 +185,16 @@ struct vbd {
 	struct ring **rings;
 	/* feature-max-indirect-segments as published at configure */
 	unsigned int max_indirect_segs;
+
+	/* for the control socket (control.c); main thread only */
+	bool detach;			/* blkback-ctl detach: close as online=0 does */
+	unsigned int seen_be_state;	/* both ends as the last step read them */
+	unsigned int seen_fe_state;
+	bool seen_hotplug_ok;
+	char *dom_name;			/* cached for list, NULL until read */
+	char *vdev_name;
+	uint64_t iops_done[CONTROL_IOPS_SAMPLES];	/* answered, once a second */
+	unsigned int iops_pos;
 };
 
 /* Looks for an existing vbd (NULL when unknown). */
@@ -229,5 +246,54 @@ bool ring_take_halt(struct ring *r, char *msg, size_t len);
 /* Joins the thread, unbinds the event channel, unmaps the ring, frees.
  * Only after ring_is_stopped(); main thread only. */
 void ring_release(struct ring *r);
+
+/* Counters a ring thread keeps for the control socket. One writer (the
+ * ring thread, relaxed load + store, no locked instructions on the data
+ * path), any number of readers (the main thread). */
+enum ring_op_class {
+	RING_OP_READ, RING_OP_WRITE, RING_OP_BARRIER, RING_OP_FLUSH, RING_OP_DISCARD,
+	RING_OP_OTHER, RING_OP_CLASSES,
+};
+#define RING_LAT_BUCKETS	32	/* bucket b: latency < 2^b microseconds */
+
+struct ring_stats {
+	_Atomic uint64_t ops[RING_OP_CLASSES];	/* answered, by operation */
+	_Atomic uint64_t sectors_read;		/* 512-byte units, successful */
+	_Atomic uint64_t sectors_written;
+	_Atomic uint64_t err_validation;	/* refused by the validator */
+	_Atomic uint64_t err_grant;		/* bad grant or failed copy */
+	_Atomic uint64_t err_storage;		/* the engine failed it */
+	_Atomic uint64_t out_of_slot;		/* requests waited for a free slot */
+	_Atomic uint64_t flushes;		/* flushes sent to storage */
+	_Atomic uint64_t discards;		/* discards sent to storage */
+	_Atomic uint32_t inflight;
+	_Atomic uint32_t req_cons;
+	_Atomic uint32_t rsp_prod;
+	_Atomic uint64_t lat[RING_LAT_BUCKETS];	/* answered requests with a slot */
+	_Atomic uint64_t lat_max_us;
+};
+
+struct ring_info {
+	unsigned int index;
+	unsigned int order;
+	unsigned int nr_ents;
+	enum blkif_abi abi;
+	unsigned int max_indirect_segments;
+	uint32_t port;				/* our end */
+	uint32_t remote_port;
+	bool stopped;				/* thread exited */
+};
+
+const struct ring_stats *ring_get_stats(const struct ring *r);
+void ring_get_info(const struct ring *r, struct ring_info *ret);
+
+/* ---- control.c: the control socket blkback-ctl talks to ---- */
+
+/* Binds d->control_path (mode 0600, or 0660 with control_group); the
+ * returned fd (an epoll set) is readable when control_dispatch has work. */
+int control_open(struct blkbackd *d);
+int control_fd(const struct blkbackd *d);
+void control_dispatch(struct blkbackd *d);
+void control_close(struct blkbackd *d);
 
 #endif

@@ -67,6 +67,7 @@ struct rreq {
 	struct iovec iov;		/* its base is where the data lives */
 	void *buf;			/* RING_BUF_BYTES, page aligned */
 	struct rbig *big;		/* INDIRECT only: held until answered */
+	uint64_t t_start;		/* ns, CLOCK_MONOTONIC, for the latency histogram */
 };
 
 struct ring {
@@ -121,6 +122,7 @@ struct ring {
 	struct blkif_vbd_desc desc;
 
 	/* thread -> main */
+	struct ring_stats stats;	/* written by the thread only */
 	atomic_bool stopped;
 	atomic_bool halt_pending;
 	char halt_msg[128];
@@ -156,6 +158,82 @@ static inline RING_IDX sring_load(const struct ring *r, unsigned int which)
 static inline void sring_store(const struct ring *r, unsigned int which, RING_IDX v)
 {
 	atomic_store_explicit(sring_idx(r, which), v, memory_order_relaxed);
+}
+
+/* ---- counters (one writer: no read-modify-write atomics needed) ---- */
+
+static inline void stat_add(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
+static inline void stat_set32(_Atomic uint32_t *c, uint32_t v)
+{
+	atomic_store_explicit(c, v, memory_order_relaxed);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static enum ring_op_class ring_op_class_of(uint8_t op)
+{
+	switch (op) {
+	case BLKIF_OP_READ:
+		return RING_OP_READ;
+	case BLKIF_OP_WRITE:
+		return RING_OP_WRITE;
+	case BLKIF_OP_WRITE_BARRIER:
+		return RING_OP_BARRIER;
+	case BLKIF_OP_FLUSH_DISKCACHE:
+		return RING_OP_FLUSH;
+	case BLKIF_OP_DISCARD:
+		return RING_OP_DISCARD;
+	default:
+		return RING_OP_OTHER;
+	}
+}
+
+/* An answered request that had a slot: data volume and latency. */
+static void ring_stat_done(struct ring *r, uint8_t op, uint32_t len, uint64_t t_start,
+			   int16_t status)
+{
+	uint64_t us = (now_ns() - t_start) / 1000;
+	unsigned int b = us ? 64 - (unsigned int)__builtin_clzll(us) : 0;
+
+	if (status == BLKIF_RSP_OKAY && len) {
+		if (op == BLKIF_OP_READ)
+			stat_add(&r->stats.sectors_read, len >> 9);
+		else if (op != BLKIF_OP_DISCARD)
+			stat_add(&r->stats.sectors_written, len >> 9);
+	}
+	if (b >= RING_LAT_BUCKETS)
+		b = RING_LAT_BUCKETS - 1;
+	stat_add(&r->stats.lat[b], 1);
+	if (us > atomic_load_explicit(&r->stats.lat_max_us, memory_order_relaxed))
+		atomic_store_explicit(&r->stats.lat_max_us, us, memory_order_relaxed);
+}
+
+const struct ring_stats *ring_get_stats(const struct ring *r)
+{
+	return &r->stats;
+}
+
+void ring_get_info(const struct ring *r, struct ring_info *ret)
+{
+	ret->index = r->index;
+	ret->order = r->cfg.order;
+	ret->nr_ents = r->layout.nr_ents;
+	ret->abi = r->cfg.abi;
+	ret->max_indirect_segments = r->cfg.max_indirect_segments;
+	ret->port = r->port;
+	ret->remote_port = r->cfg.remote_port;
+	ret->stopped = ring_is_stopped(r);
 }
 
 /* ---- lifetime ---- */
@@ -197,6 +275,7 @@ static void ring_respond(struct ring *r, uint64_t id, uint8_t op, int16_t status
 	/* The slot is ours to write: rsp_prod_pvt never passes req_cons. */
 	blkif_rsp_encode(r->cfg.abi, blkif_ring_slot(&r->layout, r->sring, r->rsp_prod_pvt), &rsp);
 	r->rsp_prod_pvt++;
+	stat_add(&r->stats.ops[ring_op_class_of(op)], 1);
 }
 
 /* RING_PUSH_RESPONSES_AND_CHECK_NOTIFY, with the old value taken from our
@@ -212,6 +291,7 @@ static void ring_push(struct ring *r)
 	atomic_thread_fence(memory_order_release);
 	sring_store(r, SRING_RSP_PROD, new);
 	r->rsp_pushed = new;
+	stat_set32(&r->stats.rsp_prod, new);
 	/* The index before reading rsp_event (xen_mb): otherwise the frontend
 	 * may set rsp_event after our read and sleep forever. */
 	atomic_thread_fence(memory_order_seq_cst);
@@ -248,11 +328,13 @@ static void rreq_free(struct ring *r, struct rreq *q)
 	q->next = r->free;
 	r->free = q;
 	r->inflight--;
+	stat_set32(&r->stats.inflight, r->inflight);
 	ring_unref(r);
 }
 
 static void rreq_finish(struct ring *r, struct rreq *q, int16_t status)
 {
+	ring_stat_done(r, blkif_req_data_op(&q->req), q->len, q->t_start, status);
 	ring_respond(r, q->req.id, ring_rsp_op(r, &q->req), status);
 	rreq_free(r, q);
 }
@@ -300,6 +382,7 @@ static unsigned int rreq_copy_segs(struct ring *r, struct rreq *q, bool to_guest
 
 static void ring_engine_error(struct ring *r, struct rreq *q, int err, const char *what)
 {
+	stat_add(&r->stats.err_storage, 1);
 	if (r->errors_logged++ < RING_LOG_ERRORS_MAX)
 		ring_log(r, LOG_LEVEL_WARN, err, "%s at byte %" PRIu64 " (+%" PRIu32 ") failed",
 			 what, q->offset, q->len);
@@ -320,9 +403,11 @@ static void rreq_submit(struct ring *r, struct rreq *q)
 	    (op == BLKIF_OP_WRITE_BARRIER && !q->len)) {
 		q->stage = RREQ_FLUSH;
 		q->flush_after = false;
+		stat_add(&r->stats.flushes, 1);
 		err = io_engine_flush(r->engine, q);
 	} else if (op == BLKIF_OP_DISCARD) {
 		q->stage = RREQ_IO;
+		stat_add(&r->stats.discards, 1);
 		err = io_engine_discard(r->engine, q->offset,
 					q->req.discard_nr_sectors << 9,
 					q->req.discard_flag & BLKIF_DISCARD_SECURE, q);
@@ -376,6 +461,8 @@ static bool ring_copy_batch(struct ring *r)
 			if (r->segs[n + i].status != GNTST_okay)
 				ok = false;
 		n += q->req.nr_segments;
+		if (!ok)
+			stat_add(&r->stats.err_grant, 1);
 		if (q->stage == RREQ_COPY_OUT) {
 			rreq_finish(r, q, ok ? BLKIF_RSP_OKAY : BLKIF_RSP_ERROR);
 		} else if (!ok) {
@@ -460,8 +547,11 @@ static struct rreq *rreq_get(struct ring *r)
 
 	r->free = q->next;
 	r->inflight++;
+	stat_set32(&r->stats.inflight, r->inflight);
 	ring_ref(r);
 	q->big = NULL;
+	q->len = 0;
+	q->t_start = now_ns();
 	return q;
 }
 
@@ -524,6 +614,7 @@ static int16_t ring_indirect_fetch(struct ring *r, struct blkif_req *req,
 {
 	unsigned int np = blkif_req_nr_indirect_pages(req), left = req->nr_segments, i;
 	const void *pages[BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST];
+	int16_t st;
 	int err;
 
 	for (i = 0; i < np; i++) {
@@ -543,21 +634,27 @@ static int16_t ring_indirect_fetch(struct ring *r, struct blkif_req *req,
 	err = plat_gnttab_copy(r->gt, np, r->ind_copy);
 	if (err < 0) {
 		*ret_reason = "grant copy of indirect pages failed";
+		stat_add(&r->stats.err_grant, 1);
 		return BLKIF_RSP_ERROR;
 	}
 	for (i = 0; i < np; i++) {
 		if (r->ind_copy[i].status != GNTST_okay) {
 			*ret_reason = "bad indirect page grant";
+			stat_add(&r->stats.err_grant, 1);
 			return BLKIF_RSP_ERROR;
 		}
 	}
 	if (blkif_req_indirect_decode(req, pages, np, segs,
 				      r->cfg.max_indirect_segments) < 0) {
 		*ret_reason = "indirect segments do not decode";
+		stat_add(&r->stats.err_validation, 1);
 		return BLKIF_RSP_ERROR;
 	}
 	/* Second pass: now with the segments. */
-	return blkif_req_validate(req, &r->desc, ret_reason);
+	st = blkif_req_validate(req, &r->desc, ret_reason);
+	if (st != BLKIF_RSP_OKAY)
+		stat_add(&r->stats.err_validation, 1);
+	return st;
 }
 
 static void ring_refuse(struct ring *r, const struct blkif_req *req, int16_t st,
@@ -596,6 +693,7 @@ static void ring_take(struct ring *r, struct blkif_req *req)
 
 	st = blkif_req_validate(req, &r->desc, &reason);
 	if (st != BLKIF_RSP_OKAY) {
+		stat_add(&r->stats.err_validation, 1);
 		ring_refuse(r, req, st, reason);
 		ring_respond(r, req->id, ring_rsp_op(r, req), st);
 		return;
@@ -655,6 +753,10 @@ static bool ring_consume(struct ring *r)
 		took = true;
 		ring_take(r, &req);
 	}
+	/* Work left on the ring with no slot (or pool buffer) to take it. */
+	if (r->req_cons != prod && (!r->free || r->stashed))
+		stat_add(&r->stats.out_of_slot, 1);
+	stat_set32(&r->stats.req_cons, r->req_cons);
 	ring_copy_flush(r);
 	ring_barrier_check(r);
 	return took;
@@ -907,6 +1009,8 @@ int ring_start(struct vbd *v, unsigned int index, const struct ring_config *cfg,
 		goto fail;
 	}
 	r->req_cons = r->rsp_prod_pvt = r->rsp_pushed = rsp_prod;
+	stat_set32(&r->stats.req_cons, rsp_prod);
+	stat_set32(&r->stats.rsp_prod, rsp_prod);
 
 	err = plat_evtchn_open(d->plat, &r->ev);
 	if (err < 0)

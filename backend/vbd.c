@@ -261,6 +261,8 @@ static void vbd_free(struct vbd *v)
 	free(v->fe_path);
 	free(v->fe_watch);
 	free(v->last_error);
+	free(v->dom_name);
+	free(v->vdev_name);
 	free(v->rings);
 	free(v);
 }
@@ -663,6 +665,9 @@ static bool vbd_step(struct vbd *v)
 	bool toolstack_close, close;
 
 	vbd_read_input(v, &in);
+	v->seen_be_state = in.be_state;
+	v->seen_fe_state = in.fe_state;
+	v->seen_hotplug_ok = in.hotplug_ok;
 	if (!in.exists)
 		v->removed = true;
 
@@ -681,7 +686,8 @@ static bool vbd_step(struct vbd *v)
 		return false;
 	}
 
-	toolstack_close = in.online == 0 ||
+	/* blkback-ctl detach asks for what online = 0 does. */
+	toolstack_close = in.online == 0 || v->detach ||
 		(in.be_state == XenbusStateClosing &&
 		 (v->phase == VBD_NEW || v->phase == VBD_INITWAIT || v->phase == VBD_CONNECTED));
 	close = toolstack_close || vbd_is_fe_closing(v, &in);

@@ -1,0 +1,705 @@
+/* blkback-ctl: the operator's view into blkbackd through its control
+ * socket. Sends one JSON request per line (json-c), reads one reply per
+ * line, and prints it as a table, as JSON or in the Prometheus text
+ * format. The protocol is described in blkback-ctl(8) and control.c. */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#define DEFAULT_CONTROL		"/run/blkbackd/control"
+#define SIM_CONTROL_NAME	"blkbackd.control"	/* blkbackd on the simulator */
+#define REPLY_MAX		(64u << 20)
+#define REPLY_TIMEOUT_MS	30000
+#define DETACH_POLL_MS		200
+#define DETACH_TIMEOUT_S	30
+
+/* Exit codes, documented in blkback-ctl(8). */
+enum {
+	EXIT_OK = 0,
+	EXIT_FAILED = 1,	/* the daemon refused or the command failed */
+	EXIT_USAGE = 2,
+	EXIT_NOT_RUNNING = 3,
+	EXIT_TIMEOUT = 4,	/* detach did not finish in time */
+	EXIT_COMM = 5,		/* no permission, or a broken conversation */
+};
+
+static const char usage_text[] =
+	"Usage: blkback-ctl [--control PATH] COMMAND [ARGS]\n"
+	"Look into and steer a running blkbackd.\n\n"
+	"Commands:\n"
+	"  list [--json]                       one line per vbd\n"
+	"  show DOMID DEVID|VDEV [--json]      everything about one vbd\n"
+	"  stats [--json|--prometheus]         counters and latency of every ring\n"
+	"  detach DOMID DEVID|VDEV [--force] [--timeout S]\n"
+	"                                      close a vbd gracefully (default 30 s)\n"
+	"  check-target --mode r|w TARGET      may TARGET back a new vbd?\n\n"
+	"Options:\n"
+	"  -c, --control PATH   control socket (default: $BLKBACK_CTL_SOCKET, else\n"
+	"                       $XENSIM_DIR/" SIM_CONTROL_NAME " when XENSIM_DIR is set,\n"
+	"                       else " DEFAULT_CONTROL ")\n"
+	"  -j, --json           JSON output (one object, the daemon's reply)\n"
+	"  -P, --prometheus     stats in the Prometheus text format\n"
+	"  -f, --force          detach: do not wait for the frontend\n"
+	"  -t, --timeout S      detach: give up after S seconds\n"
+	"  -m, --mode r|w       check-target: the access wanted\n"
+	"  -h, --help           this text\n"
+	"  -V, --version        print the version\n";
+
+struct ctl {
+	const char *path;
+	int fd;
+	char *buf;		/* bytes received past the last reply */
+	size_t len;
+	size_t cap;
+};
+
+/* ---- talking to the daemon ---- */
+
+static int ctl_connect(struct ctl *c)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int e;
+
+	if (strlen(c->path) >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "blkback-ctl: control path too long: %s\n", c->path);
+		return EXIT_USAGE;
+	}
+	strcpy(sa.sun_path, c->path);
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0) {
+		perror("blkback-ctl: socket");
+		return EXIT_COMM;
+	}
+	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+		return EXIT_OK;
+	e = errno;
+	close(c->fd);
+	c->fd = -1;
+	if (e == ENOENT || e == ENOTDIR) {
+		fprintf(stderr, "blkback-ctl: blkbackd is not running (no socket at %s)\n", c->path);
+		return EXIT_NOT_RUNNING;
+	}
+	if (e == ECONNREFUSED) {
+		fprintf(stderr, "blkback-ctl: blkbackd is not running (nobody listens at %s)\n",
+			c->path);
+		return EXIT_NOT_RUNNING;
+	}
+	fprintf(stderr, "blkback-ctl: cannot connect to %s: %s\n", c->path, strerror(e));
+	return EXIT_COMM;
+}
+
+/* Sends req, waits for one reply line; *ret is the parsed reply. */
+static int ctl_call(struct ctl *c, struct json_object *req, struct json_object **ret)
+{
+	const char *s = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
+	size_t n = strlen(s), off = 0;
+	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+	char *nl;
+	ssize_t k;
+
+	while (off <= n) {
+		k = off < n ? send(c->fd, s + off, n - off, MSG_NOSIGNAL) :
+			      send(c->fd, "\n", 1, MSG_NOSIGNAL);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "blkback-ctl: sending to %s: %s\n", c->path, strerror(errno));
+			return EXIT_COMM;
+		}
+		off += (size_t)k;
+	}
+	while (!(nl = c->len ? memchr(c->buf, '\n', c->len) : NULL)) {
+		if (c->len == c->cap) {
+			char *b;
+
+			if (c->cap >= REPLY_MAX) {
+				fprintf(stderr, "blkback-ctl: reply larger than %u bytes\n", REPLY_MAX);
+				return EXIT_COMM;
+			}
+			b = realloc(c->buf, c->cap ? c->cap * 2 : 65536);
+			if (!b) {
+				fprintf(stderr, "blkback-ctl: out of memory\n");
+				return EXIT_COMM;
+			}
+			c->buf = b;
+			c->cap = c->cap ? c->cap * 2 : 65536;
+		}
+		k = poll(&pfd, 1, REPLY_TIMEOUT_MS);
+		if (k == 0) {
+			fprintf(stderr, "blkback-ctl: no reply from blkbackd within %d s\n",
+				REPLY_TIMEOUT_MS / 1000);
+			return EXIT_COMM;
+		}
+		k = k < 0 ? -1 : recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			fprintf(stderr, "blkback-ctl: blkbackd closed the connection\n");
+			return EXIT_COMM;
+		}
+		c->len += (size_t)k;
+	}
+	*nl = '\0';
+	*ret = json_tokener_parse(c->buf);
+	c->len -= (size_t)(nl + 1 - c->buf);
+	memmove(c->buf, nl + 1, c->len);
+	if (!*ret || !json_object_is_type(*ret, json_type_object)) {
+		json_object_put(*ret);
+		*ret = NULL;
+		fprintf(stderr, "blkback-ctl: unreadable reply from blkbackd\n");
+		return EXIT_COMM;
+	}
+	return EXIT_OK;
+}
+
+static struct json_object *get(struct json_object *o, const char *key)
+{
+	struct json_object *v = NULL;
+
+	json_object_object_get_ex(o, key, &v);
+	return v;
+}
+
+static const char *gets(struct json_object *o, const char *key)
+{
+	struct json_object *v = get(o, key);
+
+	return v ? json_object_get_string(v) : "";
+}
+
+static uint64_t getu(struct json_object *o, const char *key)
+{
+	struct json_object *v = get(o, key);
+
+	return v ? json_object_get_uint64(v) : 0;
+}
+
+/* The daemon said no: print its reason. */
+static int reply_check(struct json_object *rep)
+{
+	if (json_object_get_boolean(get(rep, "ok")))
+		return EXIT_OK;
+	fprintf(stderr, "blkback-ctl: %s\n", gets(rep, "error"));
+	/* A refused peer is not a failed command: say so distinctly. */
+	if (strncmp(gets(rep, "error"), "permission denied", 17) == 0)
+		return EXIT_COMM;
+	return EXIT_FAILED;
+}
+
+static struct json_object *request(const char *cmd)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "version", json_object_new_int(1));
+	json_object_object_add(o, "command", json_object_new_string(cmd));
+	return o;
+}
+
+static void print_json(struct json_object *o)
+{
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+					    JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+/* ---- human output ---- */
+
+static const char *human_size(uint64_t bytes, char *buf, size_t len)
+{
+	static const char units[] = "BKMGTP";
+	double v = (double)bytes;
+	unsigned int u = 0;
+
+	while (v >= 1024 && u < sizeof(units) - 2) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%" PRIu64 "B", bytes);
+	else
+		snprintf(buf, len, "%.*f%c", v < 10 ? 1 : 0, v, units[u]);
+	return buf;
+}
+
+static const char *dash(const char *s)
+{
+	return s && *s ? s : "-";
+}
+
+static void print_list(struct json_object *rep)
+{
+	struct json_object *vbds = get(rep, "vbds");
+	size_t n = vbds ? json_object_array_length(vbds) : 0, i;
+	int wname = 4, wtarget = 6, wvdev = 4, w;
+	char size[16], state[64], rings[16];
+
+	for (i = 0; i < n; i++) {
+		struct json_object *v = json_object_array_get_idx(vbds, i);
+
+		w = (int)strlen(gets(v, "domain"));
+		wname = w > wname ? w : wname;
+		w = (int)strlen(gets(v, "target"));
+		wtarget = w > wtarget ? w : wtarget;
+		w = (int)strlen(gets(v, "vdev"));
+		wvdev = w > wvdev ? w : wvdev;
+	}
+	printf("%-5s %-*s %-6s %-*s %-21s %-*s %7s %-4s %-5s %8s %8s\n", "DOMID", wname, "NAME",
+	       "DEVID", wvdev, "VDEV", "STATE(BACK/FRONT)", wtarget, "TARGET", "SIZE", "MODE",
+	       "RINGS", "INFLIGHT", "IOPS");
+	for (i = 0; i < n; i++) {
+		struct json_object *v = json_object_array_get_idx(vbds, i);
+
+		snprintf(state, sizeof(state), "%s/%s", gets(v, "backend_state"),
+			 gets(v, "frontend_state"));
+		snprintf(rings, sizeof(rings), "%" PRIu64 "x%" PRIu64, getu(v, "rings"),
+			 getu(v, "ring_order"));
+		printf("%-5" PRIu64 " %-*s %-6" PRIu64 " %-*s %-21s %-*s %7s %-4s %-5s %8" PRIu64
+		       " %8.0f\n", getu(v, "domid"), wname, dash(gets(v, "domain")),
+		       getu(v, "devid"), wvdev, dash(gets(v, "vdev")), state, wtarget,
+		       dash(gets(v, "target")),
+		       *gets(v, "target") ? human_size(getu(v, "size"), size, sizeof(size)) : "-",
+		       dash(gets(v, "mode")), rings, getu(v, "inflight"),
+		       json_object_get_double(get(v, "iops")));
+	}
+}
+
+static const char *const op_names[] = { "read", "write", "barrier", "flush", "discard", "other" };
+
+static void print_counters(struct json_object *c, const char *indent)
+{
+	struct json_object *req = get(c, "requests"), *err = get(c, "errors"),
+			   *lat = get(c, "latency_us");
+	size_t i;
+
+	printf("%srequests:", indent);
+	for (i = 0; i < sizeof(op_names) / sizeof(op_names[0]); i++)
+		printf(" %s %" PRIu64, op_names[i], getu(req, op_names[i]));
+	printf("\n%ssectors: read %" PRIu64 " written %" PRIu64 "\n", indent,
+	       getu(c, "sectors_read"), getu(c, "sectors_written"));
+	printf("%serrors: validation %" PRIu64 " grant %" PRIu64 " storage %" PRIu64 "\n", indent,
+	       getu(err, "validation"), getu(err, "grant"), getu(err, "storage"));
+	printf("%sflushes %" PRIu64 " discards %" PRIu64 " out-of-slot %" PRIu64
+	       " in-flight %" PRIu64 "\n", indent, getu(c, "flushes"), getu(c, "discards"),
+	       getu(c, "out_of_slot"), getu(c, "inflight"));
+	printf("%slatency (us, log2 buckets): p50 %" PRIu64 " p90 %" PRIu64 " p99 %" PRIu64
+	       " max %" PRIu64 " over %" PRIu64 " requests\n", indent, getu(lat, "p50"),
+	       getu(lat, "p90"), getu(lat, "p99"), getu(lat, "max"), getu(lat, "count"));
+}
+
+static void print_show(struct json_object *rep)
+{
+	struct json_object *v = get(rep, "vbd"), *rings = get(v, "ring_list");
+	size_t n = rings ? json_object_array_length(rings) : 0, i;
+	char size[16];
+
+	printf("vbd %" PRIu64 "/%" PRIu64 " (domain %s, %s)\n", getu(v, "domid"), getu(v, "devid"),
+	       dash(gets(v, "domain")), dash(gets(v, "vdev")));
+	printf("  phase: %s  backend: %s  frontend: %s%s\n", gets(v, "phase"),
+	       gets(v, "backend_state"), gets(v, "frontend_state"),
+	       json_object_get_boolean(get(v, "detach_requested")) ? "  (detach requested)" : "");
+	printf("  target: %s  size: %s (%" PRIu64 " sectors)  mode: %s\n", dash(gets(v, "target")),
+	       human_size(getu(v, "size"), size, sizeof(size)), getu(v, "sectors"),
+	       dash(gets(v, "mode")));
+	printf("  backend: %s\n  frontend: %s\n", dash(gets(v, "backend_path")),
+	       dash(gets(v, "frontend_path")));
+	printf("  hotplug connected: %s  in-flight: %" PRIu64 "  iops: %.0f\n",
+	       json_object_get_boolean(get(v, "hotplug_connected")) ? "yes" : "no",
+	       getu(v, "inflight"), json_object_get_double(get(v, "iops")));
+	if (*gets(v, "error"))
+		printf("  error: %s\n", gets(v, "error"));
+	for (i = 0; i < n; i++) {
+		struct json_object *r = json_object_array_get_idx(rings, i), *f = get(r, "features");
+
+		printf("  ring %" PRIu64 ": %s, order %" PRIu64 " (%" PRIu64 " entries), %s, "
+		       "port %" PRIu64 " <- %" PRIu64 "\n", getu(r, "index"), gets(r, "step"),
+		       getu(r, "order"), getu(r, "entries"), gets(r, "abi"), getu(r, "port"),
+		       getu(r, "remote_port"));
+		printf("    req_cons %" PRIu64 " rsp_prod %" PRIu64 "\n", getu(r, "req_cons"),
+		       getu(r, "rsp_prod"));
+		printf("    features: flush barrier%s%s indirect-segments %" PRIu64 "\n",
+		       json_object_get_boolean(get(f, "discard")) ? " discard" : "",
+		       json_object_get_boolean(get(f, "discard_secure")) ? " secure-discard" : "",
+		       getu(f, "max_indirect_segments"));
+		print_counters(get(r, "counters"), "    ");
+	}
+}
+
+static void print_stats(struct json_object *rep)
+{
+	struct json_object *vbds = get(rep, "vbds");
+	size_t n = vbds ? json_object_array_length(vbds) : 0, i, j;
+
+	for (i = 0; i < n; i++) {
+		struct json_object *v = json_object_array_get_idx(vbds, i), *rings = get(v, "ring_list");
+		size_t nr = rings ? json_object_array_length(rings) : 0;
+
+		printf("vbd %" PRIu64 "/%" PRIu64 " (%s, %s): %zu ring%s\n", getu(v, "domid"),
+		       getu(v, "devid"), dash(gets(v, "domain")), dash(gets(v, "vdev")), nr,
+		       nr == 1 ? "" : "s");
+		for (j = 0; j < nr; j++) {
+			struct json_object *r = json_object_array_get_idx(rings, j);
+
+			printf("  ring %" PRIu64 ":\n", getu(r, "index"));
+			print_counters(r, "    ");
+		}
+	}
+}
+
+/* ---- Prometheus text format (node-exporter textfile collector) ---- */
+
+/* A label value: backslash, double quote and newline escaped. */
+static void prom_label(const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			printf("\\%c", *s);
+		else if (*s == '\n')
+			fputs("\\n", stdout);
+		else
+			putchar(*s);
+	}
+}
+
+struct prom_metric {
+	const char *name;
+	const char *type;
+	const char *help;
+};
+
+static const struct prom_metric prom_metrics[] = {
+	{ "blkbackd_requests_total", "counter", "Requests answered, by operation." },
+	{ "blkbackd_sectors_read_total", "counter", "512-byte sectors read successfully." },
+	{ "blkbackd_sectors_written_total", "counter", "512-byte sectors written successfully." },
+	{ "blkbackd_errors_total", "counter", "Requests failed, by kind (validation, grant, storage)." },
+	{ "blkbackd_out_of_slot_total", "counter", "Times requests waited for a free slot." },
+	{ "blkbackd_flushes_total", "counter", "Flushes sent to storage." },
+	{ "blkbackd_discards_total", "counter", "Discards sent to storage." },
+	{ "blkbackd_inflight_requests", "gauge", "Requests taken and not yet answered." },
+	{ "blkbackd_request_latency_seconds", "gauge",
+	  "Request latency quantiles (upper bound of a log2 bucket) and maximum." },
+};
+
+static void prom_labels(struct json_object *v, struct json_object *r)
+{
+	printf("{domid=\"%" PRIu64 "\",domain=\"", getu(v, "domid"));
+	prom_label(gets(v, "domain"));
+	printf("\",devid=\"%" PRIu64 "\",vdev=\"", getu(v, "devid"));
+	prom_label(gets(v, "vdev"));
+	printf("\",ring=\"%" PRIu64 "\"", getu(r, "index"));
+}
+
+static void print_prometheus(struct json_object *rep)
+{
+	static const char *const quantiles[][2] = {
+		{ "p50", "0.5" }, { "p90", "0.9" }, { "p99", "0.99" }, { "max", "1" },
+	};
+	struct json_object *vbds = get(rep, "vbds");
+	size_t n = vbds ? json_object_array_length(vbds) : 0, m, i, j, k;
+
+	for (m = 0; m < sizeof(prom_metrics) / sizeof(prom_metrics[0]); m++) {
+		const struct prom_metric *pm = &prom_metrics[m];
+
+		printf("# HELP %s %s\n# TYPE %s %s\n", pm->name, pm->help, pm->name, pm->type);
+		for (i = 0; i < n; i++) {
+			struct json_object *v = json_object_array_get_idx(vbds, i),
+					   *rings = get(v, "ring_list");
+			size_t nr = rings ? json_object_array_length(rings) : 0;
+
+			for (j = 0; j < nr; j++) {
+				struct json_object *r = json_object_array_get_idx(rings, j);
+
+				switch (m) {
+				case 0:
+					for (k = 0; k < 6; k++) {
+						printf("%s", pm->name);
+						prom_labels(v, r);
+						printf(",op=\"%s\"} %" PRIu64 "\n", op_names[k],
+						       getu(get(r, "requests"), op_names[k]));
+					}
+					break;
+				case 3: {
+					static const char *const kinds[] = { "validation", "grant",
+									     "storage" };
+
+					for (k = 0; k < 3; k++) {
+						printf("%s", pm->name);
+						prom_labels(v, r);
+						printf(",kind=\"%s\"} %" PRIu64 "\n", kinds[k],
+						       getu(get(r, "errors"), kinds[k]));
+					}
+					break;
+				}
+				case 8:
+					for (k = 0; k < 4; k++) {
+						printf("%s", pm->name);
+						prom_labels(v, r);
+						printf(",quantile=\"%s\"} %.6f\n", quantiles[k][1],
+						       (double)getu(get(r, "latency_us"),
+								    quantiles[k][0]) / 1e6);
+					}
+					break;
+				default: {
+					static const char *const keys[] = {
+						NULL, "sectors_read", "sectors_written", NULL,
+						"out_of_slot", "flushes", "discards", "inflight",
+					};
+
+					printf("%s", pm->name);
+					prom_labels(v, r);
+					printf("} %" PRIu64 "\n", getu(r, keys[m]));
+					break;
+				}
+				}
+			}
+		}
+	}
+}
+
+/* ---- commands ---- */
+
+static int parse_uint(const char *s, const char *what, unsigned long max, unsigned long *ret)
+{
+	char *end;
+
+	errno = 0;
+	*ret = strtoul(s, &end, 10);
+	if (errno || *end || end == s || *s == '-' || *ret > max) {
+		fprintf(stderr, "blkback-ctl: bad %s '%s'\n", what, s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The request for DOMID DEVID|VDEV. */
+static struct json_object *vbd_request(const char *cmd, const char *dom, const char *dev)
+{
+	struct json_object *req;
+	unsigned long domid;
+
+	if (parse_uint(dom, "domain id", 0x7fef, &domid) < 0)
+		return NULL;
+	req = request(cmd);
+	json_object_object_add(req, "domid", json_object_new_int64((int64_t)domid));
+	json_object_object_add(req, "device", json_object_new_string(dev));
+	return req;
+}
+
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* Repeats the detach request (it is idempotent and reports progress)
+ * until the daemon says done, or the time is up. */
+static int cmd_detach(struct ctl *c, struct json_object *req, bool json, unsigned long timeout_s)
+{
+	struct json_object *rep = NULL;
+	struct timespec t0, ts = { 0, DETACH_POLL_MS * 1000000L };
+	long last_inflight = -1;
+	bool first = true;
+	int r;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		json_object_put(rep);
+		rep = NULL;
+		r = ctl_call(c, req, &rep);
+		if (r != EXIT_OK)
+			goto out;
+		if (!json_object_get_boolean(get(rep, "ok"))) {
+			/* Gone after we asked: the toolstack removed it. */
+			if (!first && strncmp(gets(rep, "error"), "no vbd", 6) == 0) {
+				if (!json)
+					printf("detached: the vbd was removed\n");
+				r = EXIT_OK;
+				goto out;
+			}
+			r = reply_check(rep);
+			goto out;
+		}
+		first = false;
+		if (!json && (long)getu(rep, "inflight") != last_inflight) {
+			last_inflight = (long)getu(rep, "inflight");
+			printf("%s: %ld request%s in flight\n", gets(rep, "phase"), last_inflight,
+			       last_inflight == 1 ? "" : "s");
+			fflush(stdout);
+		}
+		if (json_object_get_boolean(get(rep, "done"))) {
+			if (json)
+				print_json(rep);
+			else
+				printf("detached: backend %s, frontend %s\n", gets(rep, "phase"),
+				       dash(gets(rep, "frontend_state")));
+			r = EXIT_OK;
+			goto out;
+		}
+		if (ms_since(&t0) >= (long)timeout_s * 1000) {
+			if (json)
+				print_json(rep);
+			fprintf(stderr, "blkback-ctl: detach timed out after %lu s: backend %s, "
+				"frontend %s, %" PRIu64 " requests in flight%s\n", timeout_s,
+				gets(rep, "phase"), dash(gets(rep, "frontend_state")),
+				getu(rep, "inflight"),
+				strcmp(gets(rep, "phase"), "closed") == 0 ?
+				" (try --force for a frontend that does not answer)" : "");
+			r = EXIT_TIMEOUT;
+			goto out;
+		}
+		nanosleep(&ts, NULL);
+	}
+out:
+	json_object_put(rep);
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "control", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "prometheus", no_argument, NULL, 'P' },
+		{ "force", no_argument, NULL, 'f' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct ctl c = { .fd = -1 };
+	struct json_object *req = NULL, *rep = NULL;
+	bool json = false, prom = false, force = false;
+	unsigned long timeout_s = DETACH_TIMEOUT_S;
+	const char *mode = NULL, *cmd;
+	char *sim_path = NULL;
+	int opt, nargs, r = EXIT_USAGE;
+	char **args;
+
+	c.path = getenv("BLKBACK_CTL_SOCKET");
+	if (!c.path || !*c.path) {
+		const char *dir = getenv("XENSIM_DIR");
+
+		c.path = DEFAULT_CONTROL;
+		/* blkbackd on the simulator keeps its socket in the DIR. */
+		if (dir && *dir && asprintf(&sim_path, "%s/%s", dir, SIM_CONTROL_NAME) > 0)
+			c.path = sim_path;
+	}
+	while ((opt = getopt_long(argc, argv, "c:jPft:m:hV", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			c.path = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'P':
+			prom = true;
+			break;
+		case 'f':
+			force = true;
+			break;
+		case 't':
+			if (parse_uint(optarg, "timeout", 86400, &timeout_s) < 0)
+				return EXIT_USAGE;
+			break;
+		case 'm':
+			mode = optarg;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return EXIT_OK;
+		case 'V':
+			printf("blkback-ctl %s\n", PACKAGE_VERSION);
+			return EXIT_OK;
+		default:
+			fputs(usage_text, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		fputs(usage_text, stderr);
+		return EXIT_USAGE;
+	}
+	cmd = argv[optind];
+	args = argv + optind + 1;
+	nargs = argc - optind - 1;
+
+	if (strcmp(cmd, "list") == 0 && nargs == 0) {
+		req = request("list");
+	} else if (strcmp(cmd, "stats") == 0 && nargs == 0 && !(json && prom)) {
+		req = request("stats");
+	} else if ((strcmp(cmd, "show") == 0 || strcmp(cmd, "detach") == 0) && nargs == 2) {
+		req = vbd_request(cmd, args[0], args[1]);
+		if (!req)
+			return EXIT_USAGE;
+		if (force)
+			json_object_object_add(req, "force", json_object_new_boolean(true));
+	} else if (strcmp(cmd, "check-target") == 0 && nargs == 1) {
+		char *abs = NULL, cwd[PATH_MAX];
+
+		if (!mode || (strcmp(mode, "r") != 0 && strcmp(mode, "w") != 0)) {
+			fprintf(stderr, "blkback-ctl: check-target needs --mode r or --mode w\n");
+			return EXIT_USAGE;
+		}
+		/* The daemon runs elsewhere: hand it an absolute path. */
+		if (args[0][0] != '/') {
+			if (!getcwd(cwd, sizeof(cwd)) || asprintf(&abs, "%s/%s", cwd, args[0]) < 0) {
+				fprintf(stderr, "blkback-ctl: cannot make %s absolute\n", args[0]);
+				return EXIT_FAILED;
+			}
+		}
+		req = request("check-target");
+		json_object_object_add(req, "target", json_object_new_string(abs ? abs : args[0]));
+		json_object_object_add(req, "mode", json_object_new_string(mode));
+		free(abs);
+	} else {
+		fprintf(stderr, "blkback-ctl: unknown command or wrong arguments: %s\n", cmd);
+		fputs(usage_text, stderr);
+		return EXIT_USAGE;
+	}
+
+	r = ctl_connect(&c);
+	if (r != EXIT_OK)
+		goto out;
+	if (strcmp(cmd, "detach") == 0) {
+		r = cmd_detach(&c, req, json, timeout_s);
+		goto out;
+	}
+	r = ctl_call(&c, req, &rep);
+	if (r != EXIT_OK)
+		goto out;
+	r = reply_check(rep);
+	if (r != EXIT_OK)
+		goto out;
+	if (json)
+		print_json(rep);
+	else if (strcmp(cmd, "list") == 0)
+		print_list(rep);
+	else if (strcmp(cmd, "show") == 0)
+		print_show(rep);
+	else if (strcmp(cmd, "stats") == 0)
+		prom ? print_prometheus(rep) : print_stats(rep);
+out:
+	json_object_put(req);
+	json_object_put(rep);
+	free(c.buf);
+	free(sim_path);
+	if (c.fd >= 0)
+		close(c.fd);
+	return r;
+}

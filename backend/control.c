@@ -1,0 +1,986 @@
+/* The control socket blkback-ctl talks to: a UNIX stream socket served by
+ * the main thread's loop through one epoll set of its own. JSON, one object
+ * per line each way (json-c builds and parses it), version 1; the protocol
+ * is documented in blkback-ctl(8). A client can never stall the daemon:
+ * non-blocking sockets, bounded request lines, bounded output, a client
+ * limit and an idle timeout. Ring counters are read, never written, here. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <xen/io/xenbus.h>
+
+#include "blkbackd.h"
+
+#define CONTROL_VERSION		1
+#define CONTROL_MAX_LINE	4096		/* one request */
+#define CONTROL_MAX_OUT		(32u << 20)	/* one reply */
+#define CONTROL_MAX_CLIENTS	32
+#define CONTROL_IDLE_SEC	10		/* no progress: dropped */
+
+struct client {
+	struct client *next;
+	int fd;
+	char in[CONTROL_MAX_LINE];
+	size_t in_len;
+	char *out;			/* reply being sent */
+	size_t out_len;
+	size_t out_off;
+	time_t last;			/* monotonic seconds of the last progress */
+	bool close_after;		/* drop once out is sent */
+};
+
+struct control {
+	int ep;
+	int lfd;
+	int tfd;			/* 1 s: IOPS samples, idle clients */
+	char *path;
+	struct client *clients;
+	unsigned int nr_clients;
+	bool have_gid;
+	gid_t gid;
+	/* epoll tags for the two fds that are not clients */
+	char tag_listen, tag_timer;
+};
+
+static time_t mono_sec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/* ---- socket set-up ---- */
+
+/* A socket file at path that nobody answers is left over from a daemon
+ * that died: remove it. One that answers belongs to a live daemon. */
+static int control_claim_path(const struct sockaddr_un *sa)
+{
+	struct stat st;
+	int fd, r = 0;
+
+	if (lstat(sa->sun_path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -EEXIST;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0)
+		r = -EADDRINUSE;
+	else if (unlink(sa->sun_path) < 0 && errno != ENOENT)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+static int control_epoll_add(struct control *c, int fd, void *tag, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = tag };
+
+	return epoll_ctl(c->ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+int control_open(struct blkbackd *d)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct itimerspec its = { .it_interval = { 1, 0 }, .it_value = { 1, 0 } };
+	struct control *c;
+	char *slash;
+	mode_t old;
+	int r;
+
+	if (strlen(d->control_path) >= sizeof(sa.sun_path) || d->control_path[0] != '/') {
+		log_err("control socket %s: not an absolute path of at most %zu bytes",
+			  d->control_path, sizeof(sa.sun_path) - 1);
+		return -EINVAL;
+	}
+	strcpy(sa.sun_path, d->control_path);
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->ep = c->lfd = c->tfd = -1;
+	c->path = strdup(d->control_path);
+	if (!c->path) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	if (d->control_group) {
+		struct group *g = getgrnam(d->control_group);
+
+		if (!g) {
+			log_err("control group %s: no such group", d->control_group);
+			r = -ENOENT;
+			goto fail;
+		}
+		c->have_gid = true;
+		c->gid = g->gr_gid;
+	}
+	/* The directory (/run/blkbackd) may be ours to create. */
+	slash = strrchr(c->path, '/');
+	if (slash != c->path) {
+		*slash = '\0';
+		if (mkdir(c->path, 0755) < 0 && errno != EEXIST) {
+			r = -errno;
+			log_errno(LOG_LEVEL_ERR, r, "cannot create %s", c->path);
+			*slash = '/';
+			goto fail;
+		}
+		*slash = '/';
+	}
+	r = control_claim_path(&sa);
+	if (r < 0) {
+		log_errno(LOG_LEVEL_ERR, r, "control socket %s%s", c->path,
+			  r == -EADDRINUSE ? ": another blkbackd serves it" : "");
+		goto fail;
+	}
+	c->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (c->lfd < 0) {
+		r = -errno;
+		goto fail_log;
+	}
+	/* Never reachable with looser permissions, not even for a moment. */
+	old = umask(0177);
+	r = bind(c->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+	umask(old);
+	if (r < 0)
+		goto fail_log;
+	if (c->have_gid && (chown(c->path, (uid_t)-1, c->gid) < 0 || chmod(c->path, 0660) < 0)) {
+		r = -errno;
+		goto fail_log;
+	}
+	if (listen(c->lfd, 16) < 0) {
+		r = -errno;
+		goto fail_log;
+	}
+	c->ep = epoll_create1(EPOLL_CLOEXEC);
+	c->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (c->ep < 0 || c->tfd < 0 || timerfd_settime(c->tfd, 0, &its, NULL) < 0) {
+		r = -errno;
+		goto fail_log;
+	}
+	r = control_epoll_add(c, c->lfd, &c->tag_listen, EPOLLIN);
+	if (r >= 0)
+		r = control_epoll_add(c, c->tfd, &c->tag_timer, EPOLLIN);
+	if (r < 0)
+		goto fail_log;
+	d->ctl = c;
+	log_info("control socket %s", c->path);
+	return 0;
+fail_log:
+	log_errno(LOG_LEVEL_ERR, r, "control socket %s", c->path);
+	if (c->lfd >= 0)
+		unlink(c->path);
+fail:
+	if (c->tfd >= 0)
+		close(c->tfd);
+	if (c->ep >= 0)
+		close(c->ep);
+	if (c->lfd >= 0)
+		close(c->lfd);
+	free(c->path);
+	free(c);
+	return r;
+}
+
+int control_fd(const struct blkbackd *d)
+{
+	return d->ctl ? d->ctl->ep : -1;
+}
+
+static void client_drop(struct control *c, struct client *cl)
+{
+	struct client **pp;
+
+	for (pp = &c->clients; *pp; pp = &(*pp)->next) {
+		if (*pp == cl) {
+			*pp = cl->next;
+			break;
+		}
+	}
+	c->nr_clients--;
+	epoll_ctl(c->ep, EPOLL_CTL_DEL, cl->fd, NULL);
+	close(cl->fd);
+	free(cl->out);
+	free(cl);
+}
+
+void control_close(struct blkbackd *d)
+{
+	struct control *c = d->ctl;
+
+	if (!c)
+		return;
+	while (c->clients)
+		client_drop(c, c->clients);
+	close(c->tfd);
+	close(c->ep);
+	close(c->lfd);
+	unlink(c->path);
+	free(c->path);
+	free(c);
+	d->ctl = NULL;
+}
+
+/* ---- what we know about vbds ---- */
+
+static const char *vbd_phase_name(enum vbd_phase p)
+{
+	switch (p) {
+	case VBD_NEW:
+		return "new";
+	case VBD_INITWAIT:
+		return "initwait";
+	case VBD_CONNECTED:
+		return "connected";
+	case VBD_CLOSING:
+		return "closing";
+	case VBD_CLOSED:
+		return "closed";
+	case VBD_FOREIGN:
+		return "foreign";
+	}
+	return "?";
+}
+
+/* Names are read once per vbd and kept: list must not cost two xenstore
+ * round trips per vbd each time. A name that is absent stays "". */
+static const char *vbd_dom_name(struct vbd *v)
+{
+	char dir[40];
+
+	if (!v->dom_name) {
+		snprintf(dir, sizeof(dir), "/local/domain/%" PRIu32, v->fe_domid);
+		if (xenbus_read(v->d, XBT_NULL, dir, "name", &v->dom_name) < 0)
+			v->dom_name = strdup("");
+	}
+	return v->dom_name ? v->dom_name : "";
+}
+
+static const char *vbd_vdev_name(struct vbd *v)
+{
+	if (!v->vdev_name && xenbus_read(v->d, XBT_NULL, v->be_path, "dev", &v->vdev_name) < 0)
+		v->vdev_name = strdup("");
+	return v->vdev_name ? v->vdev_name : "";
+}
+
+static uint64_t ring_answered(const struct ring_stats *s)
+{
+	uint64_t n = 0;
+	unsigned int i;
+
+	for (i = 0; i < RING_OP_CLASSES; i++)
+		n += atomic_load_explicit(&s->ops[i], memory_order_relaxed);
+	return n;
+}
+
+static uint64_t vbd_answered(const struct vbd *v)
+{
+	uint64_t n = 0;
+	unsigned int i;
+
+	for (i = 0; i < v->nr_rings; i++)
+		n += ring_answered(ring_get_stats(v->rings[i]));
+	return n;
+}
+
+static unsigned int vbd_inflight(const struct vbd *v)
+{
+	unsigned int n = 0, i;
+
+	for (i = 0; i < v->nr_rings; i++)
+		n += atomic_load_explicit(&ring_get_stats(v->rings[i])->inflight,
+					  memory_order_relaxed);
+	return n;
+}
+
+/* Requests per second over the samples we have (up to five seconds). */
+static double vbd_iops(const struct vbd *v)
+{
+	unsigned int n = v->iops_pos < CONTROL_IOPS_SAMPLES ? v->iops_pos : CONTROL_IOPS_SAMPLES;
+	uint64_t newest, oldest;
+
+	if (n < 2)
+		return 0;
+	newest = v->iops_done[(v->iops_pos - 1) % CONTROL_IOPS_SAMPLES];
+	oldest = v->iops_done[(v->iops_pos - n) % CONTROL_IOPS_SAMPLES];
+	/* Rings released and restarted count from zero again. */
+	if (newest < oldest)
+		return 0;
+	return (double)(newest - oldest) / (n - 1);
+}
+
+static void control_sample(struct blkbackd *d)
+{
+	struct vbd *v;
+
+	for (v = d->vbds; v; v = v->next) {
+		v->iops_done[v->iops_pos % CONTROL_IOPS_SAMPLES] = vbd_answered(v);
+		v->iops_pos++;
+	}
+}
+
+/* ---- replies ---- */
+
+static void jadd(struct json_object *o, const char *key, struct json_object *val)
+{
+	json_object_object_add(o, key, val);
+}
+
+static void jadd_str(struct json_object *o, const char *key, const char *val)
+{
+	jadd(o, key, json_object_new_string(val ? val : ""));
+}
+
+static void jadd_u64(struct json_object *o, const char *key, uint64_t val)
+{
+	jadd(o, key, json_object_new_uint64(val));
+}
+
+static const char *xs_state_name(unsigned int s)
+{
+	return xenbus_state_name(s);
+}
+
+/* The columns of list; show and stats start from these too. */
+static struct json_object *vbd_row(struct vbd *v)
+{
+	struct json_object *o = json_object_new_object();
+	bool open = v->backing != NULL;
+
+	jadd_u64(o, "domid", v->fe_domid);
+	jadd_str(o, "domain", vbd_dom_name(v));
+	jadd_u64(o, "devid", v->devid);
+	jadd_str(o, "vdev", vbd_vdev_name(v));
+	jadd_str(o, "phase", vbd_phase_name(v->phase));
+	jadd_str(o, "backend_state", xs_state_name(v->seen_be_state));
+	jadd_str(o, "frontend_state", xs_state_name(v->seen_fe_state));
+	jadd_str(o, "target", open ? v->backing->path : "");
+	jadd_u64(o, "sectors", open ? v->props.sectors : 0);
+	jadd_u64(o, "size", open ? v->props.sectors << 9 : 0);
+	jadd_str(o, "mode", !open ? "" : v->props.readonly ? "r" : "w");
+	jadd_u64(o, "rings", v->nr_rings);
+	if (v->nr_rings) {
+		struct ring_info ri;
+
+		ring_get_info(v->rings[0], &ri);
+		jadd_u64(o, "ring_order", ri.order);
+	} else {
+		jadd_u64(o, "ring_order", 0);
+	}
+	jadd_u64(o, "inflight", vbd_inflight(v));
+	jadd(o, "iops", json_object_new_double(vbd_iops(v)));
+	return o;
+}
+
+/* The latency quantile q (0..1) as the upper bound of its log2 bucket. */
+static uint64_t lat_quantile(const uint64_t *b, uint64_t total, double q, uint64_t max)
+{
+	uint64_t want, seen = 0;
+	unsigned int i;
+
+	if (!total)
+		return 0;
+	want = (uint64_t)(q * (double)total);
+	if (want < 1)
+		want = 1;
+	for (i = 0; i < RING_LAT_BUCKETS; i++) {
+		seen += b[i];
+		if (seen >= want) {
+			uint64_t bound = i ? (1ull << i) : 1;
+
+			return bound < max ? bound : max;
+		}
+	}
+	return max;
+}
+
+static const char *const op_names[RING_OP_CLASSES] = {
+	"read", "write", "barrier", "flush", "discard", "other",
+};
+
+/* Every counter of one ring. */
+static struct json_object *ring_counters(const struct ring_stats *s)
+{
+	struct json_object *o = json_object_new_object(), *ops, *errs, *lat, *bk;
+	uint64_t b[RING_LAT_BUCKETS], total = 0, max;
+	unsigned int i;
+
+#define LD(x) atomic_load_explicit(&s->x, memory_order_relaxed)
+	ops = json_object_new_object();
+	for (i = 0; i < RING_OP_CLASSES; i++)
+		jadd_u64(ops, op_names[i], LD(ops[i]));
+	jadd(o, "requests", ops);
+	jadd_u64(o, "sectors_read", LD(sectors_read));
+	jadd_u64(o, "sectors_written", LD(sectors_written));
+	errs = json_object_new_object();
+	jadd_u64(errs, "validation", LD(err_validation));
+	jadd_u64(errs, "grant", LD(err_grant));
+	jadd_u64(errs, "storage", LD(err_storage));
+	jadd(o, "errors", errs);
+	jadd_u64(o, "out_of_slot", LD(out_of_slot));
+	jadd_u64(o, "flushes", LD(flushes));
+	jadd_u64(o, "discards", LD(discards));
+	jadd_u64(o, "inflight", LD(inflight));
+	bk = json_object_new_array();
+	for (i = 0; i < RING_LAT_BUCKETS; i++) {
+		b[i] = LD(lat[i]);
+		total += b[i];
+		json_object_array_add(bk, json_object_new_uint64(b[i]));
+	}
+	max = LD(lat_max_us);
+#undef LD
+	lat = json_object_new_object();
+	jadd_u64(lat, "count", total);
+	jadd_u64(lat, "p50", lat_quantile(b, total, 0.50, max));
+	jadd_u64(lat, "p90", lat_quantile(b, total, 0.90, max));
+	jadd_u64(lat, "p99", lat_quantile(b, total, 0.99, max));
+	jadd_u64(lat, "max", max);
+	jadd(lat, "buckets", bk);
+	jadd(o, "latency_us", lat);
+	return o;
+}
+
+static struct json_object *ring_detail(const struct vbd *v, const struct ring *r)
+{
+	const struct ring_stats *s = ring_get_stats(r);
+	struct json_object *o = json_object_new_object(), *f;
+	struct ring_info ri;
+	const char *abi;
+
+	ring_get_info(r, &ri);
+	abi = blkif_abi_name(ri.abi);
+	jadd_u64(o, "index", ri.index);
+	jadd_u64(o, "order", ri.order);
+	jadd_u64(o, "entries", ri.nr_ents);
+	jadd_str(o, "abi", abi ? abi : "?");
+	jadd_u64(o, "port", ri.port);
+	jadd_u64(o, "remote_port", ri.remote_port);
+	jadd_u64(o, "req_cons", atomic_load_explicit(&s->req_cons, memory_order_relaxed));
+	jadd_u64(o, "rsp_prod", atomic_load_explicit(&s->rsp_prod, memory_order_relaxed));
+	jadd_str(o, "step", ri.stopped ? "stopped" :
+		 v->phase == VBD_CLOSING ? "draining" : "running");
+	f = json_object_new_object();
+	jadd(f, "flush", json_object_new_boolean(true));
+	jadd(f, "barrier", json_object_new_boolean(true));
+	jadd(f, "discard", json_object_new_boolean(v->props.discard));
+	jadd(f, "discard_secure", json_object_new_boolean(v->props.discard_secure));
+	jadd_u64(f, "max_indirect_segments", ri.max_indirect_segments);
+	jadd(o, "features", f);
+	jadd(o, "counters", ring_counters(s));
+	return o;
+}
+
+static struct json_object *vbd_detail(struct vbd *v)
+{
+	struct json_object *o = vbd_row(v), *rings;
+	unsigned int i;
+
+	jadd_str(o, "backend_path", v->be_path);
+	jadd_str(o, "frontend_path", v->fe_path);
+	jadd_str(o, "error", v->last_error);
+	jadd(o, "detach_requested", json_object_new_boolean(v->detach));
+	jadd(o, "hotplug_connected", json_object_new_boolean(v->seen_hotplug_ok));
+	if (v->backing) {
+		jadd_u64(o, "sector_size", v->props.sector_size);
+		jadd_u64(o, "physical_sector_size", v->props.phys_sector_size);
+		jadd(o, "cdrom", json_object_new_boolean(v->props.cdrom));
+		jadd(o, "direct_io", json_object_new_boolean(v->props.direct_io));
+		jadd(o, "discard", json_object_new_boolean(v->props.discard));
+	}
+	rings = json_object_new_array();
+	for (i = 0; i < v->nr_rings; i++)
+		json_object_array_add(rings, ring_detail(v, v->rings[i]));
+	jadd(o, "ring_list", rings);
+	return o;
+}
+
+static struct json_object *vbd_stats(struct vbd *v)
+{
+	struct json_object *o = json_object_new_object(), *rings;
+	unsigned int i;
+
+	jadd_u64(o, "domid", v->fe_domid);
+	jadd_str(o, "domain", vbd_dom_name(v));
+	jadd_u64(o, "devid", v->devid);
+	jadd_str(o, "vdev", vbd_vdev_name(v));
+	rings = json_object_new_array();
+	for (i = 0; i < v->nr_rings; i++) {
+		struct json_object *r = ring_counters(ring_get_stats(v->rings[i]));
+
+		jadd_u64(r, "index", i);
+		json_object_array_add(rings, r);
+	}
+	jadd(o, "ring_list", rings);
+	return o;
+}
+
+/* ---- commands ---- */
+
+static struct json_object *reply_new(void)
+{
+	struct json_object *o = json_object_new_object();
+
+	jadd_u64(o, "version", CONTROL_VERSION);
+	return o;
+}
+
+static struct json_object *reply_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static struct json_object *reply_error(const char *fmt, ...)
+{
+	struct json_object *o = reply_new();
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	jadd(o, "ok", json_object_new_boolean(false));
+	jadd_str(o, "error", msg);
+	return o;
+}
+
+static struct json_object *reply_ok(void)
+{
+	struct json_object *o = reply_new();
+
+	jadd(o, "ok", json_object_new_boolean(true));
+	return o;
+}
+
+static bool is_visible(const struct vbd *v)
+{
+	return v->phase != VBD_FOREIGN;
+}
+
+static struct json_object *cmd_list(struct blkbackd *d, bool stats)
+{
+	struct json_object *o = reply_ok(), *arr = json_object_new_array();
+	struct vbd *v;
+
+	for (v = d->vbds; v; v = v->next)
+		if (is_visible(v))
+			json_object_array_add(arr, stats ? vbd_stats(v) : vbd_row(v));
+	jadd(o, "vbds", arr);
+	return o;
+}
+
+/* "domid" and "device" (devid number or vdev name) of a request. */
+static struct vbd *req_vbd(struct blkbackd *d, struct json_object *req, char *err, size_t len)
+{
+	struct json_object *jd, *jv;
+	const char *dev;
+	struct vbd *v;
+	int64_t domid;
+	char *end;
+	unsigned long devid = ULONG_MAX;
+
+	if (!json_object_object_get_ex(req, "domid", &jd) || !json_object_is_type(jd, json_type_int) ||
+	    !json_object_object_get_ex(req, "device", &jv) ||
+	    !json_object_is_type(jv, json_type_string)) {
+		snprintf(err, len, "needs \"domid\" (a number) and \"device\" (a string)");
+		return NULL;
+	}
+	domid = json_object_get_int64(jd);
+	dev = json_object_get_string(jv);
+	if (*dev >= '0' && *dev <= '9') {
+		errno = 0;
+		devid = strtoul(dev, &end, 10);
+		if (errno || *end)
+			devid = ULONG_MAX;
+	}
+	for (v = d->vbds; v; v = v->next) {
+		if (!is_visible(v) || (int64_t)v->fe_domid != domid)
+			continue;
+		if (devid != ULONG_MAX ? v->devid == devid : strcmp(vbd_vdev_name(v), dev) == 0)
+			return v;
+	}
+	snprintf(err, len, "no vbd %" PRId64 "/%s", domid, dev);
+	return NULL;
+}
+
+static struct json_object *cmd_show(struct blkbackd *d, struct json_object *req)
+{
+	struct json_object *o;
+	char err[160];
+	struct vbd *v = req_vbd(d, req, err, sizeof(err));
+
+	if (!v)
+		return reply_error("%s", err);
+	o = reply_ok();
+	jadd(o, "vbd", vbd_detail(v));
+	return o;
+}
+
+/* The graceful path: the vbd closes as for online = 0 (stop, drain,
+ * Closed); rings are released only once their in-flight I/O is answered.
+ * Repeating the request reports progress; "done" says the vbd is Closed
+ * and (unless force) the frontend has closed too. */
+static struct json_object *cmd_detach(struct blkbackd *d, struct json_object *req)
+{
+	struct json_object *o, *jf;
+	bool force = false, fe_closed;
+	char err[160];
+	struct vbd *v = req_vbd(d, req, err, sizeof(err));
+
+	if (!v)
+		return reply_error("%s", err);
+	if (json_object_object_get_ex(req, "force", &jf))
+		force = json_object_get_boolean(jf);
+	if (!v->detach) {
+		vbd_log(v, LOG_LEVEL_INFO, 0, "detach requested through the control socket%s",
+			force ? " (force)" : "");
+		v->detach = true;
+		vbd_update(v);
+		/* vbd_update may have released and forgotten it. */
+		v = req_vbd(d, req, err, sizeof(err));
+		if (!v) {
+			o = reply_ok();
+			jadd(o, "done", json_object_new_boolean(true));
+			jadd_str(o, "phase", "released");
+			jadd_u64(o, "inflight", 0);
+			return o;
+		}
+	}
+	fe_closed = v->seen_fe_state == XenbusStateClosing ||
+		    v->seen_fe_state == XenbusStateClosed ||
+		    v->seen_fe_state == XenbusStateUnknown;
+	o = reply_ok();
+	jadd(o, "done", json_object_new_boolean(v->phase == VBD_CLOSED && (force || fe_closed)));
+	jadd_str(o, "phase", vbd_phase_name(v->phase));
+	jadd_str(o, "frontend_state", xs_state_name(v->seen_fe_state));
+	jadd_u64(o, "inflight", vbd_inflight(v));
+	return o;
+}
+
+/* Another vbd uses the same file or device: same inode, or same device
+ * number for block devices. Only vbds past their hotplug step count: the
+ * vbd being attached may have opened its storage already. */
+static bool target_same(const struct stat *a, const struct stat *b)
+{
+	if (S_ISBLK(a->st_mode) && S_ISBLK(b->st_mode))
+		return a->st_rdev == b->st_rdev;
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+static struct json_object *cmd_check_target(struct blkbackd *d, struct json_object *req)
+{
+	struct json_object *jt, *jm;
+	const char *target, *mode;
+	bool want_w;
+	struct stat st, bst;
+	struct vbd *v;
+	int fd, ro = 0;
+
+	if (!json_object_object_get_ex(req, "target", &jt) ||
+	    !json_object_is_type(jt, json_type_string) ||
+	    !json_object_object_get_ex(req, "mode", &jm) || !json_object_is_type(jm, json_type_string))
+		return reply_error("needs \"target\" and \"mode\" strings");
+	target = json_object_get_string(jt);
+	mode = json_object_get_string(jm);
+	if (strcmp(mode, "r") != 0 && strcmp(mode, "w") != 0)
+		return reply_error("mode is r or w, not '%s'", mode);
+	want_w = mode[0] == 'w';
+	if (target[0] != '/')
+		return reply_error("%s: not an absolute path", target);
+	if (stat(target, &st) < 0)
+		return reply_error("%s: %s", target, strerror(errno));
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return reply_error("%s: not a regular file or block device", target);
+	fd = open(target, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return reply_error("%s: not readable: %s", target, strerror(errno));
+	if (S_ISBLK(st.st_mode) && ioctl(fd, BLKROGET, &ro) < 0)
+		ro = 0;
+	close(fd);
+	if (want_w) {
+		/* Root may write anything: a file nobody may write is meant
+		 * to be read-only, so say so rather than open it rw. */
+		if (ro)
+			return reply_error("%s: block device is read-only", target);
+		if (S_ISREG(st.st_mode) && !(st.st_mode & (S_IWUSR | S_IWGRP | S_IWOTH)))
+			return reply_error("%s: file is read-only (mode %03o)", target,
+					   (unsigned int)(st.st_mode & 0777));
+		fd = open(target, O_WRONLY | O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0)
+			return reply_error("%s: not writable: %s", target, strerror(errno));
+		close(fd);
+	}
+	for (v = d->vbds; v; v = v->next) {
+		if (!v->backing || !(v->seen_hotplug_ok || v->phase == VBD_CONNECTED ||
+				     v->phase == VBD_CLOSING))
+			continue;
+		if (fstat(v->backing->fd, &bst) < 0 || !target_same(&st, &bst))
+			continue;
+		if (want_w || !v->props.readonly)
+			return reply_error("%s: in use %s by domain %" PRIu32 " device %" PRIu32,
+					   target, v->props.readonly ? "read-only" : "read-write",
+					   v->fe_domid, v->devid);
+	}
+	return reply_ok();
+}
+
+static struct json_object *control_handle(struct blkbackd *d, const char *line, size_t len)
+{
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *req = NULL, *jv, *jc, *rep;
+	const char *cmd;
+
+	if (!tok)
+		return reply_error("out of memory");
+	req = json_tokener_parse_ex(tok, line, (int)len);
+	if (!req || json_tokener_get_error(tok) != json_tokener_success ||
+	    tok->char_offset != (int)len) {
+		rep = reply_error("not a JSON object on one line");
+		goto out;
+	}
+	if (!json_object_is_type(req, json_type_object)) {
+		rep = reply_error("not a JSON object");
+		goto out;
+	}
+	if (!json_object_object_get_ex(req, "version", &jv) ||
+	    !json_object_is_type(jv, json_type_int) ||
+	    json_object_get_int64(jv) != CONTROL_VERSION) {
+		rep = reply_error("protocol version %d only", CONTROL_VERSION);
+		goto out;
+	}
+	if (!json_object_object_get_ex(req, "command", &jc) ||
+	    !json_object_is_type(jc, json_type_string)) {
+		rep = reply_error("no \"command\"");
+		goto out;
+	}
+	cmd = json_object_get_string(jc);
+	if (strcmp(cmd, "list") == 0)
+		rep = cmd_list(d, false);
+	else if (strcmp(cmd, "stats") == 0)
+		rep = cmd_list(d, true);
+	else if (strcmp(cmd, "show") == 0)
+		rep = cmd_show(d, req);
+	else if (strcmp(cmd, "detach") == 0)
+		rep = cmd_detach(d, req);
+	else if (strcmp(cmd, "check-target") == 0)
+		rep = cmd_check_target(d, req);
+	else
+		rep = reply_error("unknown command '%.64s'", cmd);
+out:
+	json_object_put(req);
+	json_tokener_free(tok);
+	return rep;
+}
+
+/* ---- client I/O ---- */
+
+static void client_set_events(struct control *c, struct client *cl)
+{
+	struct epoll_event ev = { .data.ptr = cl };
+
+	/* One request at a time: no reading while a reply is pending. */
+	ev.events = cl->out ? EPOLLOUT : EPOLLIN;
+	epoll_ctl(c->ep, EPOLL_CTL_MOD, cl->fd, &ev);
+}
+
+static void client_reply(struct control *c, struct client *cl, struct json_object *rep)
+{
+	const char *s = json_object_to_json_string_ext(rep, JSON_C_TO_STRING_PLAIN);
+	size_t n = strlen(s);
+
+	if (n + 1 > CONTROL_MAX_OUT) {
+		json_object_put(rep);
+		rep = reply_error("reply too large (%zu bytes)", n);
+		s = json_object_to_json_string_ext(rep, JSON_C_TO_STRING_PLAIN);
+		n = strlen(s);
+	}
+	cl->out = malloc(n + 1);
+	if (cl->out) {
+		memcpy(cl->out, s, n);
+		cl->out[n] = '\n';
+		cl->out_len = n + 1;
+		cl->out_off = 0;
+	} else {
+		cl->close_after = true;
+	}
+	json_object_put(rep);
+	client_set_events(c, cl);
+}
+
+/* Returns false when the client is gone. */
+static bool client_write(struct control *c, struct client *cl)
+{
+	ssize_t n;
+
+	while (cl->out && cl->out_off < cl->out_len) {
+		n = send(cl->fd, cl->out + cl->out_off, cl->out_len - cl->out_off,
+			 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return true;
+			client_drop(c, cl);
+			return false;
+		}
+		cl->out_off += (size_t)n;
+		cl->last = mono_sec();
+	}
+	free(cl->out);
+	cl->out = NULL;
+	if (cl->close_after) {
+		client_drop(c, cl);
+		return false;
+	}
+	client_set_events(c, cl);
+	return true;
+}
+
+static void client_read(struct blkbackd *d, struct control *c, struct client *cl)
+{
+	char *nl;
+	ssize_t n;
+
+	n = recv(cl->fd, cl->in + cl->in_len, sizeof(cl->in) - cl->in_len, MSG_DONTWAIT);
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		client_drop(c, cl);
+		return;
+	}
+	if (n < 0)
+		return;
+	cl->in_len += (size_t)n;
+	cl->last = mono_sec();
+	nl = memchr(cl->in, '\n', cl->in_len);
+	if (!nl) {
+		if (cl->in_len == sizeof(cl->in)) {
+			/* No resynchronising inside a huge line: answer, hang up. */
+			cl->close_after = true;
+			client_reply(c, cl, reply_error("request longer than %d bytes",
+							CONTROL_MAX_LINE - 1));
+			client_write(c, cl);
+		}
+		return;
+	}
+	*nl = '\0';
+	client_reply(c, cl, control_handle(d, cl->in, (size_t)(nl - cl->in)));
+	/* What followed the line waits for the reply to be sent. */
+	cl->in_len -= (size_t)(nl + 1 - cl->in);
+	memmove(cl->in, nl + 1, cl->in_len);
+	client_write(c, cl);
+}
+
+/* Peer credentials: root, or the configured group. */
+static bool control_peer_ok(const struct control *c, int fd, struct ucred *cred)
+{
+	socklen_t len = sizeof(*cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) < 0)
+		return false;
+	return cred->uid == 0 || (c->have_gid && cred->gid == c->gid);
+}
+
+static void control_accept(struct control *c)
+{
+	struct client *cl;
+	struct ucred cred;
+	int fd;
+
+	for (;;) {
+		fd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0)
+			return;
+		if (c->nr_clients >= CONTROL_MAX_CLIENTS) {
+			log_warn("control socket: too many clients, refusing one");
+			close(fd);
+			continue;
+		}
+		cl = calloc(1, sizeof(*cl));
+		if (!cl) {
+			close(fd);
+			continue;
+		}
+		cl->fd = fd;
+		cl->last = mono_sec();
+		cl->next = c->clients;
+		c->clients = cl;
+		c->nr_clients++;
+		if (control_epoll_add(c, fd, cl, EPOLLIN) < 0) {
+			client_drop(c, cl);
+			continue;
+		}
+		if (!control_peer_ok(c, fd, &cred)) {
+			log_warn("control socket: refused uid %u gid %u pid %d",
+				 (unsigned int)cred.uid, (unsigned int)cred.gid, (int)cred.pid);
+			cl->close_after = true;
+			client_reply(c, cl, reply_error("permission denied: uid %u is not root%s",
+							(unsigned int)cred.uid,
+							c->have_gid ? " nor in the control group" : ""));
+			client_write(c, cl);
+		}
+	}
+}
+
+static void control_expire(struct control *c)
+{
+	struct client *cl, *next;
+	time_t now = mono_sec();
+
+	for (cl = c->clients; cl; cl = next) {
+		next = cl->next;
+		/* A client that neither sends nor reads for this long goes. */
+		if (now - cl->last > CONTROL_IDLE_SEC)
+			client_drop(c, cl);
+	}
+}
+
+void control_dispatch(struct blkbackd *d)
+{
+	struct control *c = d->ctl;
+	struct epoll_event evs[16];
+	uint64_t val;
+	int n, i;
+
+	if (!c)
+		return;
+	n = epoll_wait(c->ep, evs, 16, 0);
+	for (i = 0; i < n; i++) {
+		void *tag = evs[i].data.ptr;
+		struct client *cl;
+
+		if (tag == &c->tag_listen) {
+			control_accept(c);
+		} else if (tag == &c->tag_timer) {
+			if (read(c->tfd, &val, sizeof(val)) < 0) {
+				/* EAGAIN: nothing expired */
+			}
+			control_sample(d);
+			control_expire(c);
+		} else {
+			/* A client dropped earlier in this batch is not in the
+			 * list any more: look it up before touching it. */
+			for (cl = c->clients; cl && cl != tag; cl = cl->next)
+				;
+			if (!cl)
+				continue;
+			if (evs[i].events & (EPOLLERR | EPOLLHUP) && !(evs[i].events & EPOLLIN))
+				client_drop(c, cl);
+			else if (cl->out)
+				client_write(c, cl);
+			else
+				client_read(d, c, cl);
+		}
+	}
+}
