@@ -346,9 +346,11 @@ static void print_stats(struct json_object *rep)
 		struct json_object *v = json_object_array_get_idx(vbds, i), *rings = get(v, "ring_list");
 		size_t nr = rings ? json_object_array_length(rings) : 0;
 
-		printf("vbd %" PRIu64 "/%" PRIu64 " (%s, %s): %zu ring%s\n", getu(v, "domid"),
+		printf("vbd %" PRIu64 "/%" PRIu64 " (%s, %s): %zu ring%s now\n", getu(v, "domid"),
 		       getu(v, "devid"), dash(gets(v, "domain")), dash(gets(v, "vdev")), nr,
 		       nr == 1 ? "" : "s");
+		printf("  total:\n");
+		print_counters(get(v, "total"), "    ");
 		for (j = 0; j < nr; j++) {
 			struct json_object *r = json_object_array_get_idx(rings, j);
 
@@ -392,13 +394,13 @@ static const struct prom_metric prom_metrics[] = {
 	  "Request latency quantiles (upper bound of a log2 bucket) and maximum." },
 };
 
-static void prom_labels(struct json_object *v, struct json_object *r)
+static void prom_labels(struct json_object *v)
 {
 	printf("{domid=\"%" PRIu64 "\",domain=\"", getu(v, "domid"));
 	prom_label(gets(v, "domain"));
 	printf("\",devid=\"%" PRIu64 "\",vdev=\"", getu(v, "devid"));
 	prom_label(gets(v, "vdev"));
-	printf("\",ring=\"%" PRIu64 "\"", getu(r, "index"));
+	putchar('"');
 }
 
 static void print_prometheus(struct json_object *rep)
@@ -407,25 +409,25 @@ static void print_prometheus(struct json_object *rep)
 		{ "p50", "0.5" }, { "p90", "0.9" }, { "p99", "0.99" }, { "max", "1" },
 	};
 	struct json_object *vbds = get(rep, "vbds");
-	size_t n = vbds ? json_object_array_length(vbds) : 0, m, i, j, k;
+	size_t n = vbds ? json_object_array_length(vbds) : 0, m, i, k;
 
 	for (m = 0; m < sizeof(prom_metrics) / sizeof(prom_metrics[0]); m++) {
 		const struct prom_metric *pm = &prom_metrics[m];
 
 		printf("# HELP %s %s\n# TYPE %s %s\n", pm->name, pm->help, pm->name, pm->type);
 		for (i = 0; i < n; i++) {
-			struct json_object *v = json_object_array_get_idx(vbds, i),
-					   *rings = get(v, "ring_list");
-			size_t nr = rings ? json_object_array_length(rings) : 0;
+			struct json_object *v = json_object_array_get_idx(vbds, i);
 
-			for (j = 0; j < nr; j++) {
-				struct json_object *r = json_object_array_get_idx(rings, j);
+			/* Per vbd totals: they survive reconnections, so the
+			 * counters only ever grow. */
+			{
+				struct json_object *r = get(v, "total");
 
 				switch (m) {
 				case 0:
 					for (k = 0; k < 6; k++) {
 						printf("%s", pm->name);
-						prom_labels(v, r);
+						prom_labels(v);
 						printf(",op=\"%s\"} %" PRIu64 "\n", op_names[k],
 						       getu(get(r, "requests"), op_names[k]));
 					}
@@ -436,7 +438,7 @@ static void print_prometheus(struct json_object *rep)
 
 					for (k = 0; k < 3; k++) {
 						printf("%s", pm->name);
-						prom_labels(v, r);
+						prom_labels(v);
 						printf(",kind=\"%s\"} %" PRIu64 "\n", kinds[k],
 						       getu(get(r, "errors"), kinds[k]));
 					}
@@ -445,7 +447,7 @@ static void print_prometheus(struct json_object *rep)
 				case 8:
 					for (k = 0; k < 4; k++) {
 						printf("%s", pm->name);
-						prom_labels(v, r);
+						prom_labels(v);
 						printf(",quantile=\"%s\"} %.6f\n", quantiles[k][1],
 						       (double)getu(get(r, "latency_us"),
 								    quantiles[k][0]) / 1e6);
@@ -458,7 +460,7 @@ static void print_prometheus(struct json_object *rep)
 					};
 
 					printf("%s", pm->name);
-					prom_labels(v, r);
+					prom_labels(v);
 					printf("} %" PRIu64 "\n", getu(r, keys[m]));
 					break;
 				}

@@ -295,7 +295,7 @@ static uint64_t ring_answered(const struct ring_stats *s)
 
 static uint64_t vbd_answered(const struct vbd *v)
 {
-	uint64_t n = 0;
+	uint64_t n = ring_answered(&v->released);
 	unsigned int i;
 
 	for (i = 0; i < v->nr_rings; i++)
@@ -517,7 +517,16 @@ static struct json_object *vbd_detail(struct vbd *v)
 static struct json_object *vbd_stats(struct vbd *v)
 {
 	struct json_object *o = json_object_new_object(), *rings;
+	struct ring_stats total;
 	unsigned int i;
+
+	/* Totals since the vbd appeared: they never go back when rings are
+	 * released and started again (Prometheus counters must not). */
+	memset(&total, 0, sizeof(total));
+	ring_stats_add(&total, &v->released);
+	for (i = 0; i < v->nr_rings; i++)
+		ring_stats_add(&total, ring_get_stats(v->rings[i]));
+	atomic_store(&total.inflight, vbd_inflight(v));
 
 	jadd_u64(o, "domid", v->fe_domid);
 	jadd_str(o, "domain", vbd_dom_name(v));
@@ -531,6 +540,7 @@ static struct json_object *vbd_stats(struct vbd *v)
 		json_object_array_add(rings, r);
 	}
 	jadd(o, "ring_list", rings);
+	jadd(o, "total", ring_counters(&total));
 	return o;
 }
 

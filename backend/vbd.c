@@ -622,8 +622,11 @@ static void vbd_release(struct vbd *v)
 {
 	unsigned int i;
 
-	for (i = 0; i < v->nr_rings; i++)
+	for (i = 0; i < v->nr_rings; i++) {
+		/* blkback-ctl stats count what the vbd did, not just its rings. */
+		ring_stats_add(&v->released, ring_get_stats(v->rings[i]));
 		ring_release(v->rings[i]);
+	}
 	free(v->rings);
 	v->rings = NULL;
 	v->nr_rings = 0;
