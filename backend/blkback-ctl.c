@@ -536,6 +536,11 @@ static int cmd_detach(struct ctl *c, struct json_object *req, bool json, unsigne
 			goto out;
 		}
 		first = false;
+		/* What was in flight when the rings were told to stop. */
+		if (!json && get(rep, "inflight_at_request"))
+			printf("stopping: %" PRIu64 " request%s in flight\n",
+			       getu(rep, "inflight_at_request"),
+			       getu(rep, "inflight_at_request") == 1 ? "" : "s");
 		if (!json && (long)getu(rep, "inflight") != last_inflight) {
 			last_inflight = (long)getu(rep, "inflight");
 			printf("%s: %ld request%s in flight\n", gets(rep, "phase"), last_inflight,

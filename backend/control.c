@@ -657,24 +657,30 @@ static struct json_object *cmd_detach(struct blkbackd *d, struct json_object *re
 	if (json_object_object_get_ex(req, "force", &jf))
 		force = json_object_get_boolean(jf);
 	if (!v->detach) {
-		vbd_log(v, LOG_LEVEL_INFO, 0, "detach requested through the control socket%s",
-			force ? " (force)" : "");
+		unsigned int at_request = vbd_inflight(v);
+
+		vbd_log(v, LOG_LEVEL_INFO, 0, "detach requested through the control socket%s, "
+			"%u requests in flight", force ? " (force)" : "", at_request);
 		v->detach = true;
 		vbd_update(v);
 		/* vbd_update may have released and forgotten it. */
 		v = req_vbd(d, req, err, sizeof(err));
 		if (!v) {
 			o = reply_ok();
+			jadd_u64(o, "inflight_at_request", at_request);
 			jadd(o, "done", json_object_new_boolean(true));
 			jadd_str(o, "phase", "released");
 			jadd_u64(o, "inflight", 0);
 			return o;
 		}
+		o = reply_ok();
+		jadd_u64(o, "inflight_at_request", at_request);
+	} else {
+		o = reply_ok();
 	}
 	fe_closed = v->seen_fe_state == XenbusStateClosing ||
 		    v->seen_fe_state == XenbusStateClosed ||
 		    v->seen_fe_state == XenbusStateUnknown;
-	o = reply_ok();
 	jadd(o, "done", json_object_new_boolean(v->phase == VBD_CLOSED && (force || fe_closed)));
 	jadd_str(o, "phase", vbd_phase_name(v->phase));
 	jadd_str(o, "frontend_state", xs_state_name(v->seen_fe_state));
