@@ -117,6 +117,10 @@ static int ctl_call(struct ctl *c, struct json_object *req, struct json_object *
 		if (k < 0) {
 			if (errno == EINTR)
 				continue;
+			/* The daemon may have answered (a refusal) and hung up
+			 * before reading: its reply is still there to read. */
+			if (errno == EPIPE || errno == ECONNRESET)
+				break;
 			fprintf(stderr, "blkback-ctl: sending to %s: %s\n", c->path, strerror(errno));
 			return EXIT_COMM;
 		}

@@ -919,9 +919,16 @@ static void control_accept(struct control *c)
 		if (fd < 0)
 			return;
 		if (c->nr_clients >= CONTROL_MAX_CLIENTS) {
-			log_warn("control socket: too many clients, refusing one");
-			close(fd);
-			continue;
+			struct client *old = c->clients, *it;
+
+			/* Idle connections must not lock operators out: the
+			 * one without progress for longest makes room. */
+			for (it = c->clients; it; it = it->next)
+				if (it->last < old->last)
+					old = it;
+			log_debug("control socket: %u clients, dropping the least active one",
+				 c->nr_clients);
+			client_drop(c, old);
 		}
 		cl = calloc(1, sizeof(*cl));
 		if (!cl) {
