@@ -170,7 +170,7 @@ static int ctl_call(struct ctl *c, struct json_object *req, struct json_object *
 	return EXIT_OK;
 }
 
-static struct json_object *get(struct json_object *o, const char *key)
+static struct json_object *reply_get(struct json_object *o, const char *key)
 {
 	struct json_object *v = NULL;
 
@@ -178,16 +178,16 @@ static struct json_object *get(struct json_object *o, const char *key)
 	return v;
 }
 
-static const char *gets(struct json_object *o, const char *key)
+static const char *reply_str(struct json_object *o, const char *key)
 {
-	struct json_object *v = get(o, key);
+	struct json_object *v = reply_get(o, key);
 
 	return v ? json_object_get_string(v) : "";
 }
 
-static uint64_t getu(struct json_object *o, const char *key)
+static uint64_t reply_u64(struct json_object *o, const char *key)
 {
-	struct json_object *v = get(o, key);
+	struct json_object *v = reply_get(o, key);
 
 	return v ? json_object_get_uint64(v) : 0;
 }
@@ -195,11 +195,11 @@ static uint64_t getu(struct json_object *o, const char *key)
 /* The daemon said no: print its reason. */
 static int reply_check(struct json_object *rep)
 {
-	if (json_object_get_boolean(get(rep, "ok")))
+	if (json_object_get_boolean(reply_get(rep, "ok")))
 		return EXIT_OK;
-	fprintf(stderr, "blkback-ctl: %s\n", gets(rep, "error"));
+	fprintf(stderr, "blkback-ctl: %s\n", reply_str(rep, "error"));
 	/* A refused peer is not a failed command: say so distinctly. */
-	if (strncmp(gets(rep, "error"), "permission denied", 17) == 0)
+	if (strncmp(reply_str(rep, "error"), "permission denied", 17) == 0)
 		return EXIT_COMM;
 	return EXIT_FAILED;
 }
@@ -245,7 +245,7 @@ static const char *dash(const char *s)
 
 static void print_list(struct json_object *rep)
 {
-	struct json_object *vbds = get(rep, "vbds");
+	struct json_object *vbds = reply_get(rep, "vbds");
 	size_t n = vbds ? json_object_array_length(vbds) : 0, i;
 	int wname = 4, wtarget = 6, wvdev = 4, w;
 	char size[16], state[64], rings[16];
@@ -253,11 +253,11 @@ static void print_list(struct json_object *rep)
 	for (i = 0; i < n; i++) {
 		struct json_object *v = json_object_array_get_idx(vbds, i);
 
-		w = (int)strlen(gets(v, "domain"));
+		w = (int)strlen(reply_str(v, "domain"));
 		wname = w > wname ? w : wname;
-		w = (int)strlen(gets(v, "target"));
+		w = (int)strlen(reply_str(v, "target"));
 		wtarget = w > wtarget ? w : wtarget;
-		w = (int)strlen(gets(v, "vdev"));
+		w = (int)strlen(reply_str(v, "vdev"));
 		wvdev = w > wvdev ? w : wvdev;
 	}
 	printf("%-5s %-*s %-6s %-*s %-21s %-*s %7s %-4s %-5s %8s %8s\n", "DOMID", wname, "NAME",
@@ -266,17 +266,17 @@ static void print_list(struct json_object *rep)
 	for (i = 0; i < n; i++) {
 		struct json_object *v = json_object_array_get_idx(vbds, i);
 
-		snprintf(state, sizeof(state), "%s/%s", gets(v, "backend_state"),
-			 gets(v, "frontend_state"));
-		snprintf(rings, sizeof(rings), "%" PRIu64 "x%" PRIu64, getu(v, "rings"),
-			 getu(v, "ring_order"));
+		snprintf(state, sizeof(state), "%s/%s", reply_str(v, "backend_state"),
+			 reply_str(v, "frontend_state"));
+		snprintf(rings, sizeof(rings), "%" PRIu64 "x%" PRIu64, reply_u64(v, "rings"),
+			 reply_u64(v, "ring_order"));
 		printf("%-5" PRIu64 " %-*s %-6" PRIu64 " %-*s %-21s %-*s %7s %-4s %-5s %8" PRIu64
-		       " %8.0f\n", getu(v, "domid"), wname, dash(gets(v, "domain")),
-		       getu(v, "devid"), wvdev, dash(gets(v, "vdev")), state, wtarget,
-		       dash(gets(v, "target")),
-		       *gets(v, "target") ? human_size(getu(v, "size"), size, sizeof(size)) : "-",
-		       dash(gets(v, "mode")), rings, getu(v, "inflight"),
-		       json_object_get_double(get(v, "iops")));
+		       " %8.0f\n", reply_u64(v, "domid"), wname, dash(reply_str(v, "domain")),
+		       reply_u64(v, "devid"), wvdev, dash(reply_str(v, "vdev")), state, wtarget,
+		       dash(reply_str(v, "target")),
+		       *reply_str(v, "target") ? human_size(reply_u64(v, "size"), size, sizeof(size)) : "-",
+		       dash(reply_str(v, "mode")), rings, reply_u64(v, "inflight"),
+		       json_object_get_double(reply_get(v, "iops")));
 	}
 }
 
@@ -284,81 +284,81 @@ static const char *const op_names[] = { "read", "write", "barrier", "flush", "di
 
 static void print_counters(struct json_object *c, const char *indent)
 {
-	struct json_object *req = get(c, "requests"), *err = get(c, "errors"),
-			   *lat = get(c, "latency_us");
+	struct json_object *req = reply_get(c, "requests"), *err = reply_get(c, "errors"),
+			   *lat = reply_get(c, "latency_us");
 	size_t i;
 
 	printf("%srequests:", indent);
 	for (i = 0; i < sizeof(op_names) / sizeof(op_names[0]); i++)
-		printf(" %s %" PRIu64, op_names[i], getu(req, op_names[i]));
+		printf(" %s %" PRIu64, op_names[i], reply_u64(req, op_names[i]));
 	printf("\n%ssectors: read %" PRIu64 " written %" PRIu64 "\n", indent,
-	       getu(c, "sectors_read"), getu(c, "sectors_written"));
+	       reply_u64(c, "sectors_read"), reply_u64(c, "sectors_written"));
 	printf("%serrors: validation %" PRIu64 " grant %" PRIu64 " storage %" PRIu64 "\n", indent,
-	       getu(err, "validation"), getu(err, "grant"), getu(err, "storage"));
+	       reply_u64(err, "validation"), reply_u64(err, "grant"), reply_u64(err, "storage"));
 	printf("%sflushes %" PRIu64 " discards %" PRIu64 " out-of-slot %" PRIu64
-	       " in-flight %" PRIu64 "\n", indent, getu(c, "flushes"), getu(c, "discards"),
-	       getu(c, "out_of_slot"), getu(c, "inflight"));
+	       " in-flight %" PRIu64 "\n", indent, reply_u64(c, "flushes"), reply_u64(c, "discards"),
+	       reply_u64(c, "out_of_slot"), reply_u64(c, "inflight"));
 	printf("%slatency (us, log2 buckets): p50 %" PRIu64 " p90 %" PRIu64 " p99 %" PRIu64
-	       " max %" PRIu64 " over %" PRIu64 " requests\n", indent, getu(lat, "p50"),
-	       getu(lat, "p90"), getu(lat, "p99"), getu(lat, "max"), getu(lat, "count"));
+	       " max %" PRIu64 " over %" PRIu64 " requests\n", indent, reply_u64(lat, "p50"),
+	       reply_u64(lat, "p90"), reply_u64(lat, "p99"), reply_u64(lat, "max"), reply_u64(lat, "count"));
 }
 
 static void print_show(struct json_object *rep)
 {
-	struct json_object *v = get(rep, "vbd"), *rings = get(v, "ring_list");
+	struct json_object *v = reply_get(rep, "vbd"), *rings = reply_get(v, "ring_list");
 	size_t n = rings ? json_object_array_length(rings) : 0, i;
 	char size[16];
 
-	printf("vbd %" PRIu64 "/%" PRIu64 " (domain %s, %s)\n", getu(v, "domid"), getu(v, "devid"),
-	       dash(gets(v, "domain")), dash(gets(v, "vdev")));
-	printf("  phase: %s  backend: %s  frontend: %s%s\n", gets(v, "phase"),
-	       gets(v, "backend_state"), gets(v, "frontend_state"),
-	       json_object_get_boolean(get(v, "detach_requested")) ? "  (detach requested)" : "");
-	printf("  target: %s  size: %s (%" PRIu64 " sectors)  mode: %s\n", dash(gets(v, "target")),
-	       human_size(getu(v, "size"), size, sizeof(size)), getu(v, "sectors"),
-	       dash(gets(v, "mode")));
-	printf("  backend: %s\n  frontend: %s\n", dash(gets(v, "backend_path")),
-	       dash(gets(v, "frontend_path")));
+	printf("vbd %" PRIu64 "/%" PRIu64 " (domain %s, %s)\n", reply_u64(v, "domid"), reply_u64(v, "devid"),
+	       dash(reply_str(v, "domain")), dash(reply_str(v, "vdev")));
+	printf("  phase: %s  backend: %s  frontend: %s%s\n", reply_str(v, "phase"),
+	       reply_str(v, "backend_state"), reply_str(v, "frontend_state"),
+	       json_object_get_boolean(reply_get(v, "detach_requested")) ? "  (detach requested)" : "");
+	printf("  target: %s  size: %s (%" PRIu64 " sectors)  mode: %s\n", dash(reply_str(v, "target")),
+	       human_size(reply_u64(v, "size"), size, sizeof(size)), reply_u64(v, "sectors"),
+	       dash(reply_str(v, "mode")));
+	printf("  backend: %s\n  frontend: %s\n", dash(reply_str(v, "backend_path")),
+	       dash(reply_str(v, "frontend_path")));
 	printf("  hotplug connected: %s  in-flight: %" PRIu64 "  iops: %.0f\n",
-	       json_object_get_boolean(get(v, "hotplug_connected")) ? "yes" : "no",
-	       getu(v, "inflight"), json_object_get_double(get(v, "iops")));
-	if (*gets(v, "error"))
-		printf("  error: %s\n", gets(v, "error"));
+	       json_object_get_boolean(reply_get(v, "hotplug_connected")) ? "yes" : "no",
+	       reply_u64(v, "inflight"), json_object_get_double(reply_get(v, "iops")));
+	if (*reply_str(v, "error"))
+		printf("  error: %s\n", reply_str(v, "error"));
 	for (i = 0; i < n; i++) {
-		struct json_object *r = json_object_array_get_idx(rings, i), *f = get(r, "features");
+		struct json_object *r = json_object_array_get_idx(rings, i), *f = reply_get(r, "features");
 
 		printf("  ring %" PRIu64 ": %s, order %" PRIu64 " (%" PRIu64 " entries), %s, "
-		       "port %" PRIu64 " <- %" PRIu64 "\n", getu(r, "index"), gets(r, "step"),
-		       getu(r, "order"), getu(r, "entries"), gets(r, "abi"), getu(r, "port"),
-		       getu(r, "remote_port"));
-		printf("    req_cons %" PRIu64 " rsp_prod %" PRIu64 "\n", getu(r, "req_cons"),
-		       getu(r, "rsp_prod"));
+		       "port %" PRIu64 " <- %" PRIu64 "\n", reply_u64(r, "index"), reply_str(r, "step"),
+		       reply_u64(r, "order"), reply_u64(r, "entries"), reply_str(r, "abi"), reply_u64(r, "port"),
+		       reply_u64(r, "remote_port"));
+		printf("    req_cons %" PRIu64 " rsp_prod %" PRIu64 "\n", reply_u64(r, "req_cons"),
+		       reply_u64(r, "rsp_prod"));
 		printf("    features: flush barrier%s%s indirect-segments %" PRIu64 "\n",
-		       json_object_get_boolean(get(f, "discard")) ? " discard" : "",
-		       json_object_get_boolean(get(f, "discard_secure")) ? " secure-discard" : "",
-		       getu(f, "max_indirect_segments"));
-		print_counters(get(r, "counters"), "    ");
+		       json_object_get_boolean(reply_get(f, "discard")) ? " discard" : "",
+		       json_object_get_boolean(reply_get(f, "discard_secure")) ? " secure-discard" : "",
+		       reply_u64(f, "max_indirect_segments"));
+		print_counters(reply_get(r, "counters"), "    ");
 	}
 }
 
 static void print_stats(struct json_object *rep)
 {
-	struct json_object *vbds = get(rep, "vbds");
+	struct json_object *vbds = reply_get(rep, "vbds");
 	size_t n = vbds ? json_object_array_length(vbds) : 0, i, j;
 
 	for (i = 0; i < n; i++) {
-		struct json_object *v = json_object_array_get_idx(vbds, i), *rings = get(v, "ring_list");
+		struct json_object *v = json_object_array_get_idx(vbds, i), *rings = reply_get(v, "ring_list");
 		size_t nr = rings ? json_object_array_length(rings) : 0;
 
-		printf("vbd %" PRIu64 "/%" PRIu64 " (%s, %s): %zu ring%s now\n", getu(v, "domid"),
-		       getu(v, "devid"), dash(gets(v, "domain")), dash(gets(v, "vdev")), nr,
+		printf("vbd %" PRIu64 "/%" PRIu64 " (%s, %s): %zu ring%s now\n", reply_u64(v, "domid"),
+		       reply_u64(v, "devid"), dash(reply_str(v, "domain")), dash(reply_str(v, "vdev")), nr,
 		       nr == 1 ? "" : "s");
 		printf("  total:\n");
-		print_counters(get(v, "total"), "    ");
+		print_counters(reply_get(v, "total"), "    ");
 		for (j = 0; j < nr; j++) {
 			struct json_object *r = json_object_array_get_idx(rings, j);
 
-			printf("  ring %" PRIu64 ":\n", getu(r, "index"));
+			printf("  ring %" PRIu64 ":\n", reply_u64(r, "index"));
 			print_counters(r, "    ");
 		}
 	}
@@ -400,10 +400,10 @@ static const struct prom_metric prom_metrics[] = {
 
 static void prom_labels(struct json_object *v)
 {
-	printf("{domid=\"%" PRIu64 "\",domain=\"", getu(v, "domid"));
-	prom_label(gets(v, "domain"));
-	printf("\",devid=\"%" PRIu64 "\",vdev=\"", getu(v, "devid"));
-	prom_label(gets(v, "vdev"));
+	printf("{domid=\"%" PRIu64 "\",domain=\"", reply_u64(v, "domid"));
+	prom_label(reply_str(v, "domain"));
+	printf("\",devid=\"%" PRIu64 "\",vdev=\"", reply_u64(v, "devid"));
+	prom_label(reply_str(v, "vdev"));
 	putchar('"');
 }
 
@@ -412,7 +412,7 @@ static void print_prometheus(struct json_object *rep)
 	static const char *const quantiles[][2] = {
 		{ "p50", "0.5" }, { "p90", "0.9" }, { "p99", "0.99" }, { "max", "1" },
 	};
-	struct json_object *vbds = get(rep, "vbds");
+	struct json_object *vbds = reply_get(rep, "vbds");
 	size_t n = vbds ? json_object_array_length(vbds) : 0, m, i, k;
 
 	for (m = 0; m < sizeof(prom_metrics) / sizeof(prom_metrics[0]); m++) {
@@ -425,7 +425,7 @@ static void print_prometheus(struct json_object *rep)
 			/* Per vbd totals: they survive reconnections, so the
 			 * counters only ever grow. */
 			{
-				struct json_object *r = get(v, "total");
+				struct json_object *r = reply_get(v, "total");
 
 				switch (m) {
 				case 0:
@@ -433,7 +433,7 @@ static void print_prometheus(struct json_object *rep)
 						printf("%s", pm->name);
 						prom_labels(v);
 						printf(",op=\"%s\"} %" PRIu64 "\n", op_names[k],
-						       getu(get(r, "requests"), op_names[k]));
+						       reply_u64(reply_get(r, "requests"), op_names[k]));
 					}
 					break;
 				case 3: {
@@ -444,7 +444,7 @@ static void print_prometheus(struct json_object *rep)
 						printf("%s", pm->name);
 						prom_labels(v);
 						printf(",kind=\"%s\"} %" PRIu64 "\n", kinds[k],
-						       getu(get(r, "errors"), kinds[k]));
+						       reply_u64(reply_get(r, "errors"), kinds[k]));
 					}
 					break;
 				}
@@ -453,7 +453,7 @@ static void print_prometheus(struct json_object *rep)
 						printf("%s", pm->name);
 						prom_labels(v);
 						printf(",quantile=\"%s\"} %.6f\n", quantiles[k][1],
-						       (double)getu(get(r, "latency_us"),
+						       (double)reply_u64(reply_get(r, "latency_us"),
 								    quantiles[k][0]) / 1e6);
 					}
 					break;
@@ -465,7 +465,7 @@ static void print_prometheus(struct json_object *rep)
 
 					printf("%s", pm->name);
 					prom_labels(v);
-					printf("} %" PRIu64 "\n", getu(r, keys[m]));
+					printf("} %" PRIu64 "\n", reply_u64(r, keys[m]));
 					break;
 				}
 				}
@@ -528,9 +528,9 @@ static int cmd_detach(struct ctl *c, struct json_object *req, bool json, unsigne
 		r = ctl_call(c, req, &rep);
 		if (r != EXIT_OK)
 			goto out;
-		if (!json_object_get_boolean(get(rep, "ok"))) {
+		if (!json_object_get_boolean(reply_get(rep, "ok"))) {
 			/* Gone after we asked: the toolstack removed it. */
-			if (!first && strncmp(gets(rep, "error"), "no vbd", 6) == 0) {
+			if (!first && strncmp(reply_str(rep, "error"), "no vbd", 6) == 0) {
 				if (!json)
 					printf("detached: the vbd was removed\n");
 				r = EXIT_OK;
@@ -541,22 +541,22 @@ static int cmd_detach(struct ctl *c, struct json_object *req, bool json, unsigne
 		}
 		first = false;
 		/* What was in flight when the rings were told to stop. */
-		if (!json && get(rep, "inflight_at_request"))
+		if (!json && reply_get(rep, "inflight_at_request"))
 			printf("stopping: %" PRIu64 " request%s in flight\n",
-			       getu(rep, "inflight_at_request"),
-			       getu(rep, "inflight_at_request") == 1 ? "" : "s");
-		if (!json && (long)getu(rep, "inflight") != last_inflight) {
-			last_inflight = (long)getu(rep, "inflight");
-			printf("%s: %ld request%s in flight\n", gets(rep, "phase"), last_inflight,
+			       reply_u64(rep, "inflight_at_request"),
+			       reply_u64(rep, "inflight_at_request") == 1 ? "" : "s");
+		if (!json && (long)reply_u64(rep, "inflight") != last_inflight) {
+			last_inflight = (long)reply_u64(rep, "inflight");
+			printf("%s: %ld request%s in flight\n", reply_str(rep, "phase"), last_inflight,
 			       last_inflight == 1 ? "" : "s");
 			fflush(stdout);
 		}
-		if (json_object_get_boolean(get(rep, "done"))) {
+		if (json_object_get_boolean(reply_get(rep, "done"))) {
 			if (json)
 				print_json(rep);
 			else
-				printf("detached: backend %s, frontend %s\n", gets(rep, "phase"),
-				       dash(gets(rep, "frontend_state")));
+				printf("detached: backend %s, frontend %s\n", reply_str(rep, "phase"),
+				       dash(reply_str(rep, "frontend_state")));
 			r = EXIT_OK;
 			goto out;
 		}
@@ -565,9 +565,9 @@ static int cmd_detach(struct ctl *c, struct json_object *req, bool json, unsigne
 				print_json(rep);
 			fprintf(stderr, "blkback-ctl: detach timed out after %lu s: backend %s, "
 				"frontend %s, %" PRIu64 " requests in flight%s\n", timeout_s,
-				gets(rep, "phase"), dash(gets(rep, "frontend_state")),
-				getu(rep, "inflight"),
-				strcmp(gets(rep, "phase"), "closed") == 0 ?
+				reply_str(rep, "phase"), dash(reply_str(rep, "frontend_state")),
+				reply_u64(rep, "inflight"),
+				strcmp(reply_str(rep, "phase"), "closed") == 0 ?
 				" (try --force for a frontend that does not answer)" : "");
 			r = EXIT_TIMEOUT;
 			goto out;

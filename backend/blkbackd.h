@@ -37,6 +37,8 @@ struct control;
 #define XK_FRONTEND		"frontend"
 #define XK_FRONTEND_ID		"frontend-id"
 #define XK_HOTPLUG_STATUS	"hotplug-status"
+#define XK_DEV			"dev"		/* vdev name, for blkback-ctl */
+#define XK_DOMAIN_NAME		"name"		/* under /local/domain/<id> */
 #define XK_ERROR		"error"
 #define XK_MAX_RING_PAGE_ORDER	"max-ring-page-order"
 #define XK_MAX_INDIRECT_SEGS	"feature-max-indirect-segments"

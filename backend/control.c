@@ -270,7 +270,7 @@ static const char *vbd_dom_name(struct vbd *v)
 
 	if (!v->dom_name) {
 		snprintf(dir, sizeof(dir), "/local/domain/%" PRIu32, v->fe_domid);
-		if (xenbus_read(v->d, XBT_NULL, dir, "name", &v->dom_name) < 0)
+		if (xenbus_read(v->d, XBT_NULL, dir, XK_DOMAIN_NAME, &v->dom_name) < 0)
 			v->dom_name = strdup("");
 	}
 	return v->dom_name ? v->dom_name : "";
@@ -278,7 +278,7 @@ static const char *vbd_dom_name(struct vbd *v)
 
 static const char *vbd_vdev_name(struct vbd *v)
 {
-	if (!v->vdev_name && xenbus_read(v->d, XBT_NULL, v->be_path, "dev", &v->vdev_name) < 0)
+	if (!v->vdev_name && xenbus_read(v->d, XBT_NULL, v->be_path, XK_DEV, &v->vdev_name) < 0)
 		v->vdev_name = strdup("");
 	return v->vdev_name ? v->vdev_name : "";
 }
