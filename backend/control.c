@@ -898,14 +898,36 @@ static void client_read(struct blkbackd *d, struct control *c, struct client *cl
 	client_write(c, cl);
 }
 
-/* Peer credentials: root, or the configured group. */
+#ifndef SO_PEERGROUPS
+#define SO_PEERGROUPS	59	/* Linux 4.13 */
+#endif
+#define CONTROL_MAX_PEER_GROUPS	1024
+
+/* Peer credentials: root, or the configured group as the peer's primary
+ * or (SO_PEERGROUPS) supplementary group, as it was when it connected. */
 static bool control_peer_ok(const struct control *c, int fd, struct ucred *cred)
 {
+	gid_t groups[CONTROL_MAX_PEER_GROUPS];
 	socklen_t len = sizeof(*cred);
+	unsigned int i;
 
+	memset(cred, 0, sizeof(*cred));
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) < 0)
 		return false;
-	return cred->uid == 0 || (c->have_gid && cred->gid == c->gid);
+	if (cred->uid == 0)
+		return true;
+	if (!c->have_gid)
+		return false;
+	if (cred->gid == c->gid)
+		return true;
+	len = sizeof(groups);
+	/* ERANGE (more groups than we look at) refuses: fail closed. */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+		return false;
+	for (i = 0; i < len / sizeof(groups[0]); i++)
+		if (groups[i] == c->gid)
+			return true;
+	return false;
 }
 
 static void control_accept(struct control *c)

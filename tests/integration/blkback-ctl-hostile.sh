@@ -135,5 +135,10 @@ start_blkbackd --control "$CTL" --control-group nogroup
 setpriv --reuid=65534 --regid=65534 --clear-groups blkback-ctl list --json >"$TEST_DIR/out" 2>&1 ||
 	fail "nogroup member refused: $(cat "$TEST_DIR/out")"
 grep -q '"domain":"g1"' "$TEST_DIR/out" || fail "group list: $(cat "$TEST_DIR/out")"
+setpriv --reuid=65534 --regid=1 --groups=65534 blkback-ctl list --json >"$TEST_DIR/out" 2>&1 ||
+	fail "supplementary member of nogroup refused: $(cat "$TEST_DIR/out")"
+rc=0
+setpriv --reuid=65534 --regid=1 --clear-groups blkback-ctl list >"$TEST_DIR/out" 2>&1 || rc=$?
+[ $rc = 5 ] || fail "non-member through a group socket: exit $rc: $(cat "$TEST_DIR/out")"
 kill -0 "$BLKBACKD_PID" || fail "blkbackd died"
 exit 0
