@@ -161,6 +161,13 @@ void xenbus_dispatch(struct blkbackd *d);
 void xenbus_scan(struct blkbackd *d);
 /* Text of a XenbusState for logs. */
 const char *xenbus_state_name(unsigned int state);
+/* The pure parsers behind the reads (exposed for tests/fuzz): strict
+ * unsigned decimal, at most 20 digits, -EINVAL on garbage, -ERANGE above
+ * max; and "<domid>/<devid>[/...]" at the head of a path relative to
+ * backend/vbd, returning how many numbers it found (0, 1 or 2). */
+int xenbus_parse_uint(const char *s, unsigned long long max,
+		      unsigned long long *ret_val);
+int xenbus_parse_vbd_path(const char *rel, uint32_t *ret_domid, uint32_t *ret_devid);
 
 /* ---- vbd.c: one virtual block device and its state machine ---- */
 
@@ -301,5 +308,9 @@ int control_open(struct blkbackd *d);
 int control_fd(const struct blkbackd *d);
 void control_dispatch(struct blkbackd *d);
 void control_close(struct blkbackd *d);
+/* One request line (len bytes, no newline) -> its reply object, which the
+ * caller puts; pure but for the vbds it reads or detaches (tests/fuzz). */
+struct json_object;
+struct json_object *control_handle(struct blkbackd *d, const char *line, size_t len);
 
 #endif

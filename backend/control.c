@@ -755,7 +755,7 @@ static struct json_object *cmd_check_target(struct blkbackd *d, struct json_obje
 	return reply_ok();
 }
 
-static struct json_object *control_handle(struct blkbackd *d, const char *line, size_t len)
+struct json_object *control_handle(struct blkbackd *d, const char *line, size_t len)
 {
 	struct json_tokener *tok = json_tokener_new();
 	struct json_object *req = NULL, *jv, *jc, *rep;

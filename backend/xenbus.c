@@ -56,7 +56,7 @@ out:
 	return r;
 }
 
-static int xenbus_parse_uint(const char *s, unsigned long long max,
+int xenbus_parse_uint(const char *s, unsigned long long max,
 			     unsigned long long *ret_val)
 {
 	unsigned long long v = 0;
@@ -271,7 +271,7 @@ int xenbus_fd(struct blkbackd *d)
 
 /* Parses "<domid>/<devid>" at the head of rel (rel may go on with
  * "/key..."). Returns how many numbers were found (0, 1 or 2). */
-static int xenbus_parse_vbd_path(const char *rel, uint32_t *ret_domid, uint32_t *ret_devid)
+int xenbus_parse_vbd_path(const char *rel, uint32_t *ret_domid, uint32_t *ret_devid)
 {
 	unsigned long long v[2];
 	char buf[24];
