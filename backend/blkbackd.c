@@ -13,10 +13,10 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
 #include <sys/timerfd.h>
-#include <sys/un.h>
 #include <unistd.h>
+
+#include <systemd/sd-daemon.h>
 
 #include "blkbackd.h"
 
@@ -201,26 +201,42 @@ static int pidfile_write(const char *path)
 	return r;
 }
 
-/* systemd Type=notify without linking libsystemd: one datagram. */
-static void notify_ready(void)
+/* systemd (Type=notify): READY=1 once the initial scan is done, WATCHDOG=1
+ * from the main loop, STOPPING=1 on the way out. Outside systemd
+ * sd_notify() does nothing. */
+static void notify(const char *state)
 {
-	const char *path = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	static const char msg[] = "READY=1";
+	int r = sd_notify(0, state);
+
+	if (r < 0)
+		log_errno(LOG_LEVEL_DEBUG, r, "sd_notify %s", state);
+}
+
+/* A timerfd firing at half systemd's WatchdogSec (0: no watchdog wanted).
+ * Pinging from the loop itself, not a thread, is the point: a wedged main
+ * loop stops the pings and systemd restarts us. */
+static int watchdog_open(void)
+{
+	struct itimerspec its = { 0 };
+	uint64_t usec = 0;
 	int fd;
 
-	if (!path || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof(sa.sun_path))
-		return;
-	strcpy(sa.sun_path, path);
-	if (sa.sun_path[0] == '@')
-		sa.sun_path[0] = '\0';
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0)
+		return 0;
+	usec /= 2;
+	fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (fd < 0)
-		return;
-	if (sendto(fd, msg, sizeof(msg) - 1, 0, (struct sockaddr *)&sa,
-		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path))) < 0)
-		log_debug("sd_notify failed");
-	close(fd);
+		return -errno;
+	its.it_interval.tv_sec = (time_t)(usec / 1000000);
+	its.it_interval.tv_nsec = (long)(usec % 1000000) * 1000;
+	if (its.it_interval.tv_sec == 0 && its.it_interval.tv_nsec == 0)
+		its.it_interval.tv_nsec = 1000;
+	its.it_value = its.it_interval;
+	if (timerfd_settime(fd, 0, &its, NULL) < 0) {
+		close(fd);
+		return -errno;
+	}
+	return fd;
 }
 
 /* Signals arrive through a signalfd; block them in every thread. */
@@ -277,7 +293,7 @@ static void handle_signal(struct blkbackd *d, int sfd)
 	}
 }
 
-enum { EV_XENSTORE, EV_SIGNAL, EV_WAKE, EV_TIMER, EV_CONTROL };
+enum { EV_XENSTORE, EV_SIGNAL, EV_WAKE, EV_TIMER, EV_CONTROL, EV_WATCHDOG };
 
 static int epoll_add(int ep, int fd, uint32_t tag)
 {
@@ -290,7 +306,7 @@ static int epoll_add(int ep, int fd, uint32_t tag)
 static int blkbackd_run(struct blkbackd *d, int sfd)
 {
 	struct epoll_event evs[8];
-	int ep, tfd = -1, r, i, n;
+	int ep, tfd = -1, wfd = -1, r, i, n;
 	uint64_t val;
 
 	ep = epoll_create1(EPOLL_CLOEXEC);
@@ -320,6 +336,10 @@ static int blkbackd_run(struct blkbackd *d, int sfd)
 		}
 		r = epoll_add(ep, tfd, EV_TIMER);
 	}
+	if (r >= 0) {
+		wfd = watchdog_open();
+		r = wfd > 0 ? epoll_add(ep, wfd, EV_WATCHDOG) : wfd;
+	}
 	if (r < 0)
 		goto out;
 
@@ -327,7 +347,7 @@ static int blkbackd_run(struct blkbackd *d, int sfd)
 	 * this too; doing it here makes startup independent of it). */
 	xenbus_scan(d);
 	xenbus_dispatch(d);
-	notify_ready();
+	notify("READY=1");
 
 	while (!d->quitting) {
 		n = epoll_wait(ep, evs, 8, -1);
@@ -360,11 +380,19 @@ static int blkbackd_run(struct blkbackd *d, int sfd)
 			case EV_CONTROL:
 				control_dispatch(d);
 				break;
+			case EV_WATCHDOG:
+				if (read(wfd, &val, sizeof(val)) < 0) {
+					/* EAGAIN: nothing expired */
+				}
+				notify("WATCHDOG=1");
+				break;
 			}
 		}
 	}
 	r = 0;
 out:
+	if (wfd > 0)
+		close(wfd);
 	if (tfd >= 0)
 		close(tfd);
 	close(ep);
@@ -467,6 +495,7 @@ int main(int argc, char **argv)
 	r = blkbackd_run(&d, sfd);
 	if (r < 0)
 		log_errno(LOG_LEVEL_ERR, r, "main loop");
+	notify("STOPPING=1");
 	blkbackd_shutdown(&d);
 	if (r == 0 && !d.failed)
 		status = EXIT_SUCCESS;
