@@ -25,7 +25,19 @@ case $size_mb in ''|*[!0-9]*|0) fail "BENCH_SIZE_MB must be a positive integer" 
 for p in fio jq xenstore-read; do
 	command -v $p >/dev/null || fail "$p not found (build-aux/install-deps installs it)"
 done
-test_timeout $((secs * 40 + 300))
+# A watchdog like test_timeout's, but whose sleeps hold no copy of our
+# stdout: "make bench | tee" must end when we do, not when a sleep does.
+limit=$((secs * 40 + 300)) me=$$
+(
+	n=0
+	while [ $n -lt $limit ]; do
+		sleep 1 </dev/null >/dev/null 2>&1
+		n=$((n + 1))
+	done
+	echo "FAIL: bench: timed out after ${limit}s" >&2
+	kill -TERM $me
+) &
+_timer=$!
 
 # The file: created and filled once (real blocks, no holes, so reads hit
 # the disk path on both sides), kept when BENCH_KEEP=1 and reused when it
@@ -79,7 +91,7 @@ blkbackd-via-simulator vs fio on the same file, $secs s per case.
             (direct-io-safe on the "direct" rows: blkbackd opens the file O_DIRECT)
   guest:    $bf_cmd
   fio:      $fio_cmd
-            (D=1 on the "direct" rows, 0 on the "buffered" ones, where the page cache is warm)
+            (D=1 on the "direct" rows, 0 on the "buffered" ones: both through the page cache)
   W/RW/BS/QD per row: randread/randread/4k/32, randwrite/randwrite/4k/32, seqread/read/$seq_bs/8
   blkbackd advertises feature-max-indirect-segments=$indirect; ring order 0 (32 entries), x86_64 ABI
 EOF
