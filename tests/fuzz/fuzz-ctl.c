@@ -1,13 +1,16 @@
 /* Fuzz target: the control socket's request handling (control_handle in
  * backend/control.c) fed line by line as client_read splits a client's
- * bytes, against a daemon with no vbds; every reply must serialise to one
- * JSON line with an "ok" member. */
+ * bytes, against a daemon with three vbds that need no xenstore (names
+ * cached, no rings, no storage, detach already requested); every reply
+ * must serialise to one JSON line with an "ok" member. */
 #include "config.h"
 
 #include <json-c/json.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <xen/io/xenbus.h>
 
 #include "blkbackd.h"
 
@@ -26,6 +29,42 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+static struct vbd fuzz_vbds[3];
+
+/* Rebuilt for every input: a request must not leave state behind. */
+static void fuzz_vbds_init(struct blkbackd *d)
+{
+	static const struct {
+		uint32_t domid, devid;
+		enum vbd_phase phase;
+		const char *vdev;
+	} fix[3] = {
+		{ 1, 51712, VBD_CONNECTED, "xvda" },
+		{ 1, 51728, VBD_FOREIGN, "xvdb" },	/* hidden from every command */
+		{ 2, 768, VBD_CLOSED, "hda" },
+	};
+
+	for (unsigned int i = 0; i < 3; i++) {
+		struct vbd *v = &fuzz_vbds[i];
+
+		memset(v, 0, sizeof(*v));
+		v->d = d;
+		v->fe_domid = fix[i].domid;
+		v->devid = fix[i].devid;
+		v->phase = fix[i].phase;
+		v->dom_name = (char *)"guest";
+		v->vdev_name = (char *)fix[i].vdev;
+		v->be_path = (char *)"/local/domain/0/backend/vbd/1/51712";
+		v->fe_path = (char *)"/local/domain/1/device/vbd/51712";
+		v->seen_be_state = XenbusStateConnected;
+		v->seen_fe_state = i == 2 ? XenbusStateClosed : XenbusStateConnected;
+		/* vbd_update would talk to xenstore: detach reports progress. */
+		v->detach = true;
+		v->next = i < 2 ? &fuzz_vbds[i + 1] : NULL;
+	}
+	d->vbds = &fuzz_vbds[0];
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct blkbackd d;
@@ -35,6 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size > 65536)
 		return 0;
 	memset(&d, 0, sizeof(d));
+	fuzz_vbds_init(&d);
 	while (off < size) {
 		const uint8_t *nl = memchr(data + off, '\n', size - off);
 		size_t len = nl ? (size_t)(nl - (data + off)) : size - off;
