@@ -60,7 +60,10 @@ stop_pid() {
 
 _cleanup() {
 	local rc=$? p
-	[ -z "$_timer" ] || kill "$_timer" 2>/dev/null || true
+	if [ -n "$_timer" ]; then
+		pkill -P "$_timer" 2>/dev/null || true
+		kill "$_timer" 2>/dev/null || true
+	fi
 	for p in $_pids; do stop_pid "$p" || rc=1; done
 	# A sanitizer report in any daemon's log fails the test.
 	if grep -l 'ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:' \
@@ -82,7 +85,10 @@ trap _cleanup EXIT
 # Kill the whole test if it overruns (default 120 s).
 test_timeout() {
 	local secs=${1:-120} me=$$
-	( sleep "$secs"; echo "FAIL: $TEST_NAME: timed out after ${secs}s" >&2; kill -TERM $me ) &
+	# The sleep must not hold the test's stdout/stderr: whoever reads them
+	# through a pipe would otherwise wait for it after the test ended.
+	( sleep "$secs" </dev/null >/dev/null 2>&1
+	  echo "FAIL: $TEST_NAME: timed out after ${secs}s" >&2; kill -TERM $me ) &
 	_timer=$!
 	disown $_timer 2>/dev/null || true
 }

@@ -19,6 +19,9 @@ info "fill through a writable vbd"
 bf_run fill 0 --domain "$dom" --vdev xvda --workload seqwrite --bs 32k --qd 4 \
 	--ops 512 --verify --state "$st"
 bf_ok fill
+# The hotplug script refuses a target another vbd holds read-write, so the
+# writer goes before the readers come.
+xensim block-detach "$dom" xvda || fail "detach of the writer"
 
 bf_attach "$dom" xvdb "$TEST_DIR/disk.img" "access=ro"
 bf_attach "$dom" xvdc "$TEST_DIR/disk.img" "access=ro, devtype=cdrom"
@@ -51,6 +54,9 @@ info=$(bf_num rb-xvdb info)
 [ $((info & 1)) -eq 0 ] || fail "disk: info $info has the cdrom bit"
 
 info "the refused writes changed nothing"
+xensim block-detach "$dom" xvdb || fail "detach xvdb"
+xensim block-detach "$dom" xvdc || fail "detach xvdc"
+bf_attach "$dom" xvda "$TEST_DIR/disk.img"
 bf_run final 0 --domain "$dom" --vdev xvda --workload readback --verify --state "$st"
 bf_verified final
 bf_expect final verified_sectors '>' 30000
