@@ -43,6 +43,8 @@ static const char usage_text[] =
 	"      --resize-interval MS  check storage sizes every MS ms, 0: SIGHUP only\n"
 	"      --max-indirect-segments N  advertise INDIRECT requests of up to N\n"
 	"                            segments, 0..4096, 0: none (default: 256)\n"
+	"      --max-queues N        advertise up to N rings per vbd, 1..16\n"
+	"                            (default: online CPUs, at most 16)\n"
 	"      --control PATH        control socket (default: " DEFAULT_CONTROL ",\n"
 	"                            DIR/" SIM_CONTROL_NAME " on the simulator), none: off\n"
 	"      --control-group GROUP members of GROUP may use the control socket too\n"
@@ -52,6 +54,7 @@ static const char usage_text[] =
 enum {
 	OPT_PLATFORM = 256, OPT_DIR, OPT_IO_ENGINE, OPT_SCRIPT_NAME, OPT_DIRECT_IO,
 	OPT_SECTOR_SIZE, OPT_RESIZE_INTERVAL, OPT_MAX_INDIRECT, OPT_CONTROL, OPT_CONTROL_GROUP,
+	OPT_MAX_QUEUES,
 };
 
 static const struct option long_options[] = {
@@ -68,6 +71,7 @@ static const struct option long_options[] = {
 	{ "resize-interval", required_argument, NULL, OPT_RESIZE_INTERVAL },
 	{ "max-indirect-segments", required_argument, NULL, OPT_MAX_INDIRECT },
 	{ "control", required_argument, NULL, OPT_CONTROL },
+	{ "max-queues", required_argument, NULL, OPT_MAX_QUEUES },
 	{ "control-group", required_argument, NULL, OPT_CONTROL_GROUP },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -152,6 +156,17 @@ static int options_parse(struct blkbackd *d, int argc, char **argv, int *verbose
 				return -EINVAL;
 			}
 			d->max_indirect_segs = (unsigned int)n;
+			break;
+		case OPT_MAX_QUEUES:
+			errno = 0;
+			n = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || n < 1 ||
+			    n > (long)BLKBACKD_MAX_QUEUES) {
+				fprintf(stderr, "blkbackd: bad --max-queues '%s' (1..%u)\n",
+					optarg, BLKBACKD_MAX_QUEUES);
+				return -EINVAL;
+			}
+			d->max_queues = (unsigned int)n;
 			break;
 		case OPT_CONTROL:
 			d->control_path = optarg;
@@ -447,6 +462,13 @@ int main(int argc, char **argv)
 	sigset_t mask;
 
 	r = options_parse(&d, argc, argv, &verbose, &check);
+	if (r == 0 && !d.max_queues) {
+		/* One ring thread per CPU is what helps; more only share them. */
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+		d.max_queues = cpus < 1 ? 1 : cpus > (long)BLKBACKD_MAX_QUEUES ?
+			       BLKBACKD_MAX_QUEUES : (unsigned int)cpus;
+	}
 	if (r != 0)
 		return r > 0 ? EXIT_SUCCESS : EXIT_USAGE;
 	log_init("blkbackd", d.foreground || check,

@@ -42,6 +42,7 @@ struct control;
 #define XK_ERROR		"error"
 #define XK_MAX_RING_PAGE_ORDER	"max-ring-page-order"
 #define XK_MAX_INDIRECT_SEGS	"feature-max-indirect-segments"
+#define XK_MQ_MAX_QUEUES	"multi-queue-max-queues"
 #define XK_FEATURE_FLUSH	"feature-flush-cache"
 #define XK_FEATURE_BARRIER	"feature-barrier"
 #define XK_FEATURE_DISCARD	"feature-discard"
@@ -58,11 +59,14 @@ struct control;
 #define XK_RING_PAGE_ORDER	"ring-page-order"
 #define XK_EVENT_CHANNEL	"event-channel"
 #define XK_PROTOCOL		"protocol"
+#define XK_MQ_NUM_QUEUES	"multi-queue-num-queues"
+#define XK_QUEUE_DIR_FMT	"queue-%u"	/* per-queue ring-ref*, event-channel */
 
 #define HOTPLUG_CONNECTED	"connected"
 #define BLKBACKD_MAX_RING_ORDER	4u
 #define BLKBACKD_MAX_RING_PAGES	(1u << BLKBACKD_MAX_RING_ORDER)
 #define BLKBACKD_DEFAULT_INDIRECT_SEGS	256u	/* 1 MiB requests */
+#define BLKBACKD_MAX_QUEUES		16u	/* default: online CPUs, capped here */
 
 /* Counters a ring thread keeps for the control socket. One writer (the
  * ring thread, relaxed load + store, no locked instructions on the data
@@ -104,6 +108,7 @@ struct blkbackd {
 	bool sector_4k;			/* files report 4096-byte logical sectors */
 	int resize_interval_ms;		/* 0 = SIGHUP only */
 	unsigned int max_indirect_segs;	/* advertised; 0: no INDIRECT */
+	unsigned int max_queues;	/* multi-queue-max-queues, >= 1 */
 	const char *control_path;	/* control socket (control.c) */
 	const char *control_group;	/* NULL: root only */
 
@@ -220,6 +225,8 @@ struct vbd {
 	struct ring **rings;
 	/* feature-max-indirect-segments as published at configure */
 	unsigned int max_indirect_segs;
+	/* multi-queue-max-queues as published at configure */
+	unsigned int max_queues;
 
 	/* for the control socket (control.c); main thread only */
 	bool detach;			/* blkback-ctl detach: close as online=0 does */

@@ -424,8 +424,9 @@ out:
  * ring again. */
 static int vbd_configure(struct vbd *v, bool takeover)
 {
-	struct vbd_kv kvs[2] = { { .key = XK_MAX_RING_PAGE_ORDER },
-				 { .key = XK_MAX_INDIRECT_SEGS } };
+	struct vbd_kv kvs[3] = { { .key = XK_MAX_RING_PAGE_ORDER },
+				 { .key = XK_MAX_INDIRECT_SEGS },
+				 { .key = XK_MQ_MAX_QUEUES } };
 	int r;
 
 	r = vbd_read_frontend_path(v);
@@ -449,7 +450,11 @@ static int vbd_configure(struct vbd *v, bool takeover)
 	v->max_indirect_segs = v->d->max_indirect_segs;
 	snprintf(kvs[1].val, sizeof(kvs[1].val), "%u", v->max_indirect_segs);
 	kvs[1].rm = !v->max_indirect_segs;
-	r = vbd_publish(v, kvs, 2, takeover ? 0 : XenbusStateInitWait);
+	/* Published even as 1, as Linux does: the frontend then uses the
+	 * top-level ring keys. */
+	v->max_queues = v->d->max_queues ? v->d->max_queues : 1;
+	snprintf(kvs[2].val, sizeof(kvs[2].val), "%u", v->max_queues);
+	r = vbd_publish(v, kvs, 3, takeover ? 0 : XenbusStateInitWait);
 	if (r < 0) {
 		if (r != -ENOENT)
 			vbd_fail(v, r, "cannot publish features");
@@ -471,8 +476,10 @@ static void vbd_unconfigure(struct vbd *v)
 	v->backing = NULL;
 }
 
-/* Reads the frontend's ring keys for ring index (only 0 today). */
-static int vbd_read_ring_config(struct vbd *v, struct ring_config *cfg)
+/* Reads the frontend's keys for one ring: protocol and ring-page-order are
+ * top-level for every queue (as in Linux), ring-ref* and event-channel come
+ * from qdir (the frontend dir itself, or its queue-N subdir). */
+static int vbd_read_ring_config(struct vbd *v, const char *qdir, struct ring_config *cfg)
 {
 	struct blkbackd *d = v->d;
 	unsigned long long order, val;
@@ -510,21 +517,21 @@ static int vbd_read_ring_config(struct vbd *v, struct ring_config *cfg)
 	n = 1u << cfg->order;
 	for (i = 0; i < n; i++) {
 		snprintf(key, sizeof(key), XK_RING_REF_FMT, i);
-		r = xenbus_read_uint(d, XBT_NULL, v->fe_path, key, UINT32_MAX, &val);
+		r = xenbus_read_uint(d, XBT_NULL, qdir, key, UINT32_MAX, &val);
 		/* Order 0 may be spelled either way. */
 		if (r == -ENOENT && n == 1) {
 			snprintf(key, sizeof(key), "%s", XK_RING_REF);
-			r = xenbus_read_uint(d, XBT_NULL, v->fe_path, key, UINT32_MAX, &val);
+			r = xenbus_read_uint(d, XBT_NULL, qdir, key, UINT32_MAX, &val);
 		}
 		if (r < 0) {
-			vbd_fail(v, r, "bad frontend %s", key);
+			vbd_fail(v, r, "bad frontend %s/%s", qdir, key);
 			return r;
 		}
 		cfg->refs[i] = (uint32_t)val;
 	}
-	r = xenbus_read_uint(d, XBT_NULL, v->fe_path, XK_EVENT_CHANNEL, UINT32_MAX, &val);
+	r = xenbus_read_uint(d, XBT_NULL, qdir, XK_EVENT_CHANNEL, UINT32_MAX, &val);
 	if (r < 0) {
-		vbd_fail(v, r, "bad frontend %s", XK_EVENT_CHANNEL);
+		vbd_fail(v, r, "bad frontend %s/%s", qdir, XK_EVENT_CHANNEL);
 		return r;
 	}
 	cfg->remote_port = (uint32_t)val;
@@ -542,28 +549,53 @@ static void vbd_kv_uint(struct vbd_kv *kv, const char *key, unsigned long long v
 static int vbd_start(struct vbd *v)
 {
 	struct vbd_kv kvs[12];
-	struct ring_config cfg;
+	struct ring_config cfgs[BLKBACKD_MAX_QUEUES], cfg;
 	struct ring *ring;
-	unsigned int info = 0;
+	unsigned long long nq;
+	unsigned int info = 0, q;
+	char *qdir = NULL;
 	size_t n = 0;
 	int r;
 
-	r = vbd_read_ring_config(v, &cfg);
-	if (r < 0)
+	r = xenbus_read_uint(v->d, XBT_NULL, v->fe_path, XK_MQ_NUM_QUEUES, UINT32_MAX, &nq);
+	if (r == -ENOENT) {
+		nq = 1;
+	} else if (r < 0) {
+		vbd_fail(v, r, "bad frontend %s (1..%u)", XK_MQ_NUM_QUEUES, v->max_queues);
 		return r;
-	v->rings = calloc(1, sizeof(*v->rings));
+	} else if (nq == 0 || nq > v->max_queues) {
+		/* Like Linux: the guest asked for what we never offered. */
+		vbd_fail(v, 0, "frontend %s is %llu, not 1..%u", XK_MQ_NUM_QUEUES, nq,
+			 v->max_queues);
+		return -EINVAL;
+	}
+	/* Every queue's keys are read before any ring maps: garbage in a
+	 * later queue costs no ring start and stop. */
+	for (q = 0; q < nq; q++) {
+		/* One queue uses the top-level keys even when the count is
+		 * written, as Linux frontends and backends do. */
+		if (nq > 1 && asprintf(&qdir, "%s/" XK_QUEUE_DIR_FMT, v->fe_path, q) < 0)
+			return -ENOMEM;
+		r = vbd_read_ring_config(v, nq > 1 ? qdir : v->fe_path, &cfgs[q]);
+		free(qdir);
+		qdir = NULL;
+		if (r < 0)
+			return r;
+	}
+	cfg = cfgs[0];
+	v->rings = calloc(nq, sizeof(*v->rings));
 	if (!v->rings)
 		return -ENOMEM;
-	r = ring_start(v, 0, &cfg, &ring);
-	if (r < 0) {
-		vbd_fail(v, r, "cannot connect ring (order %u, %s)", cfg.order,
-			 blkif_abi_name(cfg.abi));
-		free(v->rings);
-		v->rings = NULL;
-		return r;
+	for (q = 0; q < nq; q++) {
+		r = ring_start(v, q, &cfgs[q], &ring);
+		if (r < 0) {
+			vbd_fail(v, r, "cannot connect ring %u (order %u, %s)", q, cfg.order,
+				 blkif_abi_name(cfg.abi));
+			goto fail;
+		}
+		v->rings[q] = ring;
+		v->nr_rings = q + 1;
 	}
-	v->rings[0] = ring;
-	v->nr_rings = 1;
 
 	if (v->props.cdrom)
 		info |= VDISK_CDROM;
@@ -589,10 +621,19 @@ static int vbd_start(struct vbd *v)
 			vbd_fail(v, r, "cannot publish connect keys");
 		return r;
 	}
-	vbd_log(v, LOG_LEVEL_INFO, 0, "backend Connected (ring order %u, %s, port %" PRIu32 ")",
-		cfg.order, blkif_abi_name(cfg.abi), cfg.remote_port);
+	vbd_log(v, LOG_LEVEL_INFO, 0, "backend Connected (%u ring%s, order %u, %s, port %" PRIu32 ")",
+		v->nr_rings, v->nr_rings > 1 ? "s" : "", cfg.order, blkif_abi_name(cfg.abi),
+		cfg.remote_port);
 	vbd_clear_error(v);
 	return 0;
+
+fail:
+	/* Rings already running drain and are released the normal way. */
+	if (!v->nr_rings) {
+		free(v->rings);
+		v->rings = NULL;
+	}
+	return r;
 }
 
 /* stop: no new requests; in-flight ones still complete and are answered. */

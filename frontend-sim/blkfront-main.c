@@ -39,7 +39,7 @@ void bf_fail(struct bf_dev *dev, const char *fmt, ...)
 }
 
 enum {
-	OPT_DIR = 256, OPT_DOMAIN, OPT_VDEV, OPT_RING_ORDER, OPT_ABI, OPT_TIMEOUT,
+	OPT_DIR = 256, OPT_DOMAIN, OPT_VDEV, OPT_RING_ORDER, OPT_QUEUES, OPT_ABI, OPT_TIMEOUT,
 	OPT_WORKLOAD, OPT_BS, OPT_QD, OPT_SECONDS, OPT_OPS, OPT_FLUSH_EVERY,
 	OPT_DISCARD_EVERY, OPT_BARRIER_EVERY, OPT_OFFSET, OPT_SIZE, OPT_RWMIX,
 	OPT_INDIRECT, OPT_VERIFY, OPT_NO_READBACK, OPT_STATE, OPT_EXPECT_RO,
@@ -54,6 +54,7 @@ static const struct option long_opts[] = {
 	{ "domain", required_argument, NULL, OPT_DOMAIN },
 	{ "vdev", required_argument, NULL, OPT_VDEV },
 	{ "ring-order", required_argument, NULL, OPT_RING_ORDER },
+	{ "queues", required_argument, NULL, OPT_QUEUES },
 	{ "abi", required_argument, NULL, OPT_ABI },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "verbose", no_argument, NULL, 'v' },
@@ -107,6 +108,8 @@ static void usage(FILE *f)
 "  --domain D            guest domain id, or name (looked up as dom0)\n"
 "  --vdev NAME           xvda, hdb, sdc1, d0p1, or a devid number\n"
 "  --ring-order N        ring of 2^N pages, 0..4 (default 0)\n"
+"  --queues N            N rings (multi-queue), 1..16, at most what the\n"
+"                        backend advertises (default 1)\n"
 "  --abi x86_32|x86_64   request layout and protocol key (default x86_64)\n"
 "  --timeout S           each xenbus wait and the final drain (default 10)\n"
 "  -v, --verbose         debug messages\n"
@@ -254,6 +257,7 @@ static int opts_parse(struct bf_opts *o, int argc, char **argv)
 
 	memset(o, 0, sizeof(*o));
 	o->ring_order = -1;
+	o->queues = 1;
 	o->abi = BLKIF_ABI_X86_64;
 	o->timeout = 10;
 	o->workload = BF_WL_RANDRW;
@@ -282,6 +286,11 @@ static int opts_parse(struct bf_opts *o, int argc, char **argv)
 			if (parse_u64(optarg, BF_MAX_RING_ORDER, &v) < 0)
 				BAD("--ring-order: 0..%d", BF_MAX_RING_ORDER);
 			o->ring_order = (int)v;
+			break;
+		case OPT_QUEUES:
+			if (parse_u64(optarg, BF_MAX_QUEUES, &v) < 0 || v < 1)
+				BAD("--queues: 1..%d", BF_MAX_QUEUES);
+			o->queues = (unsigned int)v;
 			break;
 		case OPT_ABI:
 			if (strcmp(optarg, "x86_32") == 0 || strcmp(optarg, "x86_32-abi") == 0)
@@ -498,7 +507,7 @@ static int dev_connect(struct bf_dev *dev)
 {
 	const struct bf_opts *o = dev->opts;
 	struct platform_config pc = { .name = "sim" };
-	unsigned int order;
+	unsigned int order, nq;
 	int ret;
 
 	ret = bf_xenbus_open(dev);
@@ -522,7 +531,14 @@ static int dev_connect(struct bf_dev *dev)
 			dev->be.max_ring_order);
 		return -EINVAL;
 	}
-	ret = bf_ring_setup(dev, order);
+	nq = o->queues;
+	if (nq > dev->be.max_queues) {
+		/* As Linux blkfront: use what the backend offers. */
+		log_info("--queues %u: the backend offers %u, using %u", nq,
+			 dev->be.max_queues, dev->be.max_queues);
+		nq = dev->be.max_queues;
+	}
+	ret = bf_ring_setup(dev, order, nq);
 	if (ret < 0)
 		return ret;
 	ret = bf_xenbus_publish(dev);
@@ -578,7 +594,7 @@ out_close:
 	bf_xenbus_close(&dev);
 	/* The backend unmapped the ring when it reached Closed: nothing may
 	 * appear there after that. */
-	if (dev.sring && dev.rsp_prod_snapped &&
+	if (dev.nr_queues && dev.rsp_prod_snapped &&
 	    bf_ring_rsp_prod(&dev) != dev.rsp_prod_closed) {
 		bf_fail(&dev, "backend wrote responses after it closed the device");
 		result = BF_EXIT_FAIL;

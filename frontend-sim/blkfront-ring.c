@@ -41,17 +41,19 @@ static void idx_store(RING_IDX *p, RING_IDX v)
 	atomic_store_explicit((_Atomic RING_IDX *)p, v, memory_order_relaxed);
 }
 
-static struct bf_sring_hdr *sring_hdr(const struct bf_dev *dev)
+static struct bf_sring_hdr *sring_hdr(const struct bf_queue *q)
 {
-	return dev->sring;
+	return q->sring;
 }
 
-int bf_ring_setup(struct bf_dev *dev, unsigned int order)
+int bf_ring_setup(struct bf_dev *dev, unsigned int order, unsigned int nr_queues)
 {
 	struct bf_sring_hdr *h;
-	unsigned int pages = 1u << order;
+	unsigned int pages = 1u << order, i;
 	int ret;
 
+	if (nr_queues < 1 || nr_queues > BF_MAX_QUEUES)
+		return -EINVAL;
 	ret = blkif_ring_layout_init(&dev->layout, dev->opts->abi, order);
 	if (ret < 0)
 		return ret;
@@ -60,40 +62,49 @@ int bf_ring_setup(struct bf_dev *dev, unsigned int order)
 		log_errno(LOG_LEVEL_ERR, ret, "cannot open the grant sharing device");
 		return ret;
 	}
-	ret = plat_gntshr_share(dev->gs, dev->be_domid, pages, true,
-				dev->ring_refs, &dev->sring);
-	if (ret < 0) {
-		log_errno(LOG_LEVEL_ERR, ret, "cannot grant %u ring pages to domain %u",
-			  pages, dev->be_domid);
-		dev->sring = NULL;
-		return ret;
-	}
-	dev->ring_order = order;
-	/* Fresh pages are zeroed; SHARED_RING_INIT's event values of 1 ask
-	 * for a notification on the first request and the first response. */
-	memset(dev->sring, 0, (size_t)pages * PLAT_PAGE_SIZE);
-	h = sring_hdr(dev);
-	idx_store(&h->req_prod, 0);
-	idx_store(&h->rsp_prod, 0);
-	idx_store(&h->req_event, 1);
-	idx_store(&h->rsp_event, 1);
-	dev->req_prod_pvt = 0;
-	dev->rsp_cons = 0;
-
 	ret = plat_evtchn_open(dev->plat, &dev->ev);
 	if (ret < 0) {
 		log_errno(LOG_LEVEL_ERR, ret, "cannot open event channels");
 		return ret;
 	}
-	ret = plat_evtchn_bind_unbound(dev->ev, dev->be_domid, &dev->port);
-	if (ret < 0) {
-		log_errno(LOG_LEVEL_ERR, ret, "cannot allocate an event channel for domain %u",
-			  dev->be_domid);
-		return ret;
+	dev->ring_order = order;
+	dev->next_queue = 0;
+	for (i = 0; i < nr_queues; i++) {
+		struct bf_queue *q = &dev->q[i];
+
+		ret = plat_gntshr_share(dev->gs, dev->be_domid, pages, true,
+					q->ring_refs, &q->sring);
+		if (ret < 0) {
+			log_errno(LOG_LEVEL_ERR, ret,
+				  "cannot grant %u ring pages to domain %u (queue %u)",
+				  pages, dev->be_domid, i);
+			q->sring = NULL;
+			return ret;
+		}
+		/* teardown looks at every queue up to here */
+		dev->nr_queues = i + 1;
+		/* Fresh pages are zeroed; SHARED_RING_INIT's event values of
+		 * 1 ask for a notification on the first request and the
+		 * first response. */
+		memset(q->sring, 0, (size_t)pages * PLAT_PAGE_SIZE);
+		h = sring_hdr(q);
+		idx_store(&h->req_prod, 0);
+		idx_store(&h->rsp_prod, 0);
+		idx_store(&h->req_event, 1);
+		idx_store(&h->rsp_event, 1);
+		q->req_prod_pvt = 0;
+		q->rsp_cons = 0;
+		ret = plat_evtchn_bind_unbound(dev->ev, dev->be_domid, &q->port);
+		if (ret < 0) {
+			log_errno(LOG_LEVEL_ERR, ret,
+				  "cannot allocate an event channel for domain %u (queue %u)",
+				  dev->be_domid, i);
+			return ret;
+		}
+		q->port_bound = true;
+		log_debug("ring %u: order %u, %u entries, abi %s, port %u", i, order,
+			  dev->layout.nr_ents, blkif_abi_name(dev->opts->abi), q->port);
 	}
-	dev->port_bound = true;
-	log_debug("ring: order %u, %u entries, abi %s, port %u", order,
-		  dev->layout.nr_ents, blkif_abi_name(dev->opts->abi), dev->port);
 	return 0;
 }
 
@@ -148,19 +159,41 @@ int bf_ring_slots_alloc(struct bf_dev *dev, unsigned int nr_slots,
 	return 0;
 }
 
+static bool queue_is_full(const struct bf_dev *dev, const struct bf_queue *q)
+{
+	return q->req_prod_pvt - q->rsp_cons >= dev->layout.nr_ents;
+}
+
+/* True when no queue has room. */
 bool bf_ring_is_full(const struct bf_dev *dev)
 {
-	return dev->req_prod_pvt - dev->rsp_cons >= dev->layout.nr_ents;
+	unsigned int i;
+
+	for (i = 0; i < dev->nr_queues; i++)
+		if (!queue_is_full(dev, &dev->q[i]))
+			return false;
+	return true;
 }
 
 struct bf_slot *bf_ring_slot_get(struct bf_dev *dev)
 {
 	struct bf_slot *s;
+	unsigned int i, qi = 0;
 
-	if (dev->free_head >= dev->nr_slots || bf_ring_is_full(dev))
+	if (dev->free_head >= dev->nr_slots)
 		return NULL;
+	/* Round robin over the queues, skipping full ones. */
+	for (i = 0; i < dev->nr_queues; i++) {
+		qi = (dev->next_queue + i) % dev->nr_queues;
+		if (!queue_is_full(dev, &dev->q[qi]))
+			break;
+	}
+	if (i == dev->nr_queues)
+		return NULL;
+	dev->next_queue = (qi + 1) % dev->nr_queues;
 	s = &dev->slots[dev->free_head];
 	dev->free_head = s->next_free;
+	s->queue = qi;
 	return s;
 }
 
@@ -221,18 +254,18 @@ int bf_ring_req_build(struct bf_dev *dev, struct bf_slot *slot, uint8_t op,
 	return 0;
 }
 
-static int ring_put(struct bf_dev *dev, const struct blkif_req *req)
+static int ring_put(struct bf_dev *dev, struct bf_queue *q, const struct blkif_req *req)
 {
 	void *slot;
 
-	if (bf_ring_is_full(dev))
+	if (queue_is_full(dev, q))
 		return -ENOSPC;
-	slot = blkif_ring_slot(&dev->layout, dev->sring, dev->req_prod_pvt);
+	slot = blkif_ring_slot(&dev->layout, q->sring, q->req_prod_pvt);
 	/* Zero the whole entry first: a response left there by the backend
 	 * must not show through the request's padding. */
 	memset(slot, 0, dev->layout.slot_size);
 	return blkif_req_encode(dev->opts->abi, slot, req) < 0 ? -EINVAL :
-	       (dev->req_prod_pvt++, 0);
+	       (q->req_prod_pvt++, 0);
 }
 
 int bf_ring_submit(struct bf_dev *dev, struct bf_slot *slot, struct blkif_req *req)
@@ -243,7 +276,7 @@ int bf_ring_submit(struct bf_dev *dev, struct bf_slot *slot, struct blkif_req *r
 	 * above, so a stale or duplicated answer never matches a new request. */
 	slot->id = (++dev->id_seq << 16) | (uint64_t)(slot - dev->slots);
 	req->id = slot->id;
-	ret = ring_put(dev, req);
+	ret = ring_put(dev, &dev->q[slot->queue], req);
 	if (ret < 0)
 		return ret;
 	slot->busy = true;
@@ -254,17 +287,18 @@ int bf_ring_submit(struct bf_dev *dev, struct bf_slot *slot, struct blkif_req *r
 
 int bf_ring_submit_raw(struct bf_dev *dev, const struct blkif_req *req)
 {
-	int ret = ring_put(dev, req);
+	/* Raw requests always go on the first queue. */
+	int ret = ring_put(dev, &dev->q[0], req);
 
 	if (ret == 0)
 		dev->inflight++;
 	return ret;
 }
 
-int bf_ring_push(struct bf_dev *dev)
+static int queue_push(struct bf_dev *dev, struct bf_queue *q)
 {
-	struct bf_sring_hdr *h = sring_hdr(dev);
-	RING_IDX old = idx_load(&h->req_prod), new = dev->req_prod_pvt;
+	struct bf_sring_hdr *h = sring_hdr(q);
+	RING_IDX old = idx_load(&h->req_prod), new = q->req_prod_pvt;
 	bool notify;
 
 	if (old == new)
@@ -278,48 +312,66 @@ int bf_ring_push(struct bf_dev *dev)
 	notify = (RING_IDX)(new - idx_load(&h->req_event)) < (RING_IDX)(new - old);
 	if (!notify)
 		return 0;
-	return plat_evtchn_notify(dev->ev, dev->port);
+	return plat_evtchn_notify(dev->ev, q->port);
+}
+
+int bf_ring_push(struct bf_dev *dev)
+{
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < dev->nr_queues; i++) {
+		ret = queue_push(dev, &dev->q[i]);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
 }
 
 RING_IDX bf_ring_rsp_prod(const struct bf_dev *dev)
 {
-	return idx_load(&sring_hdr(dev)->rsp_prod);
+	RING_IDX sum = 0;
+	unsigned int i;
+
+	for (i = 0; i < dev->nr_queues; i++)
+		if (dev->q[i].sring)
+			sum += idx_load(&sring_hdr(&dev->q[i])->rsp_prod);
+	return sum;
 }
 
-int bf_ring_consume(struct bf_dev *dev, bf_rsp_fn *fn, void *opaque)
+static int queue_consume(struct bf_dev *dev, unsigned int qi, bf_rsp_fn *fn, void *opaque)
 {
-	struct bf_sring_hdr *h = sring_hdr(dev);
+	struct bf_queue *q = &dev->q[qi];
+	struct bf_sring_hdr *h = sring_hdr(q);
 	int n = 0;
 
-	if (dev->ring_broken)
-		return -EPROTO;
 	for (;;) {
 		RING_IDX prod = idx_load(&h->rsp_prod);
 		RING_IDX req_prod = idx_load(&h->req_prod);
 
 		/* A backend cannot answer more than we published. */
-		if ((RING_IDX)(prod - dev->rsp_cons) >
-		    (RING_IDX)(req_prod - dev->rsp_cons)) {
+		if ((RING_IDX)(prod - q->rsp_cons) >
+		    (RING_IDX)(req_prod - q->rsp_cons)) {
 			bf_fail(dev, "backend response producer %u is beyond our "
-				"requests (consumer %u, producer %u)", prod,
-				dev->rsp_cons, req_prod);
+				"requests on queue %u (consumer %u, producer %u)", prod, qi,
+				q->rsp_cons, req_prod);
 			dev->ring_broken = true;
 			return -EPROTO;
 		}
 		/* Read the entries only after the producer index. */
 		atomic_thread_fence(memory_order_acquire);
-		while (dev->rsp_cons != prod) {
+		while (q->rsp_cons != prod) {
 			struct blkif_rsp rsp;
 			struct bf_slot *s = NULL;
 			uint64_t i;
 
 			blkif_rsp_decode(dev->opts->abi,
-					 blkif_ring_slot(&dev->layout, dev->sring,
-							 dev->rsp_cons), &rsp);
-			dev->rsp_cons++;
+					 blkif_ring_slot(&dev->layout, q->sring,
+							 q->rsp_cons), &rsp);
+			q->rsp_cons++;
 			i = rsp.id & 0xffff;
 			if (dev->slots && i < dev->nr_slots && dev->slots[i].busy &&
-			    dev->slots[i].id == rsp.id)
+			    dev->slots[i].id == rsp.id && dev->slots[i].queue == qi)
 				s = &dev->slots[i];
 			if (s) {
 				s->busy = false;
@@ -330,10 +382,26 @@ int bf_ring_consume(struct bf_dev *dev, bf_rsp_fn *fn, void *opaque)
 		}
 		/* Ask for an event at the next response, then look again so
 		 * one published meanwhile is not slept through. */
-		idx_store(&h->rsp_event, dev->rsp_cons + 1);
+		idx_store(&h->rsp_event, q->rsp_cons + 1);
 		atomic_thread_fence(memory_order_seq_cst);
-		if (idx_load(&h->rsp_prod) == dev->rsp_cons)
+		if (idx_load(&h->rsp_prod) == q->rsp_cons)
 			break;
+	}
+	return n;
+}
+
+int bf_ring_consume(struct bf_dev *dev, bf_rsp_fn *fn, void *opaque)
+{
+	unsigned int i;
+	int n = 0, ret;
+
+	if (dev->ring_broken)
+		return -EPROTO;
+	for (i = 0; i < dev->nr_queues; i++) {
+		ret = queue_consume(dev, i, fn, opaque);
+		if (ret < 0)
+			return ret;
+		n += ret;
 	}
 	return n;
 }
@@ -386,9 +454,11 @@ void bf_ring_teardown(struct bf_dev *dev)
 	unsigned int i, busy = 0;
 	int ret;
 
-	if (dev->ev && dev->port_bound) {
-		plat_evtchn_unbind(dev->ev, dev->port);
-		dev->port_bound = false;
+	for (i = 0; i < dev->nr_queues; i++) {
+		if (dev->ev && dev->q[i].port_bound) {
+			plat_evtchn_unbind(dev->ev, dev->q[i].port);
+			dev->q[i].port_bound = false;
+		}
 	}
 	plat_evtchn_close(dev->ev);
 	dev->ev = NULL;
@@ -420,13 +490,17 @@ void bf_ring_teardown(struct bf_dev *dev)
 	free(dev->seg_scratch);
 	dev->seg_scratch = NULL;
 	dev->nr_slots = 0;
-	if (dev->sring) {
-		ret = plat_gntshr_unshare(dev->gs, dev->sring, 1u << dev->ring_order);
+	for (i = 0; i < dev->nr_queues; i++) {
+		struct bf_queue *q = &dev->q[i];
+
+		if (!q->sring)
+			continue;
+		ret = plat_gntshr_unshare(dev->gs, q->sring, 1u << dev->ring_order);
 		if (ret == -EBUSY)
-			bf_fail(dev, "backend still maps the ring after closing");
+			bf_fail(dev, "backend still maps ring %u after closing", i);
 		else if (ret < 0)
-			log_errno(LOG_LEVEL_WARN, ret, "ending access to the ring");
-		dev->sring = NULL;
+			log_errno(LOG_LEVEL_WARN, ret, "ending access to ring %u", i);
+		q->sring = NULL;
 	}
 	plat_gntshr_close(dev->gs);
 	dev->gs = NULL;

@@ -158,14 +158,14 @@ void bf_stats_report(const struct bf_stats *st, const struct bf_dev *dev,
 
 	if (o->json) {
 		printf("{\"vdev\": \"%s\", \"devid\": %u, \"domid\": %u, \"backend\": \"%s\", "
-		       "\"ring_order\": %u, \"ring_entries\": %u, \"abi\": \"%s\", "
+		       "\"ring_order\": %u, \"ring_entries\": %u, \"queues\": %u, \"abi\": \"%s\", "
 		       "\"sector_size\": %u, \"sectors\": %" PRIu64 ", \"info\": %u, "
 		       "\"feature_flush\": %d, \"feature_barrier\": %d, "
 		       "\"feature_discard\": %d, \"max_indirect_segments\": %u, "
 		       "\"workload\": \"%s\", \"bs\": %u, \"qd\": %u, \"seconds\": %.3f, "
 		       "\"ops\": {", o->vdev, dev->devid, dev->domid,
 		       dev->be_path ? dev->be_path : "", dev->ring_order,
-		       dev->layout.nr_ents, blkif_abi_name(o->abi), dev->be.sector_size,
+		       dev->layout.nr_ents, dev->nr_queues, blkif_abi_name(o->abi), dev->be.sector_size,
 		       dev->be.sectors, dev->be.info, dev->be.feature_flush,
 		       dev->be.feature_barrier, dev->be.feature_discard,
 		       dev->be.max_indirect_segments, wl_names[o->workload], o->bs,
@@ -195,8 +195,8 @@ void bf_stats_report(const struct bf_stats *st, const struct bf_dev *dev,
 	       dev->be.info & VDISK_READONLY ? " (read-only)" : "",
 	       dev->be.info & VDISK_CDROM ? " (cdrom)" : "",
 	       dev->be.info & VDISK_REMOVABLE ? " (removable)" : "");
-	printf("  ring:     order %u (%u entries), %s, indirect %u, flush %d, barrier %d, "
-	       "discard %d\n", dev->ring_order, dev->layout.nr_ents,
+	printf("  ring:     %u x order %u (%u entries), %s, indirect %u, flush %d, barrier %d, "
+	       "discard %d\n", dev->nr_queues, dev->ring_order, dev->layout.nr_ents,
 	       blkif_abi_name(o->abi), dev->be.max_indirect_segments,
 	       dev->be.feature_flush, dev->be.feature_barrier, dev->be.feature_discard);
 	printf("  workload: %s, bs %u, qd %u, %.2f s\n", wl_names[o->workload], o->bs,

@@ -395,9 +395,11 @@ static int wl_setup(struct wl *w)
 			be->max_indirect_segments ? "" : " (no indirect requests)");
 		return -EINVAL;
 	}
-	if (o->qd > dev->layout.nr_ents) {
-		log_err("--qd %u is more than the ring's %u entries (raise --ring-order)",
-			o->qd, dev->layout.nr_ents);
+	/* Several queues: the depth is spread over all their rings. */
+	if (o->qd > dev->layout.nr_ents * dev->nr_queues) {
+		log_err("--qd %u is more than the ring%s %u entries (raise --ring-order)",
+			o->qd, dev->nr_queues > 1 ? "s'" : "'s",
+			dev->layout.nr_ents * dev->nr_queues);
 		return -EINVAL;
 	}
 	w->seq_next = w->area_first;

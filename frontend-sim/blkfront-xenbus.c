@@ -434,14 +434,18 @@ int bf_xenbus_wait_initwait(struct bf_dev *dev)
 				BF_KEY_MAX_RING_PAGE_ORDER, 16, 0);
 	dev->be.max_indirect_segments = (uint32_t)xb_read_opt(dev, dev->be_path,
 				BF_KEY_MAX_INDIRECT_SEGS, UINT32_MAX, 0);
+	dev->be.max_queues = (unsigned int)xb_read_opt(dev, dev->be_path,
+				BF_KEY_MQ_MAX_QUEUES, UINT32_MAX, 1);
+	if (!dev->be.max_queues)
+		dev->be.max_queues = 1;
 	return 0;
 }
 
 int bf_xenbus_publish(struct bf_dev *dev)
 {
 	const char *proto = blkif_abi_name(dev->opts->abi);
-	unsigned int pages = 1u << dev->ring_order, i;
-	char key[32], path[1024];
+	unsigned int pages = 1u << dev->ring_order, i, qi;
+	char key[32], path[1024], qdir[1024];
 	int ret;
 
 	for (;;) {
@@ -463,23 +467,47 @@ int bf_xenbus_publish(struct bf_dev *dev)
 				 dev->fe_path, i);
 			xs_rm(dev->xs, t, path);
 		}
+		snprintf(path, sizeof(path), "%s/%s", dev->fe_path, BF_KEY_EVENT_CHANNEL);
+		xs_rm(dev->xs, t, path);
+		snprintf(path, sizeof(path), "%s/%s", dev->fe_path, BF_KEY_MQ_NUM_QUEUES);
+		xs_rm(dev->xs, t, path);
+		for (qi = 0; qi < BF_MAX_QUEUES; qi++) {
+			snprintf(path, sizeof(path), "%s/" BF_KEY_QUEUE_FMT, dev->fe_path, qi);
+			xs_rm(dev->xs, t, path);
+		}
 
 		ret = 0;
-		if (dev->ring_order == 0) {
-			ret = xb_write(dev, t, dev->fe_path, BF_KEY_RING_REF, "%u",
-				       dev->ring_refs[0]);
-		} else {
+		/* One queue: the top-level keys and no queue count, as Linux
+		 * blkfront does; several: ring-ref* and event-channel under
+		 * queue-N, ring-page-order stays top-level. */
+		if (dev->nr_queues > 1)
+			ret = xb_write(dev, t, dev->fe_path, BF_KEY_MQ_NUM_QUEUES, "%u",
+				       dev->nr_queues);
+		if (ret == 0 && dev->ring_order > 0)
 			ret = xb_write(dev, t, dev->fe_path, BF_KEY_RING_PAGE_ORDER, "%u",
 				       dev->ring_order);
-			for (i = 0; i < pages && ret == 0; i++) {
-				snprintf(key, sizeof(key), BF_KEY_RING_REF_FMT, i);
-				ret = xb_write(dev, t, dev->fe_path, key, "%u",
-					       dev->ring_refs[i]);
+		for (qi = 0; qi < dev->nr_queues && ret == 0; qi++) {
+			const struct bf_queue *q = &dev->q[qi];
+
+			if (dev->nr_queues > 1)
+				snprintf(qdir, sizeof(qdir), "%s/" BF_KEY_QUEUE_FMT,
+					 dev->fe_path, qi);
+			else
+				snprintf(qdir, sizeof(qdir), "%s", dev->fe_path);
+			if (dev->ring_order == 0) {
+				ret = xb_write(dev, t, qdir, BF_KEY_RING_REF, "%u",
+					       q->ring_refs[0]);
+			} else {
+				for (i = 0; i < pages && ret == 0; i++) {
+					snprintf(key, sizeof(key), BF_KEY_RING_REF_FMT, i);
+					ret = xb_write(dev, t, qdir, key, "%u",
+						       q->ring_refs[i]);
+				}
 			}
+			if (ret == 0)
+				ret = xb_write(dev, t, qdir, BF_KEY_EVENT_CHANNEL, "%u",
+					       q->port);
 		}
-		if (ret == 0)
-			ret = xb_write(dev, t, dev->fe_path, BF_KEY_EVENT_CHANNEL, "%u",
-				       dev->port);
 		if (ret == 0)
 			ret = xb_write(dev, t, dev->fe_path, BF_KEY_PROTOCOL, "%s", proto);
 		if (ret == 0)

@@ -39,6 +39,9 @@ struct xs_handle;
 #define BF_KEY_SECTOR_SIZE		"sector-size"
 #define BF_KEY_PHYS_SECTOR_SIZE		"physical-sector-size"
 #define BF_KEY_INFO			"info"
+#define BF_KEY_MQ_MAX_QUEUES		"multi-queue-max-queues"
+#define BF_KEY_MQ_NUM_QUEUES		"multi-queue-num-queues"
+#define BF_KEY_QUEUE_FMT		"queue-%u"
 
 /* Exit statuses (documented in blkfront-sim(1)). */
 #define BF_EXIT_OK		0
@@ -49,6 +52,7 @@ struct xs_handle;
 #define BF_MAX_RING_ORDER	4	/* 16 pages, like Linux's xen_blkif_max_ring_order */
 #define BF_MAX_RING_PAGES	(1u << BF_MAX_RING_ORDER)
 #define BF_MAX_RAW_SEGS		BLKIF_MAX_INDIRECT_SEGMENTS
+#define BF_MAX_QUEUES		16
 
 /* The kind of work a request does, which decides how its response and data
  * are judged. */
@@ -84,6 +88,7 @@ struct bf_opts {
 	const char *domain;		/* id or name */
 	const char *vdev;
 	int ring_order;			/* -1: the backend's max, capped at 0 */
+	unsigned int queues;		/* asked for; the backend's max caps it */
 	enum blkif_abi abi;
 	double timeout;			/* seconds for each xenbus wait and drain */
 	bool verbose;
@@ -135,6 +140,7 @@ struct bf_slot {
 	uint32_t nr_sect;		/* 512-byte units; 0 for flush */
 	uint64_t gen;			/* verify: generation of written data */
 	uint64_t t_submit;		/* ns */
+	unsigned int queue;		/* the ring it goes on / went on */
 	void *data;			/* pages_per_slot contiguous pages */
 	uint32_t *grefs;
 	void *ind;			/* indirect pages (backend read-only) */
@@ -148,6 +154,7 @@ struct bf_backend_info {
 	bool feature_flush, feature_barrier, feature_discard, discard_secure;
 	uint32_t discard_granularity, discard_alignment;
 	uint32_t max_indirect_segments;
+	unsigned int max_queues;	/* 1 when not advertised */
 	uint64_t sectors;		/* 512-byte units, as Linux uses it */
 	uint32_t sector_size, physical_sector_size;
 	uint32_t info;			/* VDISK_* */
@@ -175,16 +182,20 @@ struct bf_dev {
 	struct platform *plat;
 	struct plat_gntshr *gs;
 	struct plat_evtchn *ev;
-	uint32_t port;
-	bool port_bound;
 	int sigfd;
 
-	/* ring */
+	/* rings: one per queue, all of one order and ABI */
 	struct blkif_ring_layout layout;
 	unsigned int ring_order;
-	void *sring;
-	uint32_t ring_refs[BF_MAX_RING_PAGES];
-	RING_IDX req_prod_pvt, rsp_cons;
+	unsigned int nr_queues;
+	unsigned int next_queue;	/* round robin for new requests */
+	struct bf_queue {
+		void *sring;
+		uint32_t ring_refs[BF_MAX_RING_PAGES];
+		RING_IDX req_prod_pvt, rsp_cons;
+		uint32_t port;
+		bool port_bound;
+	} q[BF_MAX_QUEUES];
 	bool ring_broken;		/* backend violated the ring protocol */
 	RING_IDX rsp_prod_closed;	/* rsp_prod once the backend closed */
 	bool rsp_prod_snapped;
@@ -224,8 +235,9 @@ const char *bf_xenbus_state_name(int state);
 /* blkfront-vdev.c: libxl's disk names -> devid; -EINVAL for others. */
 int bf_vdev_to_devid(const char *vdev, uint32_t *ret_devid);
 
-/* blkfront-ring.c: the shared ring, its event channel, request slots. */
-int bf_ring_setup(struct bf_dev *dev, unsigned int order);
+/* blkfront-ring.c: the shared rings (one per queue), their event channels,
+ * request slots. A slot is put on the next queue with room, round robin. */
+int bf_ring_setup(struct bf_dev *dev, unsigned int order, unsigned int nr_queues);
 int bf_ring_slots_alloc(struct bf_dev *dev, unsigned int nr_slots,
 			unsigned int pages_per_slot, unsigned int ind_pages);
 struct bf_slot *bf_ring_slot_get(struct bf_dev *dev);
@@ -248,7 +260,8 @@ int bf_ring_wait(struct bf_dev *dev, int timeout_ms);
 int bf_ring_req_build(struct bf_dev *dev, struct bf_slot *slot, uint8_t op,
 		      uint64_t sector, uint32_t nr_sect, bool indirect,
 		      struct blkif_req *ret_req);
-/* Answers left unconsumed after the backend closed: must stay zero. */
+/* Answers left unconsumed after the backend closed: must stay zero. The
+ * sum of every queue's response producer, to compare with a snapshot. */
 RING_IDX bf_ring_rsp_prod(const struct bf_dev *dev);
 void bf_ring_teardown(struct bf_dev *dev);
 
