@@ -110,6 +110,12 @@ for k in queue-0/ring-ref0 queue-0/ring-ref1 queue-0/event-channel \
 	xenstore-exists "$fe/$k" || fail "frontend key $k missing"
 done
 xenstore-exists "$fe/event-channel" && fail "top-level event-channel with multi-queue"
+if command -v jq >/dev/null; then
+	# Round robin: both rings took requests.
+	wait_for 5 sh -c "blkback-ctl show $dom xvda --json |
+		jq -e '.vbd.ring_list | length == 2 and all(.req_cons > 0)'" ||
+		fail "not 2 busy rings: $(blkback-ctl show "$dom" xvda --json)"
+fi
 
 info "detach with I/O in flight on both queues"
 sleep 2
