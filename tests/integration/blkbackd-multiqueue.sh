@@ -130,6 +130,24 @@ bf_attach "$dom" xvda "$TEST_DIR/disk.img"
 bf "$dom" xvda --queues 3 --workload readback --verify --state "$TEST_DIR/mq.state" ||
 	fail "acknowledged writes missing after detach: $(tail -5 "$TEST_DIR/bf.log")"
 
+info "a restarted blkbackd takes over all 3 rings of a connected vbd"
+bf_bg "$dom" xvda --queues 3 --workload randrw --qd 48 --seconds 6 --verify
+front=$!
+expect_state "$dom" 51712 4 5 "3-queue connect"
+sleep 1.5
+first=$BLKBACKD_PID
+kill -TERM "$first"
+rc=0
+wait "$first" || rc=$?
+[ $rc -eq 0 ] || fail "blkbackd exit $rc on SIGTERM with a 3-queue vbd"
+start_blkbackd --max-queues 4
+rc=0
+wait $front || rc=$?
+[ $rc -eq 0 ] || fail "3-queue workload across the restart: exit $rc: $(tail -5 "$TEST_DIR/bf.log")"
+grep -q 'taking over a connected vbd' "$TEST_DIR/blkbackd.log" || fail "no takeover logged"
+sed -n '/taking over a connected vbd/,$p' "$TEST_DIR/blkbackd.log" |
+	grep -q 'backend Connected (3 rings' || fail "takeover did not map 3 rings"
+
 info "more queues than offered: the frontend takes the backend's maximum"
 bf_run capped 0 --domain "$dom" --vdev xvda --queues 8 --qd 16 --ops 200 --verify
 bf_expect capped queues == 4
