@@ -453,6 +453,8 @@ static int vbd_configure(struct vbd *v, bool takeover)
 	/* Published even as 1, as Linux does: the frontend then uses the
 	 * top-level ring keys. */
 	v->max_queues = v->d->max_queues ? v->d->max_queues : 1;
+	if (v->max_queues > BLKBACKD_MAX_QUEUES)	/* vbd_start's array */
+		v->max_queues = BLKBACKD_MAX_QUEUES;
 	snprintf(kvs[2].val, sizeof(kvs[2].val), "%u", v->max_queues);
 	r = vbd_publish(v, kvs, 3, takeover ? 0 : XenbusStateInitWait);
 	if (r < 0) {
