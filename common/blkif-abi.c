@@ -561,3 +561,17 @@ int blkif_rsp_decode(enum blkif_abi abi, const void *slot,
 	ret_rsp->status = (int16_t)blkif_ld16(b, d->rsp_status);
 	return 0;
 }
+
+const char *blkif_rsp_status_name(int16_t status)
+{
+	switch (status) {
+	case BLKIF_RSP_OKAY:
+		return "OKAY";
+	case BLKIF_RSP_ERROR:
+		return "ERROR";
+	case BLKIF_RSP_EOPNOTSUPP:
+		return "EOPNOTSUPP";
+	default:
+		return "invalid";
+	}
+}

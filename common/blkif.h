@@ -29,6 +29,8 @@ int blkif_abi_parse(const char *protocol, enum blkif_abi *ret_abi);
 /* The protocol string for an ABI, for logs and for the frontend to
  * write; NULL for a value outside the enum. */
 const char *blkif_abi_name(enum blkif_abi abi);
+/* "OKAY", "ERROR", "EOPNOTSUPP", or "invalid" for any other status. */
+const char *blkif_rsp_status_name(int16_t status);
 /* Byte sizes in an ABI; 0 for a value outside the enum. The slot is the
  * ring entry (union of request and response): x86_64 112, x86_32 108. */
 size_t blkif_abi_req_size(enum blkif_abi abi);

@@ -19,27 +19,13 @@ struct raw {
 	int16_t status;
 };
 
-static const char *status_name(int16_t s)
-{
-	switch (s) {
-	case BLKIF_RSP_OKAY:
-		return "OKAY";
-	case BLKIF_RSP_ERROR:
-		return "ERROR";
-	case BLKIF_RSP_EOPNOTSUPP:
-		return "EOPNOTSUPP";
-	default:
-		return "invalid";
-	}
-}
-
 static void raw_on_rsp(struct bf_dev *dev, struct bf_slot *slot,
 		       const struct blkif_rsp *rsp, void *opaque)
 {
 	struct raw *r = opaque;
 
 	printf("response: id=%" PRIu64 " op=%u status=%d (%s)\n", rsp->id,
-	       rsp->operation, rsp->status, status_name(rsp->status));
+	       rsp->operation, rsp->status, blkif_rsp_status_name(rsp->status));
 	fflush(stdout);
 	if (rsp->id != r->id || r->got) {
 		bf_fail(dev, "response id %" PRIu64 " was not in flight (sent id %" PRIu64 ")",

@@ -236,20 +236,6 @@ static int wl_next(struct wl *w)
 	return 0;
 }
 
-static const char *status_name(int16_t s)
-{
-	switch (s) {
-	case BLKIF_RSP_OKAY:
-		return "OKAY";
-	case BLKIF_RSP_ERROR:
-		return "ERROR";
-	case BLKIF_RSP_EOPNOTSUPP:
-		return "EOPNOTSUPP";
-	default:
-		return "invalid";
-	}
-}
-
 static void wl_on_rsp(struct bf_dev *dev, struct bf_slot *slot,
 		      const struct blkif_rsp *rsp, void *opaque)
 {
@@ -286,13 +272,13 @@ static void wl_on_rsp(struct bf_dev *dev, struct bf_slot *slot,
 			bf_fail(dev, "%s of sectors %" PRIu64 "+%u on a read-only disk "
 				"answered %s, expected ERROR",
 				slot->kind == BF_KIND_DISCARD ? "discard" : "write",
-				slot->sector, slot->nr_sect, status_name(rsp->status));
+				slot->sector, slot->nr_sect, blkif_rsp_status_name(rsp->status));
 			st->errors++;
 		}
 	} else if (!okay) {
 		bf_fail(dev, "op %u of sectors %" PRIu64 "+%u answered %s (%d)",
 			kind_op(slot->kind), slot->sector, slot->nr_sect,
-			status_name(rsp->status), rsp->status);
+			blkif_rsp_status_name(rsp->status), rsp->status);
 		st->errors++;
 	}
 
