@@ -239,20 +239,13 @@ static int thread_submit(struct io_engine *e)
 static int thread_reap(struct io_engine *e)
 {
 	struct thread_engine *t = e->priv;
-	struct io_op *op, *next;
 	uint64_t cnt;
-	int count = 0;
 
 	/* Clear the eventfd before taking the list: a completion racing
 	 * with us then either is in the list or signals again. */
 	if (read(t->evfd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
 		return -errno;
-	for (op = io_pool_take_done(t->pool); op; op = next) {
-		next = op->next;
-		io_op_finish(e, op, op->result);
-		count++;
-	}
-	return count;
+	return io_op_finish_list(e, io_pool_take_done(t->pool));
 }
 
 static int thread_fd(const struct io_engine *e)

@@ -191,7 +191,7 @@ static int uring_reap(struct io_engine *e)
 {
 	struct uring_engine *u = e->priv;
 	struct io_uring_cqe *cqe;
-	struct io_op *op, *next;
+	struct io_op *op;
 	uint64_t cnt;
 	int count = 0, res;
 
@@ -209,18 +209,9 @@ static int uring_reap(struct io_engine *e)
 	}
 	op = u->again;
 	u->again = NULL;
-	for (; op; op = next) {
-		next = op->next;
-		io_op_finish(e, op, op->result);
-		count++;
-	}
-	if (u->aux) {
-		for (op = io_pool_take_done(u->aux); op; op = next) {
-			next = op->next;
-			io_op_finish(e, op, op->result);
-			count++;
-		}
-	}
+	count += io_op_finish_list(e, op);
+	if (u->aux)
+		count += io_op_finish_list(e, io_pool_take_done(u->aux));
 	return count;
 }
 

@@ -357,6 +357,20 @@ static int op_advance(struct io_op *op, uint64_t n)
 	return 0;
 }
 
+int io_op_finish_list(struct io_engine *e, struct io_op *list)
+{
+	struct io_op *next;
+	int count = 0;
+
+	/* next is read first: the callback may reuse the op's slot. */
+	for (; list; list = next) {
+		next = list->next;
+		io_op_finish(e, list, list->result);
+		count++;
+	}
+	return count;
+}
+
 void io_op_finish(struct io_engine *e, struct io_op *op, int res)
 {
 	void *cookie = op->cookie;
@@ -504,21 +518,15 @@ static int null_submit(struct io_engine *e)
 static int null_reap(struct io_engine *e)
 {
 	struct null_engine *n = e->priv;
-	struct io_op *op, *next;
+	struct io_op *op;
 	uint64_t cnt;
-	int count = 0;
 
 	if (read(n->evfd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
 		return -errno;
 	op = n->done;
 	n->done = NULL;
 	n->done_tail = &n->done;
-	for (; op; op = next) {
-		next = op->next;
-		io_op_finish(e, op, op->result);
-		count++;
-	}
-	return count;
+	return io_op_finish_list(e, op);
 }
 
 static int null_fd(const struct io_engine *e)

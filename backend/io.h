@@ -182,6 +182,9 @@ struct io_engine {
 /* Engines report each finished attempt here: res is the syscall result
  * (bytes or -errno). Retries short transfers, else runs the callback. */
 void io_op_finish(struct io_engine *e, struct io_op *op, int res);
+/* io_op_finish() with each op's own result for a list linked by ->next
+ * (a pool's or engine's done list); returns how many. */
+int io_op_finish_list(struct io_engine *e, struct io_op *list);
 /* Runs op synchronously with blocking syscalls (pool workers); returns
  * bytes or -errno like the syscalls. */
 int io_op_run_sync(const struct io_backing *b, const struct io_op *op);
