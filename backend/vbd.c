@@ -17,25 +17,32 @@
  *              |                                        | release, unconfigure, forget
  *  FOREIGN     | script basename now matches            | -> NEW
  *  NEW         | online = 0 or backend state 5          | write 6 -> CLOSED
- *  NEW         | otherwise                              | configure: open storage,
- *              |                                        | max-ring-page-order, write 2
- *              |                                        | (not when both ends are
- *              |                                        | Connected: takeover after a
- *              |                                        | restart) -> INITWAIT
+ *  NEW         | otherwise                              | configure: probe features,
+ *              |                                        | write 2 (not when both ends
+ *              |                                        | are Connected: takeover after
+ *              |                                        | a restart) -> INITWAIT
  *              |                                        | (error: stay NEW)
  *  INITWAIT    | close                                  | write 6 -> CLOSED
- *  INITWAIT    | frontend 3/4 and hotplug-status        | start: map rings, bind, thread,
- *              | "connected"                            | connect keys + 4 in one tx
+ *  INITWAIT    | hotplug-status "connected", storage    | open storage (error: stay,
+ *              | not open                               | "error" node says why)
+ *  INITWAIT    | frontend 3/4, hotplug-status           | start: map rings, bind, thread,
+ *              | "connected", storage open              | connect keys + 4 in one tx
  *              |                                        | -> CONNECTED (error: stay)
  *  CONNECTED   | close, or frontend back to 1/2         | stop rings, write 5 -> CLOSING
  *  CLOSING     | every ring drained and its thread gone | release: unbind, unmap,
  *              |                                        | write 6 -> CLOSED
- *  CLOSED      | online and frontend 1/2/3              | (configure if storage closed)
- *              |                                        | write 2 -> INITWAIT
+ *  CLOSED      | online and frontend 1/2/3              | configure -> INITWAIT (the
+ *              |                                        | storage stays open)
  *  CLOSED      | backend state node is not 6            | rewrite 6
  *
  * A frontend that claims Connected while we are Closed stays Closed until
- * it starts over from Initialising. */
+ * it starts over from Initialising.
+ *
+ * The storage is opened only once the hotplug script has accepted the
+ * target (as Linux blkback waits for the script's physical-device): libxl
+ * runs the script only after InitWait, so a vbd whose target is missing
+ * must still reach InitWait for xl to get the script's clear hotplug-error
+ * instead of a 10 s timeout. */
 #include "config.h"
 
 #include <errno.h>
@@ -417,7 +424,7 @@ out:
 	return r;
 }
 
-/* configure: storage open, probe features published, InitWait. With
+/* configure: probe features published, InitWait. With
  * takeover (the backend state says Connected and so does the frontend: an
  * earlier blkbackd served this vbd and exited) the state is left at
  * Connected, so the frontend sees no flap while the start step maps its
@@ -438,11 +445,6 @@ static int vbd_configure(struct vbd *v, bool takeover)
 		xenbus_read_uint(v->d, XBT_NULL, v->fe_path, XK_STATE, XenbusStateReconfigured,
 				 &fe_state);
 		takeover = fe_state == XenbusStateConnected;
-	}
-	if (!v->backing) {
-		r = vbd_open_backing(v);
-		if (r < 0)
-			return r;
 	}
 	snprintf(kvs[0].val, sizeof(kvs[0].val), "%u", BLKBACKD_MAX_RING_ORDER);
 	/* Rings validate against what the frontend was told; 0 removes a
@@ -757,8 +759,15 @@ static bool vbd_step(struct vbd *v)
 		if (close) {
 			if (vbd_set_state(v, XenbusStateClosed) == 0)
 				v->phase = VBD_CLOSED;
-		} else if ((in.fe_state == XenbusStateInitialised ||
-			    in.fe_state == XenbusStateConnected) && in.hotplug_ok) {
+		} else if (!in.hotplug_ok) {
+			break;	/* the script has not accepted the target yet */
+		} else if (!v->backing) {
+			if (vbd_open_backing(v) == 0) {
+				vbd_clear_error(v);
+				return true;	/* look again: the frontend may be ready */
+			}
+		} else if (in.fe_state == XenbusStateInitialised ||
+			   in.fe_state == XenbusStateConnected) {
 			if (vbd_start(v) == 0)
 				v->phase = VBD_CONNECTED;
 			else if (v->nr_rings)

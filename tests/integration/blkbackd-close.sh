@@ -46,8 +46,10 @@ expect_state 5 4 2 1 "attach"
 xenstore-rm "$(fe_path 5 4)"
 expect_state 5 4 6 1 "frontend dir deleted"
 
-info "toolstack detach of a vbd that never configured"
+info "toolstack detach of a vbd whose storage never opened"
 vbd_write 5 5 "$TEST_DIR/nonexistent.img" $S
+expect_state 5 5 2 1 "attach of a missing target"
+xenstore-write "$(be_path 5 5)/hotplug-status" connected
 wait_for 2 xenstore-exists "$(be_path 5 5)/error" || fail "no error node"
 xenstore-write "$(be_path 5 5)/online" 0 "$(be_path 5 5)/state" 5
 expect_state 5 5 6 1 "detach of a failed vbd"

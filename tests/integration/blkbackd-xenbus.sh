@@ -1,7 +1,8 @@
 #!/bin/sh
 # blkbackd's xenbus side with the real xenstore tools playing toolstack and
 # frontend: InitWait within a second, probe keys, the claim rule, an error
-# node for bad params, and release (fds back to baseline) on removal.
+# node for bad params once the hotplug script has run, and release (fds
+# back to baseline) on removal.
 . "$top_srcdir/tests/functions.sh"
 . "$top_srcdir/tests/integration/blkbackd-lib.sh"
 test_timeout 60
@@ -31,17 +32,25 @@ vbd_write 5 51760 "$TEST_DIR/disk.img" /etc/xen/scripts/blkbackd-old
 sleep 1
 be_state_is 5 51760 1 || fail "script blkbackd-old was claimed"
 
-info "bad params: error node, state kept"
+info "bad params: InitWait (so xl runs the hotplug script); once the script says connected, an error node, state kept"
 vbd_write 6 51712 "$TEST_DIR/missing.img" /etc/xen/scripts/blkbackd
+expect_state 6 51712 2 2 "vbd with a missing target"
+xenstore-exists "$(be_path 6 51712)/error" && fail "error node before the hotplug script ran"
+xenstore-write "$(be_path 6 51712)/hotplug-status" connected
 wait_for 2 xenstore-exists "$(be_path 6 51712)/error" || fail "no error node for missing storage"
 xenstore-read "$(be_path 6 51712)/error" | grep -q missing.img || fail "error node does not name the storage"
-be_state_is 6 51712 1 || fail "bad params changed the state"
 grep -q 'missing.img' "$TEST_DIR/blkbackd.log" || fail "no log line for bad params"
+xenstore-write "$(fe_path 6 51712)/state" 3
+sleep 0.5
+be_state_is 6 51712 2 || fail "a vbd without storage left InitWait"
+xenstore-write "$(fe_path 6 51712)/state" 1
 
-info "empty params and unreadable mode"
+info "empty params"
 vbd_write 6 51728 "" /etc/xen/scripts/blkbackd
+expect_state 6 51728 2 2 "vbd with empty params"
+xenstore-write "$(be_path 6 51728)/hotplug-status" connected
 wait_for 2 xenstore-exists "$(be_path 6 51728)/error" || fail "no error node for empty params"
-be_state_is 6 51728 1 || fail "empty params changed the state"
+be_state_is 6 51728 2 || fail "empty params changed the state"
 
 info "a frontend path outside the frontend domain is refused"
 vbd_write 7 51728 "$TEST_DIR/disk.img" /etc/xen/scripts/blkbackd w disk \
@@ -49,10 +58,11 @@ vbd_write 7 51728 "$TEST_DIR/disk.img" /etc/xen/scripts/blkbackd w disk \
 wait_for 2 xenstore-exists "$(be_path 7 51728)/error" || fail "no error node for a foreign frontend path"
 be_state_is 7 51728 1 || fail "foreign frontend path changed the state"
 
-info "fixing params and poking the vbd retries the configure step"
+info "fixing params and poking the vbd retries the open: error cleared, and it connects"
 xenstore-write "$(be_path 6 51712)/params" "$TEST_DIR/disk.img"
-expect_state 6 51712 2 2 "retry after fixing params"
-xenstore-exists "$(be_path 6 51712)/error" && fail "error node not cleared after success"
+xenstore-write "$(be_path 6 51712)/hotplug-status" connected
+wait_for 2 sh -c "! xenstore-exists '$(be_path 6 51712)/error'" ||
+	fail "error node not cleared after the storage opened"
 
 info "removing backend dirs releases everything"
 for v in "5 51712" "5 51728" "5 51744" "5 51760" "6 51712" "6 51728" "7 51728"; do

@@ -2,9 +2,9 @@
 # The hotplug script (hotplug/blkbackd) run by xensim block-attach against a
 # live blkbackd: a good target connects; a read-only file asked for rw and a
 # target another vbd has rw fail with hotplug-error, hotplug-status=error,
-# exit 1 and the reason in block-attach's message; missing targets, wrong
-# kinds, missing blkback-ctl or daemon fail the same way when the script
-# runs; remove withdraws hotplug-status; with and without Xen's helpers.
+# exit 1 and the reason in block-attach's message, and so do missing
+# targets and wrong kinds; missing blkback-ctl or daemon fail the same way
+# when the script runs; remove withdraws hotplug-status; with and without Xen's helpers.
 . "$top_srcdir/tests/functions.sh"
 . "$top_srcdir/tests/integration/blkbackd-lib.sh"
 . "$top_srcdir/tests/integration/xensim-lib.sh"
@@ -78,9 +78,20 @@ attach g1 xvdd r "$TEST_DIR/good.img"
 [ $rc = 1 ] || fail "block-attach in-use read-only exited $rc"
 expect_msg "$TEST_DIR/err" "in use read-write"
 
-# The daemon cannot open a missing target, so it never reaches InitWait
-# and block-attach fails on that; the script's own answer is checked by
-# running it by hand on a backend dir the daemon does not claim.
+info "a missing target: the daemon still reaches InitWait, the script refuses"
+attach g1 xvde w "$TEST_DIR/no such.img"
+[ $rc = 1 ] || fail "block-attach missing exited $rc: $(cat "$TEST_DIR/err")"
+expect_msg "$TEST_DIR/err" "hotplug script failed"
+expect_msg "$TEST_DIR/err" "$TEST_DIR/no such.img: No such file or directory"
+expect_gone "$(be_path "$g" 51776)"
+info "a directory as target: refused the same way"
+attach g1 xvde w "$TEST_DIR"
+[ $rc = 1 ] || fail "block-attach directory exited $rc: $(cat "$TEST_DIR/err")"
+expect_msg "$TEST_DIR/err" "not a regular file or block device"
+expect_gone "$(be_path "$g" 51776)"
+
+# The script's own answers, run by hand on a backend dir the daemon does
+# not claim.
 info "script by hand: missing target, a directory, spaces in the reason"
 vbd_write 9 51712 "$TEST_DIR/no such.img" /etc/xen/scripts/other-backend
 be9=$(be_path 9 51712)

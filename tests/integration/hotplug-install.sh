@@ -6,10 +6,12 @@
 test_timeout 300
 inst="$TEST_DIR/inst"
 
-# dir VAR: the fully expanded make variable VAR of hotplug/Makefile.
+# dir VAR: the fully expanded make variable VAR of hotplug/Makefile. The
+# outer make's flags stay out: under "make check -j" they made the inner
+# make print "Entering directory" into the value.
 dir() {
 	printf 'print:\n\t@echo $(%s)\n' "$1" |
-		make -s --no-print-directory -C "$top_builddir/hotplug" -f Makefile -f - print
+		env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s --no-print-directory -C "$top_builddir/hotplug" -f Makefile -f - print
 }
 
 make -s -C "$top_builddir" install DESTDIR="$inst" >"$TEST_DIR/install.log" 2>&1 ||
