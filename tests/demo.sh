@@ -2,9 +2,11 @@
 # make demo: blkbackd serving a simulated guest, narrated. Starts xensimd
 # and blkbackd in a scratch directory, creates a guest, attaches a disk file
 # through the blkbackd hotplug script the way xl does, runs a verified
-# workload, detaches it while I/O is in flight, re-attaches and checks every
-# acknowledged write, then tears everything down; any failure stops the demo
-# with a non-zero exit, and every process and file goes on any exit.
+# workload, shows blkback-ctl list and stats under load, detaches it with
+# blkback-ctl while I/O is in flight (with its progress), re-attaches and
+# checks every acknowledged write, then tears everything down; any failure
+# stops the demo with a non-zero exit, and every process and file goes on
+# any exit.
 # Usage: demo.sh BUILDDIR. Environment: DEMO_TIMEOUT (seconds, default 60),
 # DEMO_SCRIPT_DIR (where the blkbackd hotplug script is; default the
 # source tree's hotplug/).
@@ -178,10 +180,12 @@ show "$sim/blkfront-sim" "$@"
 wait_until 2 be_state_is 6 || die "backend state $(be_state) after the frontend closed, wanted 6"
 say "the frontend closed, and blkbackd followed to Closed (state 6)"
 
-step "6. Detach while a write workload is in flight, as 'xl block-detach' would"
-say "blkfront-sim writes at queue depth 32 for up to 30 s; after 2 s the"
-say "toolstack writes online=0 and state=5. blkbackd stops taking requests,"
-say "answers the ones in flight, unmaps the ring and only then says Closed."
+step "6. The operator's view under load, then a detach with I/O in flight"
+say "blkfront-sim writes at queue depth 32 for up to 30 s; after 2 s we look"
+say "with blkback-ctl list and stats, then 'blkback-ctl detach' closes the vbd:"
+say "blkbackd stops taking requests, answers the ones in flight, unmaps the"
+say "ring and only then says Closed; 'xl block-detach' (xensim) then finds it"
+say "Closed and removes the dirs."
 set -- --domain demo-vm --vdev xvda --workload randwrite --bs 4k \
 	--qd 32 --seconds 30 --verify --progress --state "$work/verify.state"
 show "$sim/blkfront-sim" "$@"
@@ -191,9 +195,16 @@ track $front_pid
 wait_until 10 be_state_is 4 || die "the frontend did not connect (backend state $(be_state))"
 sleep 2
 kill -0 "$front_pid" 2>/dev/null || die "the workload ended before the detach"
+run blkback-ctl list >"$work/list.txt" || die "blkback-ctl list"
+indent <"$work/list.txt"
+run blkback-ctl stats >"$work/stats.txt" || die "blkback-ctl stats"
+indent <"$work/stats.txt"
 log_mark=$(wc -l <"$work/blkbackd.log")
 d0=$(date +%s%N)
-run "$sim/xensim" block-detach demo-vm xvda || die "block-detach with I/O in flight failed"
+run blkback-ctl detach "$domid" xvda --timeout 10 >"$work/detach.txt" ||
+	die "blkback-ctl detach with I/O in flight failed"
+indent <"$work/detach.txt"
+run "$sim/xensim" block-detach demo-vm xvda || die "block-detach after the detach failed"
 say "detach done in $((($(date +%s%N) - d0) / 1000000)) ms (libxl allows 10 s); blkbackd said:"
 tail -n +$((log_mark + 1)) "$work/blkbackd.log" | indent
 rc=0
