@@ -303,6 +303,20 @@ static void print_counters(struct json_object *c, const char *indent)
 	       reply_u64(lat, "p90"), reply_u64(lat, "p99"), reply_u64(lat, "max"), reply_u64(lat, "count"));
 }
 
+/* Restarts this vbd lived through, and what each had to do again. */
+static void print_recovery(struct json_object *rec)
+{
+	time_t last = (time_t)reply_u64(rec, "last");
+	char when[32] = "never";
+	struct tm tm;
+
+	if (last && localtime_r(&last, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+	printf("  recoveries: %" PRIu64 " (last %s), requests issued again %" PRIu64
+	       ", responses published again %" PRIu64 ", policy %s\n", reply_u64(rec, "count"), when,
+	       reply_u64(rec, "reissued"), reply_u64(rec, "republished"), dash(reply_str(rec, "policy")));
+}
+
 static void print_show(struct json_object *rep)
 {
 	struct json_object *v = reply_get(rep, "vbd"), *rings = reply_get(v, "ring_list");
@@ -324,6 +338,7 @@ static void print_show(struct json_object *rep)
 	       reply_u64(v, "inflight"), json_object_get_double(reply_get(v, "iops")));
 	if (*reply_str(v, "error"))
 		printf("  error: %s\n", reply_str(v, "error"));
+	print_recovery(reply_get(v, "recovery"));
 	for (i = 0; i < n; i++) {
 		struct json_object *r = json_object_array_get_idx(rings, i), *f = reply_get(r, "features");
 

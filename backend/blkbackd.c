@@ -24,6 +24,8 @@
 #define DEFAULT_RESIZE_MS	1000
 #define DEFAULT_CONTROL		"/run/blkbackd/control"
 #define SIM_CONTROL_NAME	"blkbackd.control"	/* in the simulator DIR */
+#define DEFAULT_JOURNAL_DIR	"/run/blkbackd/journal"
+#define SIM_JOURNAL_NAME	"journal"		/* in the simulator DIR */
 
 enum { EXIT_USAGE = 2 };
 
@@ -48,13 +50,18 @@ static const char usage_text[] =
 	"      --control PATH        control socket (default: " DEFAULT_CONTROL ",\n"
 	"                            DIR/" SIM_CONTROL_NAME " on the simulator), none: off\n"
 	"      --control-group GROUP members of GROUP may use the control socket too\n"
+	"      --journal-dir DIR     recovery journals (default: " DEFAULT_JOURNAL_DIR ",\n"
+	"                            DIR/" SIM_JOURNAL_NAME " on the simulator), none: off\n"
+	"      --recovery POLICY     after a restart, requests in flight when the\n"
+	"                            earlier process died are issued again (reissue,\n"
+	"                            the default) or answered with an error (fail)\n"
 	"  -h, --help                this text\n"
 	"  -V, --version             print the version\n";
 
 enum {
 	OPT_PLATFORM = 256, OPT_DIR, OPT_IO_ENGINE, OPT_SCRIPT_NAME, OPT_DIRECT_IO,
 	OPT_SECTOR_SIZE, OPT_RESIZE_INTERVAL, OPT_MAX_INDIRECT, OPT_CONTROL, OPT_CONTROL_GROUP,
-	OPT_MAX_QUEUES,
+	OPT_MAX_QUEUES, OPT_JOURNAL_DIR, OPT_RECOVERY,
 };
 
 static const struct option long_options[] = {
@@ -73,6 +80,8 @@ static const struct option long_options[] = {
 	{ "control", required_argument, NULL, OPT_CONTROL },
 	{ "max-queues", required_argument, NULL, OPT_MAX_QUEUES },
 	{ "control-group", required_argument, NULL, OPT_CONTROL_GROUP },
+	{ "journal-dir", required_argument, NULL, OPT_JOURNAL_DIR },
+	{ "recovery", required_argument, NULL, OPT_RECOVERY },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -173,6 +182,24 @@ static int options_parse(struct blkbackd *d, int argc, char **argv, int *verbose
 			break;
 		case OPT_CONTROL_GROUP:
 			d->control_group = optarg;
+			break;
+		case OPT_JOURNAL_DIR:
+			if (optarg[0] != '/' && strcmp(optarg, "none") != 0) {
+				fprintf(stderr, "blkbackd: --journal-dir takes an absolute path or none\n");
+				return -EINVAL;
+			}
+			d->journal_dir = optarg;
+			break;
+		case OPT_RECOVERY:
+			if (strcmp(optarg, RECOVERY_REISSUE) == 0) {
+				d->recover_fail = false;
+			} else if (strcmp(optarg, RECOVERY_FAIL) == 0) {
+				d->recover_fail = true;
+			} else {
+				fprintf(stderr, "blkbackd: --recovery is %s or %s\n", RECOVERY_REISSUE,
+					RECOVERY_FAIL);
+				return -EINVAL;
+			}
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -317,6 +344,31 @@ static int epoll_add(int ep, int fd, uint32_t tag)
 	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
+/* A journal is kept while a ring of its vbd runs from it, and while the
+ * vbd still waits to be taken over (its storage did not open yet, say):
+ * without it, that takeover could only guess. */
+static bool journal_in_use(void *opaque, uint32_t fe_domid, uint32_t devid, uint32_t queue)
+{
+	struct vbd *v = vbd_find(opaque, fe_domid, devid);
+
+	return v && (queue < v->nr_rings || v->takeover);
+}
+
+static void blkbackd_sweep_journals(struct blkbackd *d)
+{
+	unsigned int removed = 0;
+	int r;
+
+	if (!d->journal_dir)
+		return;
+	r = journal_sweep(d->journal_dir, journal_in_use, d, &removed);
+	if (r < 0)
+		log_errno(LOG_LEVEL_WARN, r, "cannot look through %s", d->journal_dir);
+	else if (removed)
+		log_info("removed %u journal%s of vbds no longer served", removed,
+			 removed == 1 ? "" : "s");
+}
+
 /* The main loop: xenstore events, signals, ring threads, resize timer. */
 static int blkbackd_run(struct blkbackd *d, int sfd)
 {
@@ -359,9 +411,12 @@ static int blkbackd_run(struct blkbackd *d, int sfd)
 		goto out;
 
 	/* Catch up with what exists already (the initial watch event does
-	 * this too; doing it here makes startup independent of it). */
+	 * this too; doing it here makes startup independent of it). Vbds an
+	 * earlier process served are taken over here, from their journals;
+	 * the journals nobody took are of vbds that went away meanwhile. */
 	xenbus_scan(d);
 	xenbus_dispatch(d);
+	blkbackd_sweep_journals(d);
 	notify("READY=1");
 
 	while (!d->quitting) {
@@ -433,6 +488,26 @@ static int blkbackd_control_open(struct blkbackd *d, char **ret_buf)
 	return control_open(d);
 }
 
+/* Like the control socket: each simulator DIR has its own journals. */
+static int blkbackd_journal_dir(struct blkbackd *d, char **ret_buf)
+{
+	const char *dir = d->sim_dir ? d->sim_dir : getenv("XENSIM_DIR");
+
+	if (d->journal_dir && strcmp(d->journal_dir, "none") == 0) {
+		d->journal_dir = NULL;
+		return 0;
+	}
+	if (d->journal_dir)
+		return 0;
+	d->journal_dir = DEFAULT_JOURNAL_DIR;
+	if (strcmp(platform_name(d->plat), "sim") == 0 && dir) {
+		if (asprintf(ret_buf, "%s/%s", dir, SIM_JOURNAL_NAME) < 0)
+			return -ENOMEM;
+		d->journal_dir = *ret_buf;
+	}
+	return 0;
+}
+
 static void blkbackd_shutdown(struct blkbackd *d)
 {
 	while (d->vbds) {
@@ -458,7 +533,7 @@ int main(int argc, char **argv)
 	struct platform_config pc = { 0 };
 	int verbose = 0, sfd = -1, r, status = EXIT_FAILURE;
 	bool check = false;
-	char *control_buf = NULL;
+	char *control_buf = NULL, *journal_buf = NULL;
 	sigset_t mask;
 
 	r = options_parse(&d, argc, argv, &verbose, &check);
@@ -504,6 +579,9 @@ int main(int argc, char **argv)
 		status = EXIT_SUCCESS;
 		goto out;
 	}
+	r = blkbackd_journal_dir(&d, &journal_buf);
+	if (r < 0)
+		goto out;
 	r = blkbackd_control_open(&d, &control_buf);
 	if (r < 0)
 		goto out;
@@ -526,6 +604,7 @@ out:
 		unlink(d.pidfile);
 	control_close(&d);
 	free(control_buf);
+	free(journal_buf);
 	platform_close(d.plat);
 	xenbus_close(&d);
 	if (d.wake_fd >= 0)

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <xenstore.h>
 
@@ -40,6 +41,7 @@ struct control;
 #define XK_DEV			"dev"		/* vdev name, for blkback-ctl */
 #define XK_DOMAIN_NAME		"name"		/* under /local/domain/<id> */
 #define XK_ERROR		"error"
+#define XK_RECOVERY_POLICY	"recovery-policy"	/* ours: reissue | fail */
 #define XK_MAX_RING_PAGE_ORDER	"max-ring-page-order"
 #define XK_MAX_INDIRECT_SEGS	"feature-max-indirect-segments"
 #define XK_MQ_MAX_QUEUES	"multi-queue-max-queues"
@@ -63,6 +65,8 @@ struct control;
 #define XK_QUEUE_DIR_FMT	"queue-%u"	/* per-queue ring-ref*, event-channel */
 
 #define HOTPLUG_CONNECTED	"connected"
+#define RECOVERY_REISSUE	"reissue"
+#define RECOVERY_FAIL		"fail"
 #define BLKBACKD_MAX_RING_ORDER	4u
 #define BLKBACKD_MAX_RING_PAGES	(1u << BLKBACKD_MAX_RING_ORDER)
 #define BLKBACKD_DEFAULT_INDIRECT_SEGS	256u	/* 1 MiB requests */
@@ -111,6 +115,8 @@ struct blkbackd {
 	unsigned int max_queues;	/* multi-queue-max-queues, >= 1 */
 	const char *control_path;	/* control socket (control.c) */
 	const char *control_group;	/* NULL: root only */
+	const char *journal_dir;	/* recovery journals; NULL: none */
+	bool recover_fail;		/* --recovery fail: error, not re-issue */
 
 	/* run time, main thread only unless marked */
 	struct xs_handle *xs;
@@ -227,6 +233,14 @@ struct vbd {
 	unsigned int max_indirect_segs;
 	/* multi-queue-max-queues as published at configure */
 	unsigned int max_queues;
+	/* configure found both ends Connected: an earlier blkbackd served
+	 * this vbd, so start resumes its rings from their journals */
+	bool takeover;
+	bool recover_fail;		/* recovery-policy, read at start */
+	unsigned int recoveries;	/* times we resumed an earlier process */
+	time_t last_recovery;		/* wall clock of the last one */
+	uint64_t reissued;		/* requests issued again, all recoveries */
+	uint64_t republished;		/* responses published again */
 
 	/* for the control socket (control.c); main thread only */
 	bool detach;			/* blkback-ctl detach: close as online=0 does */
@@ -272,6 +286,10 @@ struct ring_config {
 	enum io_engine_kind engine;
 	/* as advertised at probe; 0: INDIRECT is an unknown op */
 	unsigned int max_indirect_segments;
+	const char *journal_dir;		/* NULL: no journal, no recovery */
+	bool recover;				/* resume from an earlier journal */
+	bool recover_fail;			/* answer recovered requests with an
+						 * error instead of issuing them */
 };
 
 /* Maps the ring (attach form: never initialises it), binds the event
@@ -287,8 +305,10 @@ bool ring_is_stopped(const struct ring *r);
  * fills msg with the reason. */
 bool ring_take_halt(struct ring *r, char *msg, size_t len);
 /* Joins the thread, unbinds the event channel, unmaps the ring, frees.
- * Only after ring_is_stopped(); main thread only. */
-void ring_release(struct ring *r);
+ * Only after ring_is_stopped(); main thread only. keep_journal: the
+ * daemon is going away and a successor takes the ring over; otherwise the
+ * ring disconnected and its journal goes. */
+void ring_release(struct ring *r, bool keep_journal);
 
 struct ring_info {
 	unsigned int index;
@@ -299,6 +319,10 @@ struct ring_info {
 	uint32_t port;				/* our end */
 	uint32_t remote_port;
 	bool stopped;				/* thread exited */
+	bool journal;				/* recovery is on */
+	bool recovered;				/* resumed an earlier process's ring */
+	unsigned int replayed;			/* ... issuing these again */
+	unsigned int republished;		/* ... publishing these again */
 };
 
 const struct ring_stats *ring_get_stats(const struct ring *r);
@@ -306,6 +330,74 @@ const struct ring_stats *ring_get_stats(const struct ring *r);
  * not added, the maximum latency is kept). */
 void ring_stats_add(struct ring_stats *dst, const struct ring_stats *src);
 void ring_get_info(const struct ring *r, struct ring_info *ret);
+
+/* ---- journal.c: the per-ring recovery journal ---- */
+
+#define JOURNAL_MAX_ENTS	(32u << BLKBACKD_MAX_RING_ORDER)
+#define JOURNAL_SUFFIX		".journal"
+
+/* Which ring a journal belongs to: a restarted daemon uses a journal only
+ * for the very ring it was written for. All u32: no padding, compared
+ * with memcmp. */
+struct journal_ring_id {
+	uint32_t fe_domid;
+	uint32_t devid;
+	uint32_t queue;
+	uint32_t order;
+	uint32_t abi;
+	uint32_t remote_port;
+	uint32_t refs[BLKBACKD_MAX_RING_PAGES];
+	uint32_t start;		/* rsp_prod when this connection began */
+};
+
+struct journal;
+
+/* What a restarted daemon does with a journal and the shared indices. */
+struct journal_plan {
+	uint32_t req_cons;		/* consume the ring from here */
+	uint32_t rsp_written;		/* responses were written up to here */
+	uint32_t rsp_published;		/* the guest has seen up to here */
+	unsigned int nr_replay;		/* slots to issue again, in ring order */
+	unsigned int replay[JOURNAL_MAX_ENTS];
+	unsigned int nr_answered;	/* slots answered: just retire them */
+	unsigned int answered[JOURNAL_MAX_ENTS];
+};
+
+/* DIR/d<domid>-<devid>-q<queue>.journal, created empty (a stale one is
+ * replaced). */
+int journal_create(const char *dir, const struct journal_ring_id *id, unsigned int nr_ents,
+		   struct journal **ret);
+/* The journal an earlier process left for this ring: -ENOENT when there is
+ * none, -ESTALE when it belongs to another ring or binary layout. */
+int journal_open(const char *dir, const struct journal_ring_id *id, unsigned int nr_ents,
+		 struct journal **ret);
+/* Unmaps; the file stays for the next process. */
+void journal_close(struct journal *j);
+/* Unmaps and deletes: the ring disconnected cleanly. */
+void journal_remove(struct journal *j);
+/* Ring thread: the request read at ring index seq now lives in slot. */
+void journal_consume(struct journal *j, unsigned int slot, uint32_t seq,
+		     const struct blkif_req *req);
+/* Ring thread: the response about to be written at ring index idx. */
+void journal_respond(struct journal *j, uint32_t idx, uint32_t seq, uint64_t id, uint8_t op,
+		     int16_t status);
+/* Ring thread: slot's request is answered (its response is in the log). */
+void journal_retire(struct journal *j, unsigned int slot);
+/* From the journal and the shared indices: where to resume, what to
+ * publish again, what to issue again. -EPROTO when the indices cannot
+ * belong to this journal (a guest scribbled on them), -EUCLEAN when the
+ * journal contradicts itself (a request recorded past req_cons + 1). */
+int journal_plan(struct journal *j, uint32_t rsp_prod, uint32_t req_prod,
+		 struct journal_plan *ret);
+/* The request recorded in slot (its indirect_segs pointer is NULL). */
+const struct blkif_req *journal_req(const struct journal *j, unsigned int slot,
+				    uint32_t *ret_seq);
+/* The response logged for ring index idx; -ENOENT when the log lacks it. */
+int journal_rsp(const struct journal *j, uint32_t idx, struct blkif_rsp *ret);
+/* Deletes the journals in dir that keep() does not claim. */
+int journal_sweep(const char *dir, bool (*keep)(void *opaque, uint32_t fe_domid,
+						 uint32_t devid, uint32_t queue),
+		  void *opaque, unsigned int *ret_removed);
 
 /* ---- control.c: the control socket blkback-ctl talks to ---- */
 

@@ -479,6 +479,8 @@ static struct json_object *ring_detail(const struct vbd *v, const struct ring *r
 	jadd_u64(o, "rsp_prod", atomic_load_explicit(&s->rsp_prod, memory_order_relaxed));
 	jadd_str(o, "step", ri.stopped ? "stopped" :
 		 v->phase == VBD_CLOSING ? "draining" : "running");
+	jadd(o, "journal", json_object_new_boolean(ri.journal));
+	jadd(o, "recovered", json_object_new_boolean(ri.recovered));
 	f = json_object_new_object();
 	jadd(f, "flush", json_object_new_boolean(true));
 	jadd(f, "barrier", json_object_new_boolean(true));
@@ -492,7 +494,7 @@ static struct json_object *ring_detail(const struct vbd *v, const struct ring *r
 
 static struct json_object *vbd_detail(struct vbd *v)
 {
-	struct json_object *o = vbd_row(v), *rings;
+	struct json_object *o = vbd_row(v), *rings, *rec;
 	unsigned int i;
 
 	jadd_str(o, "backend_path", v->be_path);
@@ -500,6 +502,13 @@ static struct json_object *vbd_detail(struct vbd *v)
 	jadd_str(o, "error", v->last_error);
 	jadd(o, "detach_requested", json_object_new_boolean(v->detach));
 	jadd(o, "hotplug_connected", json_object_new_boolean(v->seen_hotplug_ok));
+	rec = json_object_new_object();
+	jadd_u64(rec, "count", v->recoveries);
+	jadd_u64(rec, "last", (uint64_t)v->last_recovery);
+	jadd_u64(rec, "reissued", v->reissued);
+	jadd_u64(rec, "republished", v->republished);
+	jadd_str(rec, "policy", v->recover_fail ? RECOVERY_FAIL : RECOVERY_REISSUE);
+	jadd(o, "recovery", rec);
 	if (v->backing) {
 		jadd_u64(o, "sector_size", v->props.sector_size);
 		jadd_u64(o, "physical_sector_size", v->props.phys_sector_size);

@@ -6,13 +6,18 @@
  * INDIRECT requests fetch their segment pages once by grant copy into
  * private memory and take their data buffer from a bounded per-ring pool.
  * The ring thread alone touches the shared ring; the main thread maps it
- * before the thread starts and unmaps it after the thread has exited. */
+ * before the thread starts and unmaps it after the thread has exited.
+ * With a journal (journal.c) every consumed request and every response is
+ * recorded first, so a restarted process can resume the ring where this
+ * one died: publish again what was answered but not published, issue
+ * again what was not answered, never answer twice. */
 #include "config.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +65,8 @@ struct rreq {
 	struct rreq *next;		/* free list or a stage list */
 	enum rreq_stage stage;
 	struct blkif_req req;		/* the single private copy */
+	uint32_t seq;			/* the ring index it was read from */
+	bool refused;			/* the validator said no: no latency sample */
 	int16_t status;
 	bool flush_after;		/* barrier or flush with data: flush next */
 	uint64_t offset;		/* bytes */
@@ -112,14 +119,24 @@ struct ring {
 	struct rbig *big_free;
 	bool stashed;			/* an indirect request waits for the pool */
 	struct blkif_req stash;		/* ... here: the slot is not read again */
+	struct rreq *stash_q;		/* ... holding this request slot */
 	unsigned long stash_waits;	/* times the pool ran dry, for the log */
 	void *ind_pages;		/* private copies of one request's indirect pages */
 	xengnttab_grant_copy_segment_t ind_copy[BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST];
 	bool stopping;
 	bool halted;
+	struct journal *journal;	/* NULL: recovery is off */
+	struct rreq **replay;		/* recovered requests to issue again, */
+	unsigned int nr_replay;		/* in ring order, from replay_pos on */
+	unsigned int replay_pos;
+	bool notify_once;		/* recovered: kick the frontend once */
 	unsigned int spurious;
 	unsigned long errors_logged;
 	struct blkif_vbd_desc desc;
+
+	/* what recovery found (main thread, at start) */
+	bool recovered;
+	unsigned int nr_republished;
 
 	/* thread -> main */
 	struct ring_stats stats;	/* written by the thread only */
@@ -127,6 +144,41 @@ struct ring {
 	atomic_bool halt_pending;
 	char halt_msg[128];
 };
+
+/* ---- crash points, a testing aid ----
+ * BLKBACKD_CRASH_AT=POINT:N kills the process with SIGKILL the Nth time
+ * any ring passes POINT, so tests can stop us exactly where recovery is
+ * hardest: a request consumed but not issued, a response written but not
+ * published, published but its request not yet retired. */
+enum crash_point { CRASH_NONE, CRASH_CONSUMED, CRASH_RESPONDED, CRASH_PUSHED };
+
+static enum crash_point crash_at = CRASH_NONE;
+static _Atomic long crash_countdown;
+static pthread_once_t crash_once = PTHREAD_ONCE_INIT;
+
+static void crash_init(void)
+{
+	static const char *const names[] = { "", "consumed", "responded", "pushed" };
+	const char *env = getenv("BLKBACKD_CRASH_AT"), *colon;
+	long n;
+
+	if (!env || !(colon = strchr(env, ':')))
+		return;
+	n = strtol(colon + 1, NULL, 10);
+	for (unsigned int i = 1; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strlen(names[i]) == (size_t)(colon - env) &&
+		    strncmp(env, names[i], (size_t)(colon - env)) == 0 && n > 0) {
+			crash_at = (enum crash_point)i;
+			atomic_store(&crash_countdown, n);
+		}
+	}
+}
+
+static inline void crash_point(enum crash_point p)
+{
+	if (crash_at == p && atomic_fetch_sub(&crash_countdown, 1) == 1)
+		raise(SIGKILL);
+}
 
 static void ring_log(const struct ring *r, enum log_level level, int errnum,
 		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -256,6 +308,10 @@ void ring_get_info(const struct ring *r, struct ring_info *ret)
 	ret->port = r->port;
 	ret->remote_port = r->cfg.remote_port;
 	ret->stopped = ring_is_stopped(r);
+	ret->recovered = r->recovered;
+	ret->replayed = r->nr_replay;
+	ret->republished = r->nr_republished;
+	ret->journal = r->journal != NULL;
 }
 
 /* ---- lifetime ---- */
@@ -290,14 +346,23 @@ static void ring_halt(struct ring *r, const char *fmt, ...)
 
 /* ---- responses ---- */
 
-static void ring_respond(struct ring *r, uint64_t id, uint8_t op, int16_t status)
+static void ring_push(struct ring *r);
+
+static void ring_respond(struct ring *r, uint32_t seq, uint64_t id, uint8_t op, int16_t status)
 {
 	struct blkif_rsp rsp = { .id = id, .operation = op, .status = status };
 
+	/* Never more unpublished responses than the journal's log holds (a
+	 * well-behaved frontend cannot make this happen anyway). */
+	if (r->rsp_prod_pvt - r->rsp_pushed >= r->layout.nr_ents)
+		ring_push(r);
+	if (r->journal)
+		journal_respond(r->journal, r->rsp_prod_pvt, seq, id, op, status);
 	/* The slot is ours to write: rsp_prod_pvt never passes req_cons. */
 	blkif_rsp_encode(r->cfg.abi, blkif_ring_slot(&r->layout, r->sring, r->rsp_prod_pvt), &rsp);
 	r->rsp_prod_pvt++;
 	stat_add(&r->stats.ops[ring_op_class_of(op)], 1);
+	crash_point(CRASH_RESPONDED);
 }
 
 /* RING_PUSH_RESPONSES_AND_CHECK_NOTIFY, with the old value taken from our
@@ -314,6 +379,7 @@ static void ring_push(struct ring *r)
 	sring_store(r, SRING_RSP_PROD, new);
 	r->rsp_pushed = new;
 	stat_set32(&r->stats.rsp_prod, new);
+	crash_point(CRASH_PUSHED);
 	/* The index before reading rsp_event (xen_mb): otherwise the frontend
 	 * may set rsp_event after our read and sleep forever. */
 	atomic_thread_fence(memory_order_seq_cst);
@@ -346,6 +412,8 @@ static void rreq_free(struct ring *r, struct rreq *q)
 		r->big_free = q->big;
 		q->big = NULL;
 	}
+	if (r->journal)
+		journal_retire(r->journal, (unsigned int)(q - r->reqs));
 	q->stage = RREQ_FREE;
 	q->next = r->free;
 	r->free = q;
@@ -356,8 +424,9 @@ static void rreq_free(struct ring *r, struct rreq *q)
 
 static void rreq_finish(struct ring *r, struct rreq *q, int16_t status)
 {
-	ring_stat_done(r, blkif_req_data_op(&q->req), q->len, q->t_start, status);
-	ring_respond(r, q->req.id, ring_rsp_op(r, &q->req), status);
+	if (!q->refused)
+		ring_stat_done(r, blkif_req_data_op(&q->req), q->len, q->t_start, status);
+	ring_respond(r, q->seq, q->req.id, ring_rsp_op(r, &q->req), status);
 	rreq_free(r, q);
 }
 
@@ -537,8 +606,10 @@ static void ring_complete(void *opaque, void *cookie, int result)
 static void ring_barrier_check(struct ring *r)
 {
 	struct rreq *q = r->barrier;
+	/* Recovered requests not taken yet hold slots but come after it. */
+	unsigned int later = r->nr_replay - r->replay_pos;
 
-	if (!q || q->stage != RREQ_BARRIER_WAIT || r->inflight != 1)
+	if (!q || q->stage != RREQ_BARRIER_WAIT || r->inflight - later != 1)
 		return;
 	rreq_submit(r, q);
 }
@@ -563,17 +634,24 @@ static void ring_reap(struct ring *r)
 
 /* ---- requests ---- */
 
-static struct rreq *rreq_get(struct ring *r)
+/* q, just off the free list, now holds a request in flight. */
+static void rreq_hold(struct ring *r, struct rreq *q)
 {
-	struct rreq *q = r->free;
-
-	r->free = q->next;
 	r->inflight++;
 	stat_set32(&r->stats.inflight, r->inflight);
 	ring_ref(r);
 	q->big = NULL;
 	q->len = 0;
+	q->refused = false;
 	q->t_start = now_ns();
+}
+
+static struct rreq *rreq_get(struct ring *r)
+{
+	struct rreq *q = r->free;
+
+	r->free = q->next;
+	rreq_hold(r, q);
 	return q;
 }
 
@@ -687,11 +765,10 @@ static void ring_refuse(struct ring *r, const struct blkif_req *req, int16_t st,
 			 req->operation, st, reason);
 }
 
-/* An INDIRECT request with a header that passed validation, a free slot
- * and a free pool buffer. */
-static void ring_take_indirect(struct ring *r, struct blkif_req *req)
+/* An INDIRECT request with a header that passed validation, its request
+ * slot q and a free pool buffer. */
+static void ring_take_indirect(struct ring *r, struct rreq *q, struct blkif_req *req)
 {
-	struct rreq *q = rreq_get(r);
 	const char *reason = "";
 	int16_t st;
 
@@ -701,14 +778,18 @@ static void ring_take_indirect(struct ring *r, struct blkif_req *req)
 	if (st != BLKIF_RSP_OKAY) {
 		ring_refuse(r, req, st, reason);
 		q->req = *req;
+		q->refused = true;
 		rreq_finish(r, q, st);
 		return;
 	}
 	ring_dispatch(r, q, req);
 }
 
-/* One request, privately copied; a slot is free. */
-static void ring_take(struct ring *r, struct blkif_req *req)
+/* One request, privately copied (or recovered from the journal), held by
+ * its request slot q: validate, then on its way. A refused request is
+ * answered through its slot too, so that its answer is journaled like
+ * every other. */
+static void ring_take_req(struct ring *r, struct rreq *q, struct blkif_req *req)
 {
 	const char *reason = "";
 	int16_t st;
@@ -717,7 +798,9 @@ static void ring_take(struct ring *r, struct blkif_req *req)
 	if (st != BLKIF_RSP_OKAY) {
 		stat_add(&r->stats.err_validation, 1);
 		ring_refuse(r, req, st, reason);
-		ring_respond(r, req->id, ring_rsp_op(r, req), st);
+		q->req = *req;
+		q->refused = true;
+		rreq_finish(r, q, st);
 		return;
 	}
 	if (req->operation == BLKIF_OP_INDIRECT) {
@@ -725,25 +808,70 @@ static void ring_take(struct ring *r, struct blkif_req *req)
 			/* The pool is empty: keep the copy, consume nothing
 			 * more until a buffer comes back. */
 			r->stash = *req;
+			r->stash_q = q;
 			r->stashed = true;
 			r->stash_waits++;
 			return;
 		}
-		ring_take_indirect(r, req);
+		ring_take_indirect(r, q, req);
 		return;
 	}
-	ring_dispatch(r, rreq_get(r), req);
+	ring_dispatch(r, q, req);
+}
+
+/* The request read at ring index seq; a request slot is free. */
+static void ring_take(struct ring *r, struct blkif_req *req, uint32_t seq)
+{
+	struct rreq *q = rreq_get(r);
+
+	q->seq = seq;
+	if (r->journal)
+		journal_consume(r->journal, (unsigned int)(q - r->reqs), seq, req);
+	crash_point(CRASH_CONSUMED);
+	ring_take_req(r, q, req);
 }
 
 /* The stashed request was consumed, so it is answered like any request
  * in flight, stopping or not, as soon as a pool buffer is free. */
 static bool ring_unstash(struct ring *r)
 {
-	if (!r->stashed || !r->big_free || !r->free)
+	if (!r->stashed || !r->big_free)
 		return false;
 	r->stashed = false;
-	ring_take_indirect(r, &r->stash);
+	ring_take_indirect(r, r->stash_q, &r->stash);
 	return true;
+}
+
+/* Recovered requests go first, in ring order, before anything new is
+ * read: a barrier among them still orders what follows it. They were
+ * consumed by the process that died, so they are taken even while the
+ * ring stops, and failed when it halted. */
+static bool ring_replay(struct ring *r)
+{
+	bool took = false;
+
+	while (r->replay_pos < r->nr_replay && !r->barrier && !r->stashed) {
+		struct rreq *q = r->replay[r->replay_pos++];
+		struct blkif_req req = q->req;
+
+		took = true;
+		if (r->halted || r->cfg.recover_fail) {
+			q->refused = true;
+			rreq_finish(r, q, BLKIF_RSP_ERROR);
+			continue;
+		}
+		ring_take_req(r, q, &req);
+	}
+	if (took) {
+		ring_copy_flush(r);
+		ring_barrier_check(r);
+	}
+	return took;
+}
+
+static bool ring_replay_pending(const struct ring *r)
+{
+	return r->replay_pos < r->nr_replay;
 }
 
 /* Consumes what the frontend produced, as far as slots allow. Returns
@@ -756,6 +884,10 @@ static bool ring_consume(struct ring *r)
 	r->desc.nr_sectors = atomic_load_explicit(&r->vbd->nr_sectors, memory_order_relaxed);
 	if (ring_unstash(r))
 		took = true;
+	if (ring_replay(r))
+		took = true;
+	if (ring_replay_pending(r))
+		return took;
 	prod = sring_load(r, SRING_REQ_PROD);
 	/* Entries after the index (xen_rmb). */
 	atomic_thread_fence(memory_order_acquire);
@@ -773,7 +905,7 @@ static bool ring_consume(struct ring *r)
 		blkif_req_decode(r->cfg.abi, blkif_ring_slot(&r->layout, r->sring, r->req_cons), &req);
 		r->req_cons++;
 		took = true;
-		ring_take(r, &req);
+		ring_take(r, &req, r->req_cons - 1);
 	}
 	/* Work left on the ring with no slot (or pool buffer) to take it. */
 	if (r->req_cons != prod && (!r->free || r->stashed))
@@ -797,8 +929,11 @@ static bool ring_final_check(struct ring *r)
 
 static bool ring_can_consume(const struct ring *r)
 {
-	return !r->stopping && !r->halted && r->free && !r->barrier &&
-	       (!r->stashed || r->big_free);
+	if (r->stopping || r->halted || r->barrier)
+		return false;
+	if (r->stashed)
+		return r->big_free != NULL;
+	return ring_replay_pending(r) || r->free;
 }
 
 static void *ring_thread(void *arg)
@@ -822,14 +957,24 @@ static void *ring_thread(void *arg)
 		for (;;) {
 			if (ring_can_consume(r) && ring_consume(r))
 				work = true;
+			/* Stopping or halted: recovered requests are still
+			 * ours to answer. */
+			else if (ring_replay_pending(r) && ring_replay(r))
+				work = true;
 			if (io_engine_submit(r->engine) < 0 &&
 			    r->errors_logged++ < RING_LOG_ERRORS_MAX)
 				ring_log(r, LOG_LEVEL_WARN, 0, "submit failed");
 			ring_push(r);
+			if (r->notify_once) {
+				/* The frontend may have queued and kicked while
+				 * nobody was bound to our end. */
+				r->notify_once = false;
+				plat_evtchn_notify(r->ev, r->port);
+			}
 			if (!ring_can_consume(r) || !ring_final_check(r))
 				break;
 		}
-		if (r->stopping && r->inflight == 0 && !r->stashed)
+		if (r->stopping && r->inflight == 0 && !r->stashed && !ring_replay_pending(r))
 			break;
 
 		for (int i = 0; i < 3; i++)
@@ -943,10 +1088,134 @@ static int ring_alloc_reqs(struct ring *r)
 	return 0;
 }
 
+/* Takes request slot k off the free list and holds it. */
+static struct rreq *ring_hold_slot(struct ring *r, unsigned int k)
+{
+	struct rreq **pp, *q = &r->reqs[k];
+
+	for (pp = &r->free; *pp; pp = &(*pp)->next) {
+		if (*pp == q) {
+			*pp = q->next;
+			rreq_hold(r, q);
+			return q;
+		}
+	}
+	return NULL;
+}
+
+/* Resumes from the journal an earlier process left: publishes again the
+ * responses it wrote but did not publish (the same bytes in the same
+ * slots), retires what it answered, and queues what it did not answer
+ * for the thread to issue again, in ring order. The ring is mapped; the
+ * thread has not started. */
+static int ring_recover(struct ring *r, const struct journal_ring_id *id, RING_IDX rsp_prod,
+			RING_IDX req_prod)
+{
+	struct journal_plan *plan;
+	struct journal *j = NULL;
+	unsigned int i;
+	RING_IDX idx;
+	int err;
+
+	plan = malloc(sizeof(*plan));
+	if (!plan)
+		return -ENOMEM;
+	err = journal_open(r->cfg.journal_dir, id, r->layout.nr_ents, &j);
+	if (err < 0)
+		goto out;
+	err = journal_plan(j, rsp_prod, req_prod, plan);
+	if (err < 0) {
+		ring_log(r, LOG_LEVEL_ERR, err, "the journal does not fit the ring (req_prod %u "
+			 "rsp_prod %u)", req_prod, rsp_prod);
+		goto out;
+	}
+	for (idx = plan->rsp_published; idx != plan->rsp_written; idx++) {
+		struct blkif_rsp rsp;
+
+		err = journal_rsp(j, idx, &rsp);
+		if (err < 0) {
+			ring_log(r, LOG_LEVEL_ERR, 0, "the journal lacks response %u", idx);
+			goto out;
+		}
+		blkif_rsp_encode(r->cfg.abi, blkif_ring_slot(&r->layout, r->sring, idx), &rsp);
+	}
+	r->replay = calloc(plan->nr_replay ? plan->nr_replay : 1, sizeof(*r->replay));
+	if (!r->replay) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < plan->nr_replay; i++) {
+		struct rreq *q = ring_hold_slot(r, plan->replay[i]);
+		const struct blkif_req *req;
+
+		if (!q) {
+			err = -EUCLEAN;
+			goto out;
+		}
+		req = journal_req(j, plan->replay[i], &q->seq);
+		q->req = *req;
+		r->replay[r->nr_replay++] = q;
+	}
+	for (i = 0; i < plan->nr_answered; i++)
+		journal_retire(j, plan->answered[i]);
+	r->req_cons = plan->req_cons;
+	r->rsp_prod_pvt = plan->rsp_written;
+	r->rsp_pushed = plan->rsp_published;
+	r->nr_republished = plan->rsp_written - plan->rsp_published;
+	r->journal = j;
+	j = NULL;
+	r->recovered = true;
+	r->notify_once = true;
+	ring_log(r, LOG_LEVEL_INFO, 0, "recovered: resuming at req_cons %u, %u response%s "
+		 "published again, %u request%s to %s", r->req_cons, r->nr_republished,
+		 r->nr_republished == 1 ? "" : "s", r->nr_replay, r->nr_replay == 1 ? "" : "s",
+		 r->cfg.recover_fail ? "fail" : "issue again");
+out:
+	journal_close(j);
+	free(plan);
+	return err;
+}
+
+/* The journal of a new connection, or of the one an earlier process left
+ * (recover): without one, a restarted process resumes at rsp_prod, which
+ * is right only after a clean stop. */
+static int ring_journal_open(struct ring *r, RING_IDX rsp_prod, RING_IDX req_prod)
+{
+	struct journal_ring_id id = {
+		.fe_domid = r->cfg.fe_domid,
+		.devid = r->vbd->devid,
+		.queue = r->index,
+		.order = r->cfg.order,
+		.abi = (uint32_t)r->cfg.abi,
+		.remote_port = r->cfg.remote_port,
+		.start = rsp_prod,
+	};
+	int err;
+
+	memcpy(id.refs, r->cfg.refs, sizeof(id.refs));
+	if (r->cfg.recover) {
+		err = ring_recover(r, &id, rsp_prod, req_prod);
+		if (err == 0)
+			return 0;
+		if (err != -ENOENT && err != -ESTALE)
+			return err;
+		ring_log(r, LOG_LEVEL_WARN, 0, "no journal of this ring (%s): resuming at "
+			 "rsp_prod %u", err == -ENOENT ? "none left" : "another ring's",
+			 rsp_prod);
+	}
+	return journal_create(r->cfg.journal_dir, &id, r->layout.nr_ents, &r->journal);
+}
+
 /* Frees everything ring_start set up; safe on a half-built ring. */
-static void ring_free(struct ring *r)
+static void ring_free(struct ring *r, bool keep_journal)
 {
 	struct vbd *v = r->vbd;
+
+	if (keep_journal)
+		journal_close(r->journal);
+	else
+		journal_remove(r->journal);
+	free(r->replay);
 
 	io_engine_free(r->engine);
 	if (r->bound)
@@ -979,6 +1248,7 @@ int ring_start(struct vbd *v, unsigned int index, const struct ring_config *cfg,
 	struct ring *r;
 	int err;
 
+	pthread_once(&crash_once, crash_init);
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
@@ -1031,8 +1301,16 @@ int ring_start(struct vbd *v, unsigned int index, const struct ring_config *cfg,
 		goto fail;
 	}
 	r->req_cons = r->rsp_prod_pvt = r->rsp_pushed = rsp_prod;
-	stat_set32(&r->stats.req_cons, rsp_prod);
-	stat_set32(&r->stats.rsp_prod, rsp_prod);
+	if (cfg->journal_dir) {
+		err = ring_journal_open(r, rsp_prod, req_prod);
+		if (err < 0) {
+			ring_log(r, LOG_LEVEL_ERR, err, "cannot set up the journal in %s",
+				 cfg->journal_dir);
+			goto fail;
+		}
+	}
+	stat_set32(&r->stats.req_cons, r->req_cons);
+	stat_set32(&r->stats.rsp_prod, r->rsp_pushed);
 
 	err = plat_evtchn_open(d->plat, &r->ev);
 	if (err < 0)
@@ -1064,7 +1342,8 @@ int ring_start(struct vbd *v, unsigned int index, const struct ring_config *cfg,
 	*ret = r;
 	return 0;
 fail:
-	ring_free(r);
+	/* A journal we recovered from stays for the next try. */
+	ring_free(r, r->recovered);
 	return err;
 }
 
@@ -1090,11 +1369,11 @@ bool ring_take_halt(struct ring *r, char *msg, size_t len)
 	return true;
 }
 
-void ring_release(struct ring *r)
+void ring_release(struct ring *r, bool keep_journal)
 {
 	if (r->thread_started)
 		pthread_join(r->thread, NULL);
 	if (atomic_load(&r->refs) != 1)
 		ring_log(r, LOG_LEVEL_ERR, 0, "released with %d references", atomic_load(&r->refs));
-	ring_free(r);
+	ring_free(r, keep_journal);
 }

@@ -464,6 +464,7 @@ static int vbd_configure(struct vbd *v, bool takeover)
 			vbd_fail(v, r, "cannot publish features");
 		return r;
 	}
+	v->takeover = takeover;
 	vbd_log(v, LOG_LEVEL_INFO, 0, takeover ? "taking over a connected vbd" : "backend InitWait");
 	vbd_clear_error(v);
 	return 0;
@@ -495,6 +496,9 @@ static int vbd_read_ring_config(struct vbd *v, const char *qdir, struct ring_con
 	cfg->fe_domid = v->fe_domid;
 	cfg->engine = d->engine;
 	cfg->max_indirect_segments = v->max_indirect_segs;
+	cfg->journal_dir = d->journal_dir;
+	cfg->recover = v->takeover;
+	cfg->recover_fail = v->recover_fail;
 
 	r = xenbus_read(d, XBT_NULL, v->fe_path, XK_PROTOCOL, &proto);
 	if (r < 0 && r != -ENOENT) {
@@ -549,6 +553,64 @@ static void vbd_kv_uint(struct vbd_kv *kv, const char *key, unsigned long long v
 	snprintf(kv->val, sizeof(kv->val), "%llu", val);
 }
 
+/* The backend's recovery-policy node (absent: the daemon's --recovery):
+ * what a restarted blkbackd does with requests in flight when we died. */
+static int vbd_read_recovery_policy(struct vbd *v)
+{
+	char *val;
+	int r;
+
+	v->recover_fail = v->d->recover_fail;
+	r = xenbus_read(v->d, XBT_NULL, v->be_path, XK_RECOVERY_POLICY, &val);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0) {
+		vbd_fail(v, r, "cannot read %s", XK_RECOVERY_POLICY);
+		return r;
+	}
+	if (strcmp(val, RECOVERY_REISSUE) == 0) {
+		v->recover_fail = false;
+	} else if (strcmp(val, RECOVERY_FAIL) == 0) {
+		v->recover_fail = true;
+	} else {
+		vbd_fail(v, 0, "%s is \"%.32s\", not %s or %s", XK_RECOVERY_POLICY, val,
+			 RECOVERY_REISSUE, RECOVERY_FAIL);
+		free(val);
+		return -EINVAL;
+	}
+	free(val);
+	return 0;
+}
+
+/* What the rings found of an earlier process's work, for the log and for
+ * blkback-ctl show. */
+static void vbd_note_recovery(struct vbd *v)
+{
+	unsigned int i, replayed = 0, republished = 0;
+	bool any = false;
+
+	for (i = 0; i < v->nr_rings; i++) {
+		struct ring_info ri;
+
+		ring_get_info(v->rings[i], &ri);
+		if (!ri.recovered)
+			continue;
+		any = true;
+		replayed += ri.replayed;
+		republished += ri.republished;
+	}
+	if (!any)
+		return;
+	v->recoveries++;
+	v->last_recovery = time(NULL);
+	v->reissued += replayed;
+	v->republished += republished;
+	vbd_log(v, LOG_LEVEL_INFO, 0, "recovered after a restart: %u request%s %s, "
+		"%u response%s published again", replayed, replayed == 1 ? "" : "s",
+		v->recover_fail ? "failed" : "issued again", republished,
+		republished == 1 ? "" : "s");
+}
+
 /* start: rings mapped and running, connect keys + Connected in one tx. */
 static int vbd_start(struct vbd *v)
 {
@@ -561,6 +623,9 @@ static int vbd_start(struct vbd *v)
 	size_t n = 0;
 	int r;
 
+	r = vbd_read_recovery_policy(v);
+	if (r < 0)
+		return r;
 	r = xenbus_read_uint(v->d, XBT_NULL, v->fe_path, XK_MQ_NUM_QUEUES, UINT32_MAX, &nq);
 	if (r == -ENOENT) {
 		nq = 1;
@@ -600,6 +665,7 @@ static int vbd_start(struct vbd *v)
 		v->rings[q] = ring;
 		v->nr_rings = q + 1;
 	}
+	vbd_note_recovery(v);
 
 	if (v->props.cdrom)
 		info |= VDISK_CDROM;
@@ -618,7 +684,10 @@ static int vbd_start(struct vbd *v)
 	vbd_kv_uint(&kvs[n++], XK_INFO, info);
 	vbd_kv_uint(&kvs[n++], XK_SECTOR_SIZE, v->props.sector_size);
 	vbd_kv_uint(&kvs[n++], XK_PHYS_SECTOR_SIZE, v->props.phys_sector_size);
-	r = vbd_publish(v, kvs, n, XenbusStateConnected);
+	/* Taking over, the state stays as the frontend saw it: rewriting
+	 * Connected would fire its watch for nothing. */
+	r = vbd_publish(v, kvs, n, v->takeover ? 0 : XenbusStateConnected);
+	v->takeover = false;
 	if (r < 0) {
 		/* The ring runs already: take the normal, draining way down. */
 		if (r != -ENOENT)
@@ -663,14 +732,14 @@ static bool vbd_rings_stopped(const struct vbd *v)
 }
 
 /* release: every ring drained; only now unmap and unbind. */
-static void vbd_release(struct vbd *v)
+static void vbd_release(struct vbd *v, bool keep_journal)
 {
 	unsigned int i;
 
 	for (i = 0; i < v->nr_rings; i++) {
 		/* blkback-ctl stats count what the vbd did, not just its rings. */
 		ring_stats_add(&v->released, ring_get_stats(v->rings[i]));
-		ring_release(v->rings[i]);
+		ring_release(v->rings[i], keep_journal);
 	}
 	free(v->rings);
 	v->rings = NULL;
@@ -727,7 +796,7 @@ static bool vbd_step(struct vbd *v)
 		if (v->phase == VBD_CLOSING) {
 			if (!vbd_rings_stopped(v))
 				return false;
-			vbd_release(v);
+			vbd_release(v, false);
 		}
 		vbd_unconfigure(v);
 		vbd_forget(v);
@@ -784,7 +853,7 @@ static bool vbd_step(struct vbd *v)
 		break;
 	case VBD_CLOSING:
 		if (vbd_rings_stopped(v)) {
-			vbd_release(v);
+			vbd_release(v, false);
 			vbd_set_state(v, XenbusStateClosed);
 			v->phase = VBD_CLOSED;
 		}
@@ -874,8 +943,9 @@ void vbd_shutdown(struct vbd *v)
 	 * completes would keep us here, so give up after a few seconds. */
 	for (waited = 0; waited < 400 && !vbd_rings_stopped(v); waited++)
 		nanosleep(&ts, NULL);
+	/* The journals stay: a successor takes these rings over. */
 	if (vbd_rings_stopped(v))
-		vbd_release(v);
+		vbd_release(v, true);
 	else
 		vbd_log(v, LOG_LEVEL_WARN, 0, "in-flight I/O did not finish; leaving it");
 	if (!v->nr_rings) {

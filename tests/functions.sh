@@ -77,7 +77,12 @@ _cleanup() {
 			echo "--- $f" >&2; tail -n 40 "$f" >&2
 		done
 	fi
-	rm -rf "$TEST_DIR"
+	# TEST_KEEP=1 keeps the logs and files of a test for a look.
+	if [ -n "${TEST_KEEP:-}" ]; then
+		echo "# kept $TEST_DIR" >&2
+	else
+		rm -rf "$TEST_DIR"
+	fi
 	exit $rc
 }
 trap _cleanup EXIT

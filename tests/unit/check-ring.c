@@ -286,7 +286,7 @@ static void fe_teardown(struct fe *f)
 	for (i = 0; i < 500 && !ring_is_stopped(f->r); i++)
 		usleep(10000);
 	ck_assert(ring_is_stopped(f->r));
-	ring_release(f->r);
+	ring_release(f->r, false);
 	ck_assert_int_eq(atomic_load(&f->v.refs), 1);
 	io_backing_close(f->v.backing);
 	unlink(f->path);
