@@ -16,12 +16,17 @@
  *  any         | backend dir removed                    | stop rings; when drained
  *              |                                        | release, unconfigure, forget
  *  FOREIGN     | script basename now matches            | -> NEW
+ *  NEW         | backend 4 or 5 and frontend 4: an      | takeover: probe features, no
+ *              | earlier blkbackd served it             | state write -> INITWAIT
+ *  NEW         | backend 4 or 5, frontend not 4         | write 6 -> CLOSED (orphaned)
  *  NEW         | online = 0 or backend state 5          | write 6 -> CLOSED
  *  NEW         | otherwise                              | configure: probe features,
- *              |                                        | write 2 (not when both ends
- *              |                                        | are Connected: takeover after
- *              |                                        | a restart) -> INITWAIT
+ *              |                                        | write 2 -> INITWAIT
  *              |                                        | (error: stay NEW)
+ *  INITWAIT    | close, taking over                     | start (recovering the rings
+ *              |                                        | from their journals) ->
+ *              |                                        | CONNECTED, whose close drains
+ *              |                                        | them; if start fails: below
  *  INITWAIT    | close                                  | write 6 -> CLOSED
  *  INITWAIT    | hotplug-status "connected", storage    | open storage (error: stay,
  *              | not open                               | "error" node says why)
@@ -425,10 +430,10 @@ out:
 }
 
 /* configure: probe features published, InitWait. With
- * takeover (the backend state says Connected and so does the frontend: an
- * earlier blkbackd served this vbd and exited) the state is left at
- * Connected, so the frontend sees no flap while the start step maps its
- * ring again. */
+ * takeover (the backend state says Connected or Closing and the frontend
+ * Connected: an earlier blkbackd served this vbd and exited) the state is
+ * left as it is, so the frontend sees no flap while the start step maps
+ * its ring again. */
 static int vbd_configure(struct vbd *v, bool takeover)
 {
 	struct vbd_kv kvs[3] = { { .key = XK_MAX_RING_PAGE_ORDER },
@@ -774,12 +779,33 @@ static bool vbd_is_fe_closing(const struct vbd *v, const struct vbd_input *in)
 	       (v->fe_seen && in->fe_state == XenbusStateUnknown);
 }
 
+/* A vbd an earlier blkbackd had connected (or was closing) whose frontend
+ * closed or vanished while nobody served it: its close is finished
+ * straight to Closed, never through InitWait. */
+static bool vbd_is_orphaned(struct vbd *v, const struct vbd_input *in)
+{
+	unsigned long long fe_state = XenbusStateUnknown;
+
+	if (in->be_state != XenbusStateConnected && in->be_state != XenbusStateClosing)
+		return false;
+	if (!v->fe_path && vbd_read_frontend_path(v) < 0)
+		return false;
+	if (xenbus_read_uint(v->d, XBT_NULL, v->fe_path, XK_STATE, XenbusStateReconfigured,
+			     &fe_state) < 0)
+		fe_state = XenbusStateUnknown;
+	if (fe_state == XenbusStateConnected)
+		return false;
+	vbd_log(v, LOG_LEVEL_INFO, 0, "was %s before a restart and the frontend is now %s: closing",
+		xenbus_state_name(in->be_state), xenbus_state_name((unsigned int)fe_state));
+	return true;
+}
+
 /* One transition; true when the phase changed and another look is due. */
 static bool vbd_step(struct vbd *v)
 {
 	enum vbd_phase old = v->phase;
 	struct vbd_input in;
-	bool toolstack_close, close;
+	bool toolstack_close, close, was_serving;
 
 	vbd_read_input(v, &in);
 	v->seen_be_state = in.be_state;
@@ -817,14 +843,37 @@ static bool vbd_step(struct vbd *v)
 		}
 		break;
 	case VBD_NEW:
-		if (toolstack_close) {
+		/* An earlier blkbackd served it: take it over even when the
+		 * toolstack is detaching it, so that what was in flight when
+		 * that process died is answered before the ring closes. */
+		was_serving = in.be_state == XenbusStateConnected ||
+			      in.be_state == XenbusStateClosing;
+		if (was_serving && !vbd_is_orphaned(v, &in)) {
+			if (vbd_configure(v, true) == 0)
+				v->phase = VBD_INITWAIT;
+		} else if (toolstack_close || was_serving) {
 			if (vbd_set_state(v, XenbusStateClosed) == 0)
 				v->phase = VBD_CLOSED;
-		} else if (vbd_configure(v, in.be_state == XenbusStateConnected) == 0) {
+		} else if (vbd_configure(v, false) == 0) {
 			v->phase = VBD_INITWAIT;
 		}
 		break;
 	case VBD_INITWAIT:
+		if (close && v->takeover) {
+			/* Recover, answer, then close the normal way. */
+			if (in.hotplug_ok && in.fe_state == XenbusStateConnected &&
+			    (v->backing || vbd_open_backing(v) == 0) && vbd_start(v) == 0) {
+				v->phase = VBD_CONNECTED;
+				break;
+			}
+			if (v->nr_rings) {
+				vbd_stop(v);
+				break;
+			}
+			vbd_log(v, LOG_LEVEL_WARN, 0, "closing without taking the rings over: "
+				"requests in flight before the restart stay unanswered");
+			v->takeover = false;
+		}
 		if (close) {
 			if (vbd_set_state(v, XenbusStateClosed) == 0)
 				v->phase = VBD_CLOSED;
