@@ -26,6 +26,7 @@
 #define REPLY_TIMEOUT_MS	30000
 #define DETACH_POLL_MS		200
 #define DETACH_TIMEOUT_S	30
+#define UPGRADE_POLL_MS		20
 
 /* Exit codes, documented in blkback-ctl(8). */
 enum {
@@ -46,7 +47,10 @@ static const char usage_text[] =
 	"  stats [--json|--prometheus]         counters and latency of every ring\n"
 	"  detach DOMID DEVID|VDEV [--force] [--timeout S]\n"
 	"                                      close a vbd gracefully (default 30 s)\n"
-	"  check-target --mode r|w TARGET      may TARGET back a new vbd?\n\n"
+	"  check-target --mode r|w TARGET      may TARGET back a new vbd?\n"
+	"  status [--json]                     the daemon: pid, version, instance\n"
+	"  upgrade [--timeout S]               hand every vbd over to the binary now\n"
+	"                                      installed, without an I/O error (30 s)\n\n"
 	"Options:\n"
 	"  -c, --control PATH   control socket (default: $BLKBACK_CTL_SOCKET, else\n"
 	"                       $XENSIM_DIR/" SIM_CONTROL_NAME " when XENSIM_DIR is set,\n"
@@ -54,7 +58,7 @@ static const char usage_text[] =
 	"  -j, --json           JSON output (one object, the daemon's reply)\n"
 	"  -P, --prometheus     stats in the Prometheus text format\n"
 	"  -f, --force          detach: do not wait for the frontend\n"
-	"  -t, --timeout S      detach: give up after S seconds\n"
+	"  -t, --timeout S      detach, upgrade: give up after S seconds\n"
 	"  -m, --mode r|w       check-target: the access wanted\n"
 	"  -h, --help           this text\n"
 	"  -V, --version        print the version\n";
@@ -62,6 +66,7 @@ static const char usage_text[] =
 struct ctl {
 	const char *path;
 	int fd;
+	bool quiet;		/* connect failures are expected: say nothing */
 	char *buf;		/* bytes received past the last reply */
 	size_t len;
 	size_t cap;
@@ -89,6 +94,8 @@ static int ctl_connect(struct ctl *c)
 	e = errno;
 	close(c->fd);
 	c->fd = -1;
+	if (c->quiet)
+		return e == ENOENT || e == ENOTDIR || e == ECONNREFUSED ? EXIT_NOT_RUNNING : EXIT_COMM;
 	if (e == ENOENT || e == ENOTDIR) {
 		fprintf(stderr, "blkback-ctl: blkbackd is not running (no socket at %s)\n", c->path);
 		return EXIT_NOT_RUNNING;
@@ -594,6 +601,87 @@ out:
 	return r;
 }
 
+static void print_status(struct json_object *rep)
+{
+	time_t started = (time_t)reply_u64(rep, "started");
+	char when[32] = "?";
+	struct tm tm;
+
+	if (localtime_r(&started, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+	printf("blkbackd %s, pid %" PRIu64 ", instance %s, started %s, %" PRIu64 " vbd%s\n",
+	       reply_str(rep, "daemon_version"), reply_u64(rep, "pid"), reply_str(rep, "instance"),
+	       when, reply_u64(rep, "vbds"), reply_u64(rep, "vbds") == 1 ? "" : "s");
+	if (*reply_str(rep, "journal_dir"))
+		printf("recovery journals in %s\n", reply_str(rep, "journal_dir"));
+	else
+		printf("recovery journals off: a restart cannot resume rings\n");
+}
+
+/* Asks for the upgrade, then waits until a daemon with another instance
+ * answers on the socket: the new program, done with its takeover scan
+ * (it listens only after that). */
+static int cmd_upgrade(struct ctl *c, struct json_object *req, bool json,
+		       unsigned long timeout_s)
+{
+	struct json_object *rep = NULL, *st = NULL;
+	struct timespec t0, ts = { 0, UPGRADE_POLL_MS * 1000000L };
+	char *old = NULL;
+	int r;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r = ctl_call(c, req, &rep);
+	if (r != EXIT_OK)
+		goto out;
+	r = reply_check(rep);
+	if (r != EXIT_OK)
+		goto out;
+	old = strdup(reply_str(rep, "instance"));
+	if (!json)
+		printf("upgrading blkbackd %s (pid %" PRIu64 ", instance %s): exec %s\n",
+		       reply_str(rep, "daemon_version"), reply_u64(rep, "pid"), dash(old),
+		       reply_str(rep, "exec"));
+	fflush(stdout);
+	for (;;) {
+		struct json_object *sreq = request("status");
+		/* Not listening yet is expected here: no message for that. */
+		struct ctl probe = { .path = c->path, .fd = -1, .quiet = true };
+
+		json_object_put(st);
+		st = NULL;
+		r = ctl_connect(&probe);
+		if (r == EXIT_OK)
+			r = ctl_call(&probe, sreq, &st);
+		json_object_put(sreq);
+		free(probe.buf);
+		if (probe.fd >= 0)
+			close(probe.fd);
+		if (r == EXIT_OK && json_object_get_boolean(reply_get(st, "ok")) &&
+		    strcmp(reply_str(st, "instance"), old ? old : "") != 0)
+			break;
+		if (ms_since(&t0) >= (long)timeout_s * 1000) {
+			fprintf(stderr, "blkback-ctl: no upgraded blkbackd answered within %lu s\n",
+				timeout_s);
+			r = EXIT_TIMEOUT;
+			goto out;
+		}
+		nanosleep(&ts, NULL);
+	}
+	if (json)
+		print_json(st);
+	else
+		printf("upgraded: blkbackd %s, pid %" PRIu64 ", instance %s, serving %" PRIu64
+		       " vbd%s, after %ld ms\n", reply_str(st, "daemon_version"),
+		       reply_u64(st, "pid"), reply_str(st, "instance"), reply_u64(st, "vbds"),
+		       reply_u64(st, "vbds") == 1 ? "" : "s", ms_since(&t0));
+	r = EXIT_OK;
+out:
+	free(old);
+	json_object_put(rep);
+	json_object_put(st);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -667,6 +755,8 @@ int main(int argc, char **argv)
 
 	if (strcmp(cmd, "list") == 0 && nargs == 0) {
 		req = request("list");
+	} else if ((strcmp(cmd, "status") == 0 || strcmp(cmd, "upgrade") == 0) && nargs == 0) {
+		req = request(cmd);
 	} else if (strcmp(cmd, "stats") == 0 && nargs == 0 && !(json && prom)) {
 		req = request("stats");
 	} else if ((strcmp(cmd, "show") == 0 || strcmp(cmd, "detach") == 0) && nargs == 2) {
@@ -706,6 +796,10 @@ int main(int argc, char **argv)
 		r = cmd_detach(&c, req, json, timeout_s);
 		goto out;
 	}
+	if (strcmp(cmd, "upgrade") == 0) {
+		r = cmd_upgrade(&c, req, json, timeout_s);
+		goto out;
+	}
 	r = ctl_call(&c, req, &rep);
 	if (r != EXIT_OK)
 		goto out;
@@ -718,6 +812,8 @@ int main(int argc, char **argv)
 		print_list(rep);
 	else if (strcmp(cmd, "show") == 0)
 		print_show(rep);
+	else if (strcmp(cmd, "status") == 0)
+		print_status(rep);
 	else if (strcmp(cmd, "stats") == 0)
 		prom ? print_prometheus(rep) : print_stats(rep);
 out:

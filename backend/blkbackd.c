@@ -6,12 +6,14 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -508,6 +510,36 @@ static int blkbackd_journal_dir(struct blkbackd *d, char **ret_buf)
 	return 0;
 }
 
+/* Who we are, for blkback-ctl status and upgrade: the binary's path as it
+ * is now (a package upgrade may replace the file later; exec then runs
+ * the new one), a random instance and the start time. */
+static void blkbackd_identity(struct blkbackd *d)
+{
+	char buf[PATH_MAX];
+	ssize_t n;
+
+	n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+	if (n > 0) {
+		buf[n] = '\0';
+		d->exe_path = strdup(buf);
+	}
+	if (getrandom(&d->instance, sizeof(d->instance), 0) != sizeof(d->instance))
+		d->instance = (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL);
+	d->started = time(NULL);
+}
+
+/* Live upgrade: everything is closed and every journal kept; the new
+ * program re-parses the same arguments and takes the vbds over. Only
+ * returns on failure (then we exit, and systemd's restart or the operator
+ * brings a blkbackd back, which takes over the same way). */
+static void blkbackd_exec(struct blkbackd *d, char **argv)
+{
+	notify("RELOADING=1");
+	log_info("upgrade: exec %s", d->exe_path);
+	execv(d->exe_path, argv);
+	log_errno(LOG_LEVEL_ERR, -errno, "upgrade: cannot exec %s", d->exe_path);
+}
+
 static void blkbackd_shutdown(struct blkbackd *d)
 {
 	while (d->vbds) {
@@ -546,6 +578,7 @@ int main(int argc, char **argv)
 	}
 	if (r != 0)
 		return r > 0 ? EXIT_SUCCESS : EXIT_USAGE;
+	blkbackd_identity(&d);
 	log_init("blkbackd", d.foreground || check,
 		 verbose >= 2 ? LOG_LEVEL_DEBUG : verbose ? LOG_LEVEL_INFO : LOG_LEVEL_WARN);
 	if (verbose == 0 && d.foreground)
@@ -611,5 +644,12 @@ out:
 		close(d.wake_fd);
 	if (sfd >= 0)
 		close(sfd);
+	if (d.upgrade && status == EXIT_SUCCESS) {
+		/* The signals we blocked stay blocked across exec; the new
+		 * program sets up its signalfd the same way. */
+		blkbackd_exec(&d, argv);
+		status = EXIT_FAILURE;
+	}
+	free(d.exe_path);
 	return status;
 }

@@ -127,6 +127,10 @@ struct blkbackd {
 	struct vbd *vbds;		/* list of claimed and unclaimed vbds */
 	bool quitting;
 	bool failed;			/* quit because of an error */
+	bool upgrade;			/* quitting to exec exe_path (live upgrade) */
+	char *exe_path;			/* our binary, as it was named at start */
+	uint64_t instance;		/* random, tells an upgraded process apart */
+	time_t started;
 	struct control *ctl;		/* the control socket, NULL when off */
 };
 

@@ -230,6 +230,12 @@ void control_close(struct blkbackd *d)
 
 	if (!c)
 		return;
+	/* A reply already made still goes out (an upgrade's, say); one try,
+	 * as the socket buffer holds any reply of ours a client reads. */
+	for (struct client *cl = c->clients; cl; cl = cl->next)
+		if (cl->out && cl->out_off < cl->out_len)
+			(void)!send(cl->fd, cl->out + cl->out_off, cl->out_len - cl->out_off,
+				    MSG_NOSIGNAL | MSG_DONTWAIT);
 	while (c->clients)
 		client_drop(c, c->clients);
 	close(c->tfd);
@@ -764,6 +770,56 @@ static struct json_object *cmd_check_target(struct blkbackd *d, struct json_obje
 	return reply_ok();
 }
 
+/* Which process answers: an upgrade keeps the pid (exec), so clients tell
+ * the old from the new by the instance, drawn at random at start. */
+static void jadd_daemon(struct json_object *o, const struct blkbackd *d)
+{
+	char inst[20];
+	unsigned int n = 0;
+	const struct vbd *v;
+
+	for (v = d->vbds; v; v = v->next)
+		n += is_visible(v);
+	snprintf(inst, sizeof(inst), "%016" PRIx64, d->instance);
+	jadd_u64(o, "pid", (uint64_t)getpid());
+	jadd_str(o, "daemon_version", PACKAGE_VERSION);
+	jadd_str(o, "instance", inst);
+	jadd_u64(o, "started", (uint64_t)d->started);
+	jadd_u64(o, "vbds", n);
+	jadd_str(o, "journal_dir", d->journal_dir ? d->journal_dir : "");
+}
+
+static struct json_object *cmd_status(struct blkbackd *d)
+{
+	struct json_object *o = reply_ok();
+
+	jadd_daemon(o, d);
+	return o;
+}
+
+/* Live upgrade: stop taking requests, let what is in flight finish, keep
+ * every ring's journal, and exec the binary at our own path (a package
+ * upgrade put the new one there); the new program takes the vbds over as
+ * after a restart. The reply goes out before we exec. */
+static struct json_object *cmd_upgrade(struct blkbackd *d)
+{
+	struct json_object *o;
+
+	if (!d->exe_path)
+		return reply_error("cannot upgrade: the path of the blkbackd binary is unknown");
+	if (access(d->exe_path, X_OK) < 0)
+		return reply_error("cannot upgrade: %s: %s", d->exe_path, strerror(errno));
+	if (!d->journal_dir)
+		return reply_error("cannot upgrade without journals (--journal-dir none)");
+	log_info("upgrade requested through the control socket: exec %s", d->exe_path);
+	d->upgrade = true;
+	d->quitting = true;
+	o = reply_ok();
+	jadd_daemon(o, d);
+	jadd_str(o, "exec", d->exe_path);
+	return o;
+}
+
 struct json_object *control_handle(struct blkbackd *d, const char *line, size_t len)
 {
 	struct json_tokener *tok = json_tokener_new();
@@ -804,6 +860,10 @@ struct json_object *control_handle(struct blkbackd *d, const char *line, size_t 
 		rep = cmd_detach(d, req);
 	else if (strcmp(cmd, "check-target") == 0)
 		rep = cmd_check_target(d, req);
+	else if (strcmp(cmd, "status") == 0)
+		rep = cmd_status(d);
+	else if (strcmp(cmd, "upgrade") == 0)
+		rep = cmd_upgrade(d);
 	else
 		rep = reply_error("unknown command '%.64s'", cmd);
 out:
