@@ -8,7 +8,7 @@ unit_in="$top_builddir/hotplug/blkbackd.service"
 	fail "cannot build blkbackd.service"
 
 info "the unit's promises"
-for want in Type=notify WatchdogSec=30s Restart=on-failure FileDescriptorStoreMax=512 \
+for want in Type=notify WatchdogSec=30s Restart=on-failure RuntimeDirectoryPreserve=yes \
 	ProtectSystem=strict ReadWritePaths=/run/blkbackd RuntimeDirectory=blkbackd \
 	PrivateTmp=yes ProtectHome=yes NoNewPrivileges=yes \
 	'CapabilityBoundingSet=CAP_DAC_OVERRIDE CAP_CHOWN'; do
