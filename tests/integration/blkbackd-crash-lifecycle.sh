@@ -3,8 +3,10 @@
 # detach that began while blkbackd was dead completes when it comes back,
 # after answering what the dead process had in flight;
 # a guest destroyed while blkbackd was dead leaves nothing behind (no vbd,
-# no journal, fds at baseline); kills during attach and during detach
-# converge, and the disk serves a verified workload afterwards.
+# no journal, fds at baseline); with recovery-policy fail, exactly what
+# was in flight is answered ERROR, and a garbage policy gets an error node;
+# kills during attach and during detach converge, and the disk serves a
+# verified workload afterwards.
 . "$top_srcdir/tests/functions.sh"
 . "$top_srcdir/tests/integration/blkbackd-lib.sh"
 test_timeout 180
@@ -88,6 +90,43 @@ grep -q 'removed 1 journal of vbds no longer served' "$TEST_DIR/blkbackd.log" ||
 	fail "the stale journal was not swept at start"
 [ "$(blkback-ctl list --json | grep -c '"domid"')" -eq 0 ] || fail "a vbd of the destroyed guest is listed"
 wait_for 3 fds_at_most "$base_fds" || fail "blkbackd holds $(blkbackd_fds) fds, $base_fds at start"
+
+info "recovery-policy fail: what was in flight is answered ERROR, nothing issued again"
+sim_attach g1 xvdc "$TEST_DIR/a.img"
+xenstore-write "$(be_path "$g1" 51744)/recovery-policy" fail
+# Written before the frontend connects: the policy is read when rings start.
+bf_bg g1 xvdc --workload randwrite --qd 32 --seconds 6 --timeout 20
+front=$!
+expect_state "$g1" 51744 4 5 "connect"
+sleep 0.3
+crash
+rm -f "$TEST_DIR/blkbackd.pid"
+blkbackd -d -v --platform=sim --dir "$XENSIM_DIR" -p "$TEST_DIR/blkbackd.pid" \
+	>>"$TEST_DIR/blkbackd.log" 2>&1 &
+BLKBACKD_PID=$!
+_pids="$BLKBACKD_PID $_pids"
+wait_for 10 test -s "$TEST_DIR/blkbackd.pid" || fail "blkbackd did not start"
+rc=0
+wait $front || rc=$?
+failed=$(sed -n 's/.*d'"$g1"'\/51744: recovered after a restart: \([0-9]*\) requests\? failed.*/\1/p' \
+	"$TEST_DIR/blkbackd.log" | tail -1)
+[ -n "$failed" ] || fail "no recovery with policy fail logged"
+seen=$(grep -c 'answered ERROR' "$TEST_DIR/bf.log" || true)
+[ "$seen" -eq "$failed" ] ||
+	fail "blkbackd failed $failed recovered requests, the frontend saw $seen errors"
+[ "$failed" -eq 0 ] || [ $rc -ne 0 ] || fail "the frontend did not report the errors"
+grep -q 'not in flight (unknown or duplicate' "$TEST_DIR/bf.log" && fail "a duplicate answer"
+blkback-ctl show "$g1" xvdc | grep -q 'policy fail' || fail "show does not say policy fail"
+info "a garbage recovery-policy is refused with an error node"
+xenstore-write "$(be_path "$g1" 51744)/recovery-policy" sometimes
+bf_bg g1 xvdc --workload randread --qd 4 --seconds 1 --timeout 3
+front=$!
+wait_for 5 xenstore-exists "$(be_path "$g1" 51744)/error" || fail "no error node for a bad policy"
+xenstore-read "$(be_path "$g1" 51744)/error" | grep -q 'recovery-policy is "sometimes"' ||
+	fail "error node: $(xenstore-read "$(be_path "$g1" 51744)/error")"
+kill "$front" 2>/dev/null || true
+wait "$front" 2>/dev/null || true
+xensim block-detach g1 xvdc --force >/dev/null 2>&1 || true
 
 info "kills during attach and during detach converge"
 i=0
