@@ -305,6 +305,10 @@ static void print_counters(struct json_object *c, const char *indent)
 	printf("%sflushes %" PRIu64 " discards %" PRIu64 " out-of-slot %" PRIu64
 	       " in-flight %" PRIu64 "\n", indent, reply_u64(c, "flushes"), reply_u64(c, "discards"),
 	       reply_u64(c, "out_of_slot"), reply_u64(c, "inflight"));
+	if (reply_u64(c, "persistent_maps"))
+		printf("%spersistent grants: %" PRIu64 " mapped now, %" PRIu64 " maps, %" PRIu64
+		       " segments through them\n", indent, reply_u64(c, "persistent_mapped"),
+		       reply_u64(c, "persistent_maps"), reply_u64(c, "persistent_segments"));
 	printf("%slatency (us, log2 buckets): p50 %" PRIu64 " p90 %" PRIu64 " p99 %" PRIu64
 	       " max %" PRIu64 " over %" PRIu64 " requests\n", indent, reply_u64(lat, "p50"),
 	       reply_u64(lat, "p90"), reply_u64(lat, "p99"), reply_u64(lat, "max"), reply_u64(lat, "count"));
@@ -355,9 +359,10 @@ static void print_show(struct json_object *rep)
 		       reply_u64(r, "remote_port"));
 		printf("    req_cons %" PRIu64 " rsp_prod %" PRIu64 "\n", reply_u64(r, "req_cons"),
 		       reply_u64(r, "rsp_prod"));
-		printf("    features: flush barrier%s%s indirect-segments %" PRIu64 "\n",
+		printf("    features: flush barrier%s%s%s indirect-segments %" PRIu64 "\n",
 		       json_object_get_boolean(reply_get(f, "discard")) ? " discard" : "",
 		       json_object_get_boolean(reply_get(f, "discard_secure")) ? " secure-discard" : "",
+		       json_object_get_boolean(reply_get(f, "persistent")) ? " persistent" : "",
 		       reply_u64(f, "max_indirect_segments"));
 		print_counters(reply_get(r, "counters"), "    ");
 	}

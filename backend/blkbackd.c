@@ -47,6 +47,8 @@ static const char usage_text[] =
 	"      --resize-interval MS  check storage sizes every MS ms, 0: SIGHUP only\n"
 	"      --max-indirect-segments N  advertise INDIRECT requests of up to N\n"
 	"                            segments, 0..4096, 0: none (default: 256)\n"
+	"      --max-persistent-grants N  map up to N persistent grants per ring,\n"
+	"                            0: do not offer feature-persistent (default: 1056)\n"
 	"      --max-queues N        advertise up to N rings per vbd, 1..16\n"
 	"                            (default: online CPUs, at most 16)\n"
 	"      --control PATH        control socket (default: " DEFAULT_CONTROL ",\n"
@@ -63,7 +65,7 @@ static const char usage_text[] =
 enum {
 	OPT_PLATFORM = 256, OPT_DIR, OPT_IO_ENGINE, OPT_SCRIPT_NAME, OPT_DIRECT_IO,
 	OPT_SECTOR_SIZE, OPT_RESIZE_INTERVAL, OPT_MAX_INDIRECT, OPT_CONTROL, OPT_CONTROL_GROUP,
-	OPT_MAX_QUEUES, OPT_JOURNAL_DIR, OPT_RECOVERY,
+	OPT_MAX_QUEUES, OPT_JOURNAL_DIR, OPT_RECOVERY, OPT_MAX_PGRANTS,
 };
 
 static const struct option long_options[] = {
@@ -83,6 +85,7 @@ static const struct option long_options[] = {
 	{ "max-queues", required_argument, NULL, OPT_MAX_QUEUES },
 	{ "control-group", required_argument, NULL, OPT_CONTROL_GROUP },
 	{ "journal-dir", required_argument, NULL, OPT_JOURNAL_DIR },
+	{ "max-persistent-grants", required_argument, NULL, OPT_MAX_PGRANTS },
 	{ "recovery", required_argument, NULL, OPT_RECOVERY },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -178,6 +181,16 @@ static int options_parse(struct blkbackd *d, int argc, char **argv, int *verbose
 				return -EINVAL;
 			}
 			d->max_queues = (unsigned int)n;
+			break;
+		case OPT_MAX_PGRANTS:
+			errno = 0;
+			n = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || n < 0 || n > 65536) {
+				fprintf(stderr, "blkbackd: bad --max-persistent-grants '%s' (0..65536)\n",
+					optarg);
+				return -EINVAL;
+			}
+			d->max_pgrants = (unsigned int)n;
 			break;
 		case OPT_CONTROL:
 			d->control_path = optarg;
@@ -560,6 +573,7 @@ int main(int argc, char **argv)
 		.engine = IO_ENGINE_AUTO,
 		.resize_interval_ms = DEFAULT_RESIZE_MS,
 		.max_indirect_segs = BLKBACKD_DEFAULT_INDIRECT_SEGS,
+		.max_pgrants = BLKBACKD_DEFAULT_PGRANTS,
 		.wake_fd = -1,
 	};
 	struct platform_config pc = { 0 };

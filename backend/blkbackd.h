@@ -48,6 +48,7 @@ struct control;
 #define XK_FEATURE_FLUSH	"feature-flush-cache"
 #define XK_FEATURE_BARRIER	"feature-barrier"
 #define XK_FEATURE_DISCARD	"feature-discard"
+#define XK_FEATURE_PERSISTENT	"feature-persistent"	/* both ends */
 #define XK_DISCARD_GRANULARITY	"discard-granularity"
 #define XK_DISCARD_ALIGNMENT	"discard-alignment"
 #define XK_DISCARD_SECURE	"discard-secure"
@@ -71,6 +72,8 @@ struct control;
 #define BLKBACKD_MAX_RING_PAGES	(1u << BLKBACKD_MAX_RING_ORDER)
 #define BLKBACKD_DEFAULT_INDIRECT_SEGS	256u	/* 1 MiB requests */
 #define BLKBACKD_MAX_QUEUES		16u	/* default: online CPUs, capped here */
+#define BLKBACKD_DEFAULT_PGRANTS	1056u	/* persistent grants per ring, as Linux */
+#define BLKBACKD_PGRANT_IDLE_S		60u	/* unmapped after this long unused */
 
 /* Counters a ring thread keeps for the control socket. One writer (the
  * ring thread, relaxed load + store, no locked instructions on the data
@@ -91,6 +94,10 @@ struct ring_stats {
 	_Atomic uint64_t out_of_slot;		/* requests waited for a free slot */
 	_Atomic uint64_t flushes;		/* flushes sent to storage */
 	_Atomic uint64_t discards;		/* discards sent to storage */
+	_Atomic uint64_t pgrant_hits;		/* segments copied through a mapped
+						 * persistent grant */
+	_Atomic uint64_t pgrant_maps;		/* persistent grants mapped */
+	_Atomic uint32_t pgrant_mapped;		/* mapped now */
 	_Atomic uint32_t inflight;
 	_Atomic uint32_t req_cons;
 	_Atomic uint32_t rsp_prod;
@@ -113,6 +120,7 @@ struct blkbackd {
 	int resize_interval_ms;		/* 0 = SIGHUP only */
 	unsigned int max_indirect_segs;	/* advertised; 0: no INDIRECT */
 	unsigned int max_queues;	/* multi-queue-max-queues, >= 1 */
+	unsigned int max_pgrants;	/* per ring; 0: no feature-persistent */
 	const char *control_path;	/* control socket (control.c) */
 	const char *control_group;	/* NULL: root only */
 	const char *journal_dir;	/* recovery journals; NULL: none */
@@ -241,6 +249,7 @@ struct vbd {
 	 * this vbd, so start resumes its rings from their journals */
 	bool takeover;
 	bool recover_fail;		/* recovery-policy, read at start */
+	bool persistent;		/* both ends offer feature-persistent */
 	unsigned int recoveries;	/* times we resumed an earlier process */
 	time_t last_recovery;		/* wall clock of the last one */
 	uint64_t reissued;		/* requests issued again, all recoveries */
@@ -290,6 +299,7 @@ struct ring_config {
 	enum io_engine_kind engine;
 	/* as advertised at probe; 0: INDIRECT is an unknown op */
 	unsigned int max_indirect_segments;
+	unsigned int max_pgrants;		/* 0: grant copy only */
 	const char *journal_dir;		/* NULL: no journal, no recovery */
 	bool recover;				/* resume from an earlier journal */
 	bool recover_fail;			/* answer recovered requests with an
@@ -324,6 +334,7 @@ struct ring_info {
 	uint32_t remote_port;
 	bool stopped;				/* thread exited */
 	bool journal;				/* recovery is on */
+	bool persistent;			/* feature-persistent negotiated */
 	bool recovered;				/* resumed an earlier process's ring */
 	unsigned int replayed;			/* ... issuing these again */
 	unsigned int republished;		/* ... publishing these again */
@@ -402,6 +413,22 @@ int journal_rsp(const struct journal *j, uint32_t idx, struct blkif_rsp *ret);
 int journal_sweep(const char *dir, bool (*keep)(void *opaque, uint32_t fe_domid,
 						 uint32_t devid, uint32_t queue),
 		  void *opaque, unsigned int *ret_removed);
+
+/* ---- pgrant.c: one ring's persistent grant cache ---- */
+
+struct pgrant_cache;
+
+int pgrant_cache_new(struct plat_gnttab *gt, uint32_t domid, unsigned int max,
+		     struct pgrant_cache **ret);
+/* Unmaps every page. NULL is fine. */
+void pgrant_cache_free(struct pgrant_cache *c);
+/* The page gref grants, mapped writable on first use (ret_mapped then
+ * says so), the least recently used one unmapped to make room; NULL when
+ * the grant cannot be mapped. */
+void *pgrant_get(struct pgrant_cache *c, uint32_t gref, uint64_t now, bool *ret_mapped);
+/* Unmaps pages unused for idle_ns; returns how many. */
+unsigned int pgrant_expire(struct pgrant_cache *c, uint64_t now, uint64_t idle_ns);
+unsigned int pgrant_count(const struct pgrant_cache *c);
 
 /* ---- control.c: the control socket blkback-ctl talks to ---- */
 

@@ -446,6 +446,9 @@ static struct json_object *ring_counters(const struct ring_stats *s)
 	jadd_u64(o, "out_of_slot", LD(out_of_slot));
 	jadd_u64(o, "flushes", LD(flushes));
 	jadd_u64(o, "discards", LD(discards));
+	jadd_u64(o, "persistent_segments", LD(pgrant_hits));
+	jadd_u64(o, "persistent_maps", LD(pgrant_maps));
+	jadd_u64(o, "persistent_mapped", LD(pgrant_mapped));
 	jadd_u64(o, "inflight", LD(inflight));
 	bk = json_object_new_array();
 	for (i = 0; i < RING_LAT_BUCKETS; i++) {
@@ -493,6 +496,7 @@ static struct json_object *ring_detail(const struct vbd *v, const struct ring *r
 	jadd(f, "discard", json_object_new_boolean(v->props.discard));
 	jadd(f, "discard_secure", json_object_new_boolean(v->props.discard_secure));
 	jadd_u64(f, "max_indirect_segments", ri.max_indirect_segments);
+	jadd(f, "persistent", json_object_new_boolean(ri.persistent));
 	jadd(o, "features", f);
 	jadd(o, "counters", ring_counters(s));
 	return o;

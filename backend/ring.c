@@ -67,6 +67,7 @@ struct rreq {
 	struct blkif_req req;		/* the single private copy */
 	uint32_t seq;			/* the ring index it was read from */
 	bool refused;			/* the validator said no: no latency sample */
+	bool copied;			/* moved through persistent grants */
 	int16_t status;
 	bool flush_after;		/* barrier or flush with data: flush next */
 	uint64_t offset;		/* bytes */
@@ -126,6 +127,8 @@ struct ring {
 	bool stopping;
 	bool halted;
 	struct journal *journal;	/* NULL: recovery is off */
+	struct pgrant_cache *pgrants;	/* NULL: grant copy only */
+	uint64_t pgrant_next_expiry;	/* ns */
 	struct rreq **replay;		/* recovered requests to issue again, */
 	unsigned int nr_replay;		/* in ring order, from replay_pos on */
 	unsigned int replay_pos;
@@ -293,6 +296,8 @@ void ring_stats_add(struct ring_stats *dst, const struct ring_stats *src)
 	ADD(out_of_slot);
 	ADD(flushes);
 	ADD(discards);
+	ADD(pgrant_hits);
+	ADD(pgrant_maps);
 #undef ADD
 	if (atomic_load(&src->lat_max_us) > atomic_load(&dst->lat_max_us))
 		atomic_store(&dst->lat_max_us, atomic_load(&src->lat_max_us));
@@ -312,6 +317,7 @@ void ring_get_info(const struct ring *r, struct ring_info *ret)
 	ret->replayed = r->nr_replay;
 	ret->republished = r->nr_republished;
 	ret->journal = r->journal != NULL;
+	ret->persistent = r->pgrants != NULL;
 }
 
 /* ---- lifetime ---- */
@@ -440,6 +446,40 @@ static void rreq_copy_queue(struct ring *r, struct rreq *q, enum rreq_stage stag
 
 /* ---- data movement ---- */
 
+/* Moves q's data through persistent grants (mapping what is not mapped
+ * yet) with memcpy; false when a segment's grant cannot be mapped, and
+ * then q goes the grant copy way, which reports the bad grant. A guest
+ * that names one page in two requests in flight only races itself: each
+ * request copies from and to its own private buffer. */
+static bool rreq_copy_persistent(struct ring *r, struct rreq *q, bool to_guest)
+{
+	const struct blkif_seg *s = blkif_req_segs(&q->req);
+	uint64_t now = now_ns();
+	unsigned int i, off = 0;
+
+	for (i = 0; i < q->req.nr_segments; i++) {
+		unsigned int len = blkif_seg_len(&s[i]);
+		char *ours = (char *)q->iov.iov_base + off;
+		bool mapped;
+		char *page = pgrant_get(r->pgrants, s[i].gref, now, &mapped);
+
+		/* Whatever was copied so far is copied again by the grant
+		 * copy that takes over: same bytes, same places. */
+		if (!page)
+			return false;
+		if (mapped)
+			stat_add(&r->stats.pgrant_maps, 1);
+		if (to_guest)
+			memcpy(page + blkif_seg_offset(&s[i]), ours, len);
+		else
+			memcpy(ours, page + blkif_seg_offset(&s[i]), len);
+		off += len;
+	}
+	stat_add(&r->stats.pgrant_hits, q->req.nr_segments);
+	stat_set32(&r->stats.pgrant_mapped, pgrant_count(r->pgrants));
+	return true;
+}
+
 /* Builds the grant copy segments of q at segs; to_guest picks direction. */
 static unsigned int rreq_copy_segs(struct ring *r, struct rreq *q, bool to_guest,
 				   xengnttab_grant_copy_segment_t *segs)
@@ -528,7 +568,11 @@ static bool ring_copy_batch(struct ring *r)
 	if (!batch)
 		return false;
 	for (q = batch; q && n + q->req.nr_segments <= r->segs_cap; q = q->next) {
-		n += rreq_copy_segs(r, q, q->stage == RREQ_COPY_OUT, r->segs + n);
+		bool to_guest = q->stage == RREQ_COPY_OUT;
+
+		q->copied = r->pgrants && rreq_copy_persistent(r, q, to_guest);
+		if (!q->copied)
+			n += rreq_copy_segs(r, q, to_guest, r->segs + n);
 		last = q;
 	}
 	/* Detach the batch: what follows stays queued for the next round. */
@@ -546,12 +590,16 @@ static bool ring_copy_batch(struct ring *r)
 		bool ok = err >= 0;
 
 		next = q->next;
-		/* Every segment's own status: one bad or revoked grant fails
-		 * its request only. */
-		for (i = 0; i < q->req.nr_segments; i++)
-			if (r->segs[n + i].status != GNTST_okay)
-				ok = false;
-		n += q->req.nr_segments;
+		if (q->copied) {
+			ok = true;
+		} else {
+			/* Every segment's own status: one bad or revoked
+			 * grant fails its request only. */
+			for (i = 0; i < q->req.nr_segments; i++)
+				if (r->segs[n + i].status != GNTST_okay)
+					ok = false;
+			n += q->req.nr_segments;
+		}
 		if (!ok)
 			stat_add(&r->stats.err_grant, 1);
 		if (q->stage == RREQ_COPY_OUT) {
@@ -936,6 +984,25 @@ static bool ring_can_consume(const struct ring *r)
 	return ring_replay_pending(r) || r->free;
 }
 
+/* Unmaps persistent grants unused for a while (a frontend that moved on
+ * to other pages, or went quiet); returns the poll timeout that brings us
+ * back for the next look, -1 when nothing is mapped. */
+static int ring_pgrant_expire(struct ring *r)
+{
+	const uint64_t idle = (uint64_t)BLKBACKD_PGRANT_IDLE_S * 1000000000u;
+	uint64_t now;
+
+	if (!pgrant_count(r->pgrants))
+		return -1;
+	now = now_ns();
+	if (now >= r->pgrant_next_expiry) {
+		if (pgrant_expire(r->pgrants, now, idle))
+			stat_set32(&r->stats.pgrant_mapped, pgrant_count(r->pgrants));
+		r->pgrant_next_expiry = now + idle / 4;
+	}
+	return (int)((r->pgrant_next_expiry - now) / 1000000u) + 1;
+}
+
 static void *ring_thread(void *arg)
 {
 	struct ring *r = arg;
@@ -979,7 +1046,7 @@ static void *ring_thread(void *arg)
 
 		for (int i = 0; i < 3; i++)
 			pfd[i].events = POLLIN;
-		if (poll(pfd, 3, -1) < 0) {
+		if (poll(pfd, 3, ring_pgrant_expire(r)) < 0) {
 			if (errno == EINTR)
 				continue;
 			ring_log(r, LOG_LEVEL_ERR, -errno, "poll");
@@ -1218,6 +1285,7 @@ static void ring_free(struct ring *r, bool keep_journal)
 	free(r->replay);
 
 	io_engine_free(r->engine);
+	pgrant_cache_free(r->pgrants);
 	if (r->bound)
 		plat_evtchn_unbind(r->ev, r->port);
 	plat_evtchn_close(r->ev);
@@ -1284,6 +1352,11 @@ int ring_start(struct vbd *v, unsigned int index, const struct ring_config *cfg,
 	err = plat_gnttab_open(d->plat, &r->gt);
 	if (err < 0)
 		goto fail;
+	if (cfg->max_pgrants) {
+		err = pgrant_cache_new(r->gt, cfg->fe_domid, cfg->max_pgrants, &r->pgrants);
+		if (err < 0)
+			goto fail;
+	}
 	err = plat_gnttab_map(r->gt, cfg->fe_domid, r->nr_pages, cfg->refs, true, &r->sring);
 	if (err < 0) {
 		r->sring = NULL;

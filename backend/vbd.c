@@ -502,6 +502,7 @@ static int vbd_read_ring_config(struct vbd *v, const char *qdir, struct ring_con
 	cfg->engine = d->engine;
 	cfg->max_indirect_segments = v->max_indirect_segs;
 	cfg->journal_dir = d->journal_dir;
+	cfg->max_pgrants = v->persistent ? d->max_pgrants : 0;
 	cfg->recover = v->takeover;
 	cfg->recover_fail = v->recover_fail;
 
@@ -622,7 +623,7 @@ static int vbd_start(struct vbd *v)
 	struct vbd_kv kvs[12];
 	struct ring_config cfgs[BLKBACKD_MAX_QUEUES], cfg;
 	struct ring *ring;
-	unsigned long long nq;
+	unsigned long long nq, fe_persistent;
 	unsigned int info = 0, q;
 	char *qdir = NULL;
 	size_t n = 0;
@@ -631,6 +632,12 @@ static int vbd_start(struct vbd *v)
 	r = vbd_read_recovery_policy(v);
 	if (r < 0)
 		return r;
+	/* Persistent grants when both ends offer them (the frontend's key is
+	 * top-level, for every queue); garbage reads as not offered. */
+	if (xenbus_read_uint_default(v->d, XBT_NULL, v->fe_path, XK_FEATURE_PERSISTENT, 1, 0,
+				     &fe_persistent) < 0)
+		fe_persistent = 0;
+	v->persistent = fe_persistent && v->d->max_pgrants;
 	r = xenbus_read_uint(v->d, XBT_NULL, v->fe_path, XK_MQ_NUM_QUEUES, UINT32_MAX, &nq);
 	if (r == -ENOENT) {
 		nq = 1;
@@ -680,6 +687,7 @@ static int vbd_start(struct vbd *v)
 	vbd_kv_uint(&kvs[n++], XK_FEATURE_FLUSH, 1);
 	vbd_kv_uint(&kvs[n++], XK_FEATURE_BARRIER, 1);
 	vbd_kv_uint(&kvs[n++], XK_FEATURE_DISCARD, v->props.discard);
+	vbd_kv_uint(&kvs[n++], XK_FEATURE_PERSISTENT, v->d->max_pgrants > 0);
 	if (v->props.discard) {
 		vbd_kv_uint(&kvs[n++], XK_DISCARD_GRANULARITY, v->props.discard_granularity);
 		vbd_kv_uint(&kvs[n++], XK_DISCARD_ALIGNMENT, v->props.discard_alignment);
@@ -699,9 +707,9 @@ static int vbd_start(struct vbd *v)
 			vbd_fail(v, r, "cannot publish connect keys");
 		return r;
 	}
-	vbd_log(v, LOG_LEVEL_INFO, 0, "backend Connected (%u ring%s, order %u, %s, port %" PRIu32 ")",
-		v->nr_rings, v->nr_rings > 1 ? "s" : "", cfg.order, blkif_abi_name(cfg.abi),
-		cfg.remote_port);
+	vbd_log(v, LOG_LEVEL_INFO, 0, "backend Connected (%u ring%s, order %u, %s, port %" PRIu32
+		"%s)", v->nr_rings, v->nr_rings > 1 ? "s" : "", cfg.order, blkif_abi_name(cfg.abi),
+		cfg.remote_port, v->persistent ? ", persistent grants" : "");
 	vbd_clear_error(v);
 	return 0;
 

@@ -46,7 +46,7 @@ enum {
 	OPT_JSON, OPT_PROGRESS, OPT_SEED, OPT_RAW, OPT_OP, OPT_NR_SEGS, OPT_SECTOR,
 	OPT_ID, OPT_HANDLE, OPT_SEG, OPT_SEG_AUTO, OPT_IND_OP, OPT_IND_PAGES,
 	OPT_IND_GREF, OPT_DISC_SECTORS, OPT_DISC_FLAG, OPT_EXPECT_STATUS, OPT_WAIT,
-	OPT_VERSION,
+	OPT_VERSION, OPT_PERSISTENT,
 };
 
 static const struct option long_opts[] = {
@@ -70,6 +70,7 @@ static const struct option long_opts[] = {
 	{ "size", required_argument, NULL, OPT_SIZE },
 	{ "rwmix", required_argument, NULL, OPT_RWMIX },
 	{ "indirect", no_argument, NULL, OPT_INDIRECT },
+	{ "persistent", no_argument, NULL, OPT_PERSISTENT },
 	{ "verify", no_argument, NULL, OPT_VERIFY },
 	{ "no-readback", no_argument, NULL, OPT_NO_READBACK },
 	{ "state", required_argument, NULL, OPT_STATE },
@@ -124,6 +125,7 @@ static void usage(FILE *f)
 "  --discard-every N     every Nth request is DISCARD\n"
 "  --offset SIZE --size SIZE   limit I/O to this area of the disk\n"
 "  --indirect            use INDIRECT requests for all reads and writes\n"
+"  --persistent          offer feature-persistent (data pages are reused)\n"
 "  --verify              stamp writes, check reads, read back at the end\n"
 "  --no-readback         skip the final read-back\n"
 "  --state FILE          load and save the verify map across runs\n"
@@ -358,6 +360,9 @@ static int opts_parse(struct bf_opts *o, int argc, char **argv)
 			break;
 		case OPT_INDIRECT:
 			o->indirect = true;
+			break;
+		case OPT_PERSISTENT:
+			o->persistent = true;
 			break;
 		case OPT_VERIFY:
 			o->verify = true;

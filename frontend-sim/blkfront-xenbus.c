@@ -511,7 +511,10 @@ int bf_xenbus_publish(struct bf_dev *dev)
 		if (ret == 0)
 			ret = xb_write(dev, t, dev->fe_path, BF_KEY_PROTOCOL, "%s", proto);
 		if (ret == 0)
-			ret = xb_write(dev, t, dev->fe_path, BF_KEY_FEATURE_PERSISTENT, "0");
+			/* Our data pages are granted once per slot and reused,
+			 * which is what persistent grants promise. */
+			ret = xb_write(dev, t, dev->fe_path, BF_KEY_FEATURE_PERSISTENT, "%d",
+				       dev->opts->persistent);
 		/* No feature-large-sector-size: like Linux, every sector
 		 * quantity stays in 512-byte units (aligned to sector-size). */
 		if (ret < 0) {

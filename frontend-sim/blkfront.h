@@ -102,6 +102,7 @@ struct bf_opts {
 	uint64_t offset, size;		/* bytes; size 0 = to the end */
 	int rwmix;			/* percent reads for randrw */
 	bool indirect;			/* force INDIRECT for reads and writes */
+	bool persistent;		/* offer feature-persistent */
 	bool verify;
 	bool readback;			/* final read-back (default with --verify) */
 	const char *state_file;

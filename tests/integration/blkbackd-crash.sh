@@ -1,9 +1,10 @@
 #!/bin/sh
 # kill -9 of blkbackd under verified workloads on three vbds (multi-page
-# rings, two queues, indirect requests, both ABIs, flushes and barriers),
-# again and again: at random moments, and at the exact points recovery
-# finds hardest (BLKBACKD_CRASH_AT: a request consumed but not issued, a
-# response written but not published, published but not retired). Each
+# rings, two queues, indirect requests, persistent grants, both ABIs,
+# flushes and barriers), again and again: at random moments, and at the
+# exact points recovery finds hardest (BLKBACKD_CRASH_AT: a request
+# consumed but not issued, a response written but not published, published
+# but not retired). Each
 # time a new blkbackd resumes the rings from their journals. The guests
 # must see a pause only: blkfront-sim ends with zero errors, zero verify
 # mismatches, zero unknown or duplicate response ids, and a full read-back.
@@ -25,7 +26,7 @@ sim_attach g1 xvdb "$TEST_DIR/b.img"
 sim_attach g2 xvda "$TEST_DIR/c.img"
 
 # Per-frontend logs: each is checked on its own.
-blkfront-sim --domain g1 --vdev xvda --ring-order 2 --workload randrw --qd 64 \
+blkfront-sim --domain g1 --vdev xvda --ring-order 2 --persistent --workload randrw --qd 64 \
 	--flush-every 16 --seconds "$SECONDS_RUN" --timeout 30 --verify --seed 1 \
 	>"$TEST_DIR/f1.log" 2>&1 &
 f1=$!
