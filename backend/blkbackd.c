@@ -40,7 +40,8 @@ static const char usage_text[] =
 	"  -t, --check-config        check the options and the platform, then exit\n"
 	"      --platform NAME       xen or sim (default: xen if /dev/xen/gntdev exists)\n"
 	"      --dir DIR             simulator directory (default: $XENSIM_DIR)\n"
-	"      --io-engine NAME      auto, uring or thread (default: auto)\n"
+	"      --io-engine NAME      auto, uring, thread, or null (benchmarks: no\n"
+	"                            storage at all) (default: auto)\n"
 	"      --script-name NAME    claim vbds whose script is NAME (default: blkbackd)\n"
 	"      --direct-io           always open storage with O_DIRECT\n"
 	"      --sector-size N       logical sector size of file storage: 512 or 4096\n"
@@ -124,12 +125,14 @@ static int options_parse(struct blkbackd *d, int argc, char **argv, int *verbose
 			d->sim_dir = optarg;
 			break;
 		case OPT_IO_ENGINE:
-			if (io_engine_kind_parse(optarg, &d->engine) < 0 ||
-			    d->engine == IO_ENGINE_NULL) {
-				fprintf(stderr, "blkbackd: unknown io engine '%s' (auto, uring, thread)\n",
-					optarg);
+			if (io_engine_kind_parse(optarg, &d->engine) < 0) {
+				fprintf(stderr, "blkbackd: unknown io engine '%s' (auto, uring, "
+					"thread, null)\n", optarg);
 				return -EINVAL;
 			}
+			if (d->engine == IO_ENGINE_NULL)
+				fprintf(stderr, "blkbackd: --io-engine null: nothing is read or "
+					"written, every request succeeds (for benchmarks)\n");
 			break;
 		case OPT_SCRIPT_NAME:
 			if (!*optarg || strchr(optarg, '/')) {

@@ -30,4 +30,16 @@ rc=0
 wait "$pid" || rc=$?
 [ $rc -eq 0 ] || fail "SIGTERM exit status $rc"
 [ ! -e "$TEST_DIR/blkbackd.pid" ] || fail "pidfile left behind"
+
+info "--io-engine=null answers every request without touching storage"
+. "$top_srcdir/tests/integration/blkbackd-lib.sh"
+start_blkbackd --io-engine=null
+grep -q 'nothing is read or written' "$TEST_DIR/blkbackd.log" || fail "no warning for the null engine"
+head -c 8M /dev/urandom >"$TEST_DIR/null.img"
+sum=$(md5sum <"$TEST_DIR/null.img")
+sim_guest g1 >/dev/null || fail "xensim create"
+sim_attach g1 xvda "$TEST_DIR/null.img"
+bf g1 xvda --workload randwrite --ops 2000 --qd 16 || fail "null engine workload: $(tail -3 "$TEST_DIR/bf.log")"
+[ "$(md5sum <"$TEST_DIR/null.img")" = "$sum" ] || fail "the null engine wrote to the file"
+blkback-ctl stats --json | grep -q '"write":2000' || fail "the null engine did not answer 2000 writes"
 exit 0
