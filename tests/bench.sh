@@ -27,7 +27,7 @@ for p in fio jq xenstore-read; do
 done
 # A watchdog like test_timeout's, but whose sleeps hold no copy of our
 # stdout: "make bench | tee" must end when we do, not when a sleep does.
-limit=$((secs * 40 + 300)) me=$$
+limit=$((secs * 60 + 900)) me=$$
 (
 	n=0
 	while [ $n -lt $limit ]; do
@@ -73,15 +73,12 @@ indirect=$(xenstore-read "$be/feature-max-indirect-segments" 2>/dev/null || echo
 # 128 KiB is 32 segments: it needs indirect requests; without them the
 # largest direct request (11 segments, 44 KiB) stands in, on both sides.
 if [ "$indirect" -ge 32 ]; then
-	seq_bs=128k seq_label="128k seq read qd8"
+	seq_bs=128k seq_label="128k seq qd8"
 else
-	seq_bs=44k seq_label="44k seq read qd8 (no indirect)"
+	seq_bs=44k seq_label="44k seq qd8 (no indirect)"
 fi
-null_ok=1
-blkbackd --io-engine=null --help >/dev/null 2>&1 || null_ok=0
-
-bf_cmd="blkfront-sim --domain bench --vdev xvda --workload W --bs BS --qd QD --seconds $secs --json"
-fio_cmd="fio --name=bench --filename=$file --size=${size_mb}m --ioengine=io_uring --direct=D --rw=RW --bs=BS --iodepth=QD --time_based --runtime=$secs --output-format=json"
+bf_cmd="blkfront-sim --domain bench --vdev xvda --workload W --bs BS --qd QD [--ring-order O] [--queues N] [--persistent] --seconds $secs --json"
+fio_cmd="fio --name=bench --filename=$file --size=${size_mb}m --ioengine=io_uring --direct=D --rw=RW --bs=BS --iodepth=QD [--numjobs=N] --group_reporting --time_based --runtime=$secs --output-format=json"
 cat <<EOF
 blkbackd-via-simulator vs fio on the same file, $secs s per case.
   file:     $file ($size_mb MiB, filled with random data)
@@ -92,91 +89,242 @@ blkbackd-via-simulator vs fio on the same file, $secs s per case.
   guest:    $bf_cmd
   fio:      $fio_cmd
             (D=1 on the "direct" rows, 0 on the "buffered" ones: both through the page cache)
-  W/RW/BS/QD per row: randread/randread/4k/32, randwrite/randwrite/4k/32, seqread/read/$seq_bs/8
-  blkbackd advertises feature-max-indirect-segments=$indirect; ring order 0 (32 entries), x86_64 ABI
+  blkbackd advertises feature-max-indirect-segments=$indirect, x86_64 ABI; ring order 2 (128
+  entries) for queue depths above 32; "2 queues" spreads the depth over two rings, and fio
+  over two jobs of half the depth each
 EOF
 
 rows="$TEST_DIR/rows.jsonl"
 : >"$rows"
 
-# run_bf WORKLOAD BS QD: one blkfront-sim run; its JSON on stdout.
+# run_bf ARGS...: one blkfront-sim run; its JSON on stdout.
 run_bf() {
 	local out="$TEST_DIR/bf.json"
-	blkfront-sim --domain bench --vdev xvda --workload "$1" --bs "$2" --qd "$3" \
-		--seconds "$secs" --json >"$out" 2>>"$TEST_DIR/bf.log" ||
-		fail "blkfront-sim $1 $2 qd $3 failed: $(tail -3 "$TEST_DIR/bf.log")"
+	blkfront-sim --domain bench --vdev xvda --seconds "$secs" --json "$@" >"$out" \
+		2>>"$TEST_DIR/bf.log" || fail "blkfront-sim $* failed: $(tail -3 "$TEST_DIR/bf.log")"
 	jq -e '.result == "ok" and .errors == 0' "$out" >/dev/null ||
-		fail "blkfront-sim $1 $2 qd $3: $(cat "$out")"
+		fail "blkfront-sim $*: $(cat "$out")"
 	jq -c '{iops, mib_s, lat_p50_us: .lat_us.p50, lat_p99_us: .lat_us.p99}' "$out"
 }
 
-# run_fio RW BS QD DIRECT: one fio run; its numbers as JSON on stdout.
+# run_fio ARGS... (--rw= first): one fio run; its numbers as JSON on stdout.
 run_fio() {
 	local out="$TEST_DIR/fio.json" dir=read
-	case $1 in *write) dir=write ;; esac
+	case $1 in *write*) dir=write ;; esac
 	fio --name=bench --filename="$file" --size="${size_mb}m" --ioengine=io_uring \
-		--direct="$4" --rw="$1" --bs="$2" --iodepth="$3" --time_based \
-		--runtime="$secs" --output-format=json >"$out" 2>"$TEST_DIR/fio.err" ||
-		fail "fio $1 $2 qd $3 failed: $(tail -3 "$TEST_DIR/fio.err")"
+		--time_based --runtime="$secs" --group_reporting --output-format=json "$@" \
+		>"$out" 2>"$TEST_DIR/fio.err" || fail "fio $* failed: $(tail -3 "$TEST_DIR/fio.err")"
 	jq -e ".jobs[0].error == 0 and .jobs[0].$dir.io_bytes > 0" "$out" >/dev/null ||
-		fail "fio $1 $2 qd $3 did no I/O: $(head -c 400 "$out")"
+		fail "fio $* did no I/O: $(head -c 400 "$out")"
 	jq -c ".jobs[0].$dir | {iops, mib_s: (.bw_bytes / 1048576),
 		lat_p50_us: (.clat_ns.percentile[\"50.000000\"] / 1000),
 		lat_p99_us: (.clat_ns.percentile[\"99.000000\"] / 1000)}" "$out"
 }
 
-# row LABEL MODE WORKLOAD FIO_RW BS QD [FIO_DIRECT]: run both sides (fio
-# only when FIO_DIRECT is given) and record a row.
+# row LABEL MODE "BLKFRONT-SIM ARGS" ["FIO ARGS"]: both sides (fio only
+# when given) as one row.
 row() {
 	local label=$1 mode=$2 b f=null
 	info "$label, $mode"
-	b=$(run_bf "$3" "$5" "$6")
-	[ $# -lt 7 ] || f=$(run_fio "$4" "$5" "$6" "$7")
+	# shellcheck disable=SC2086
+	b=$(run_bf $3)
+	# shellcheck disable=SC2086
+	[ $# -lt 4 ] || f=$(run_fio $4)
 	jq -nc --arg case "$label" --arg mode "$mode" --argjson b "$b" --argjson f "$f" \
 		'{case: $case, mode: $mode, blkbackd: $b, fio: $f,
 		  ratio: (if $f == null or $f.iops == 0 then null else $b.iops / $f.iops end)}' \
 		>>"$rows"
 }
 
-row "4k rand read qd32" direct randread randread 4k 32 1
-row "4k rand write qd32" direct randwrite randwrite 4k 32 1
-row "$seq_label" direct seqread read "$seq_bs" 8 1
+# (attached direct above, to read what blkbackd advertises)
+for rw in read write; do
+	for qd in 1 32 128; do
+		order=0
+		[ $qd -le 32 ] || order=2
+		row "4k rand $rw qd$qd" direct \
+			"--workload rand$rw --bs 4k --qd $qd --ring-order $order" \
+			"--rw=rand$rw --bs=4k --iodepth=$qd --direct=1"
+	done
+done
+row "4k rand read qd32, 2 queues" direct \
+	"--workload randread --bs 4k --qd 32 --queues 2" \
+	"--rw=randread --bs=4k --iodepth=16 --numjobs=2 --direct=1"
+row "4k rand read qd32, persistent" direct \
+	"--workload randread --bs 4k --qd 32 --persistent" \
+	"--rw=randread --bs=4k --iodepth=32 --direct=1"
+row "4k rand write qd32, persistent" direct \
+	"--workload randwrite --bs 4k --qd 32 --persistent" \
+	"--rw=randwrite --bs=4k --iodepth=32 --direct=1"
+for rw in read write; do
+	row "$seq_label $rw" direct "--workload seq$rw --bs $seq_bs --qd 8" \
+		"--rw=$rw --bs=$seq_bs --iodepth=8 --direct=1"
+	if [ "$indirect" -ge 256 ]; then
+		row "1m seq $rw qd4" direct "--workload seq$rw --bs 1m --qd 4" \
+			"--rw=$rw --bs=1m --iodepth=4 --direct=1"
+	fi
+done
 detach
 attach buffered
-row "4k rand read qd32" buffered randread randread 4k 32 0
-row "4k rand write qd32" buffered randwrite randwrite 4k 32 0
-row "$seq_label" buffered seqread read "$seq_bs" 8 0
+row "4k rand read qd32" buffered "--workload randread --bs 4k --qd 32" \
+	"--rw=randread --bs=4k --iodepth=32 --direct=0"
+row "4k rand write qd32" buffered "--workload randwrite --bs 4k --qd 32" \
+	"--rw=randwrite --bs=4k --iodepth=32 --direct=0"
+row "$seq_label read" buffered "--workload seqread --bs $seq_bs --qd 8" \
+	"--rw=read --bs=$seq_bs --iodepth=8 --direct=0"
 detach
 
 # Protocol cost alone: the same guest workloads against a storage engine
 # that answers every request at once. Ratios are against the direct fio
 # rows above (what the real storage path gives).
-if [ $null_ok = 1 ]; then
-	stop_pid "$BLKBACKD_PID" || fail "blkbackd did not stop"
-	start_blkbackd --io-engine=null
+stop_pid "$BLKBACKD_PID" || fail "blkbackd did not stop"
+start_blkbackd --io-engine=null
+attach direct
+: >"$rows.null"
+for r in "4k rand read qd32=--workload randread --bs 4k --qd 32" \
+	"4k rand read qd32, persistent=--workload randread --bs 4k --qd 32 --persistent" \
+	"4k rand read qd128=--workload randread --bs 4k --qd 128 --ring-order 2" \
+	"$seq_label read=--workload seqread --bs $seq_bs --qd 8"; do
+	label=${r%%=*}
+	info "$label, null engine"
+	# shellcheck disable=SC2086
+	b=$(run_bf ${r#*=})
+	jq -c --arg case "$label" --argjson b "$b" \
+		'select(.case == $case and .mode == "direct") |
+		 {case, mode: "null engine", blkbackd: $b, fio: .fio,
+		  ratio: ($b.iops / .fio.iops)}' "$rows" >>"$rows.null"
+done
+cat "$rows.null" >>"$rows"
+detach
+null_ok=1
+
+# ---- instructions per request (callgrind, null engine) ----
+# Two runs of the same workload, CG_OPS1 and CG_OPS2 requests, each under a
+# fresh blkbackd in callgrind: the difference divided by the difference in
+# requests is what one more request costs, start-up and connect cancelled
+# out. Deterministic for a given binary and input. memcpy/memmove (the data
+# copy, which grant copy does in the simulator) is reported apart.
+cg_ops1=${CG_OPS1:-20000}
+cg_ops2=${CG_OPS2:-60000}
+cg_run() {
+	local ops=$1 out="$TEST_DIR/cg.$1" pid
+	shift
+	rm -f "$TEST_DIR/cg.pid"
+	valgrind --tool=callgrind --callgrind-out-file="$out" \
+		"$top_builddir/backend/blkbackd" -d --platform=sim --dir "$XENSIM_DIR" \
+		--io-engine=null -p "$TEST_DIR/cg.pid" >>"$TEST_DIR/cg.log" 2>&1 &
+	pid=$!
+	wait_for 60 test -s "$TEST_DIR/cg.pid" || fail "blkbackd under callgrind did not start"
 	attach direct
-	for r in "4k rand read qd32:randread:4k:32" "$seq_label:seqread:$seq_bs:8"; do
-		label=${r%%:*}
-		set -- $(echo "${r#*:}" | tr : ' ')
-		info "$label, null engine"
-		b=$(run_bf "$1" "$2" "$3")
-		jq -c --arg case "$label" --argjson b "$b" \
-			'select(.case == $case and .mode == "direct") |
-			 {case, mode: "null engine", blkbackd: $b, fio: .fio,
-			  ratio: ($b.iops / .fio.iops)}' "$rows" >>"$rows.null"
-	done
-	cat "$rows.null" >>"$rows"
+	blkfront-sim --domain bench --vdev xvda --ops "$ops" --json "$@" >"$TEST_DIR/cg.json" \
+		2>>"$TEST_DIR/bf.log" || fail "blkfront-sim under callgrind: $(tail -3 "$TEST_DIR/bf.log")"
+	jq -e '.result == "ok" and .errors == 0' "$TEST_DIR/cg.json" >/dev/null ||
+		fail "callgrind workload: $(cat "$TEST_DIR/cg.json")"
 	detach
+	kill -TERM "$pid"
+	wait "$pid" || fail "blkbackd under callgrind exited $?"
+	# total Ir, then Ir in memcpy/memmove, on one line
+	callgrind_annotate "$out" 2>/dev/null | awk '
+		/PROGRAM TOTALS/ { gsub(",", "", $1); total = $1 }
+		/mem(cpy|move)/ && $1 ~ /^[0-9,]+$/ { gsub(",", "", $1); copy += $1 }
+		END { printf "%d %d\n", total, copy }'
+}
+cg_rows="$TEST_DIR/cg.jsonl"
+: >"$cg_rows"
+if command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; then
+	stop_pid "$BLKBACKD_PID" || fail "blkbackd did not stop"
+	for r in "4k rand read qd32=--workload randread --bs 4k --qd 32" \
+		"4k rand write qd32=--workload randwrite --bs 4k --qd 32" \
+		"4k rand read qd32, persistent=--workload randread --bs 4k --qd 32 --persistent"; do
+		label=${r%%=*}
+		info "$label: instructions per request under callgrind"
+		# shellcheck disable=SC2086
+		set -- $(cg_run "$cg_ops1" ${r#*=})
+		t1=$1 c1=$2
+		# shellcheck disable=SC2086
+		set -- $(cg_run "$cg_ops2" ${r#*=})
+		t2=$1 c2=$2
+		jq -nc --arg case "$label" --argjson t1 "$t1" --argjson t2 "$t2" --argjson c1 "$c1" \
+			--argjson c2 "$c2" --argjson n1 "$cg_ops1" --argjson n2 "$cg_ops2" \
+			'{case: $case, ops: [$n1, $n2], total_ir: [$t1, $t2],
+			  ir_per_request: (($t2 - $t1) / ($n2 - $n1) | round),
+			  copy_ir_per_request: (($c2 - $c1) / ($n2 - $n1) | round),
+			  ir_per_request_without_copy: ((($t2 - $t1) - ($c2 - $c1)) / ($n2 - $n1) | round)}' \
+			>>"$cg_rows"
+	done
+	start_blkbackd
 else
-	info "null-engine rows skipped: blkbackd refuses --io-engine=null"
+	info "callgrind rows skipped: valgrind not installed"
 fi
 
+# ---- scale: 1,000 idle vbds on one daemon ----
+# The toolstack's side is written straight into xenstore, 50 vbds to a
+# transaction, with hotplug-status already connected: what is timed is
+# blkbackd claiming each, reaching InitWait and opening its storage; then
+# closing all (online=0, state 5) and forgetting all (dirs removed).
+scale_n=${SCALE_VBDS:-1000}
+ulimit -n $((scale_n * 2 + 1024)) 2>/dev/null || fail "cannot raise the fd limit for $scale_n vbds"
+stop_pid "$BLKBACKD_PID" || fail "blkbackd did not stop"
+start_blkbackd
+sgst=$(xensim create scale) || fail "xensim create scale"
+truncate -s 1M "$TEST_DIR/scale.img"
+rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$BLKBACKD_PID/status"; }
+vbds_in() {
+	blkback-ctl list --json | jq --arg st "$1" \
+		'[.vbds[] | select(.backend_state == $st and (.target != "" or $st != "InitWait"))] | length'
+}
+# scale_write KEY VALUE...: pairs written for every vbd, 50 to a call.
+scale_write() {
+	local i=1 j be fe
+	while [ $i -le $scale_n ]; do
+		set --
+		j=$i
+		while [ $j -lt $((i + 50)) ] && [ $j -le $scale_n ]; do
+			be=/local/domain/0/backend/vbd/$sgst/$j
+			fe=/local/domain/$sgst/device/vbd/$j
+			case $scale_op in
+			attach)
+				set -- "$@" "$be/frontend" "$fe" "$be/params" "$TEST_DIR/scale.img" \
+					"$be/script" blkbackd "$be/frontend-id" "$sgst" "$be/online" 1 \
+					"$be/state" 1 "$be/dev" "s$j" "$be/mode" r \
+					"$be/hotplug-status" connected "$fe/state" 1 "$fe/backend" "$be" ;;
+			close)
+				set -- "$@" "$be/online" 0 "$be/state" 5 ;;
+			esac
+			j=$((j + 1))
+		done
+		xenstore-write "$@" || fail "xenstore-write"
+		i=$j
+	done
+}
+rss0=$(rss_kb)
+info "scale: $scale_n vbds attached"
+t0=$(date +%s%N)
+scale_op=attach scale_write
+wait_for 300 sh -c "[ \$(blkback-ctl list --json | jq '[.vbds[] | select(.backend_state == \"InitWait\" and .target != \"\")] | length') -eq $scale_n ]" ||
+	fail "scale: not all $scale_n vbds reached InitWait with storage open"
+t1=$(date +%s%N)
+rss1=$(rss_kb)
+info "scale: $scale_n vbds closed"
+scale_op=close scale_write
+wait_for 300 sh -c "[ \$(blkback-ctl list --json | jq '[.vbds[] | select(.backend_state == \"Closed\")] | length') -eq $scale_n ]" ||
+	fail "scale: not all $scale_n vbds reached Closed"
+t2=$(date +%s%N)
+xenstore-rm "/local/domain/0/backend/vbd/$sgst" "/local/domain/$sgst/device/vbd" || fail "xenstore-rm"
+wait_for 300 sh -c "[ \$(blkback-ctl list --json | jq '.vbds | length') -eq 0 ]" ||
+	fail "scale: vbds still listed after their dirs went"
+t3=$(date +%s%N)
+scale_json=$(jq -nc --argjson n "$scale_n" --argjson a $(( (t1 - t0) / 1000000 )) \
+	--argjson c $(( (t2 - t1) / 1000000 )) --argjson r $(( (t3 - t2) / 1000000 )) \
+	--argjson rss0 "$rss0" --argjson rss1 "$rss1" \
+	'{vbds: $n, attach_ms: $a, close_ms: $c, release_ms: $r, rss_before_kb: $rss0,
+	  rss_after_kb: $rss1, rss_per_idle_vbd_kb: (($rss1 - $rss0) / $n * 10 | round / 10)}')
+
 jq -s --arg file "$file" --argjson size_mb "$size_mb" --argjson secs "$secs" \
-	--argjson indirect "$indirect" --argjson null_ok "$null_ok" \
-	--arg bf "$bf_cmd" --arg fio "$fio_cmd" \
-	'{file: $file, size_mb: $size_mb, seconds: $secs,
-	  max_indirect_segments: $indirect, null_engine: ($null_ok == 1),
-	  commands: {blkfront_sim: $bf, fio: $fio}, rows: .}' "$rows" >"$json_out" ||
+	--argjson indirect "$indirect" --arg bf "$bf_cmd" --arg fio "$fio_cmd" \
+	--slurpfile cg "$cg_rows" --argjson scale "$scale_json" \
+	'{file: $file, size_mb: $size_mb, seconds: $secs, max_indirect_segments: $indirect,
+	  commands: {blkfront_sim: $bf, fio: $fio}, rows: ., instructions: $cg,
+	  scale: $scale}' "$rows" >"$json_out" ||
 	fail "cannot write $json_out"
 
 echo
@@ -190,9 +338,15 @@ jq -r '["case", "mode", "blkbackd IOPS", "MiB/s", "p99 us", "fio IOPS", "MiB/s",
 	  (if .fio then (.fio.lat_p99_us | round) else "-" end),
 	  (if .ratio then (.ratio * 100 | round / 100) else "-" end)])
 	| @tsv' "$json_out" |
-	awk -F '\t' '{ printf "%-32s %-12s %13s %8s %7s %9s %8s %7s %6s\n",
+	awk -F '\t' '{ printf "%-34s %-12s %13s %8s %7s %9s %8s %7s %6s\n",
 		$1, $2, $3, $4, $5, $6, $7, $8, $9 }'
 echo
 echo "ratio = blkbackd IOPS / fio IOPS (null engine rows: / the direct fio row)"
+echo
+jq -r 'if (.instructions | length) > 0 then
+	"instructions per request, null engine, callgrind (runs of \(.instructions[0].ops[0]) and \(.instructions[0].ops[1]) requests):",
+	(.instructions[] | "  \(.case): \(.ir_per_request) in all, \(.copy_ir_per_request) in memcpy/memmove, \(.ir_per_request_without_copy) without the copy")
+	else "instructions per request: not measured (no valgrind)" end' "$json_out"
+jq -r '.scale | "scale: \(.vbds) vbds on one daemon: attach (claim, InitWait, storage open) \(.attach_ms) ms, close \(.close_ms) ms, release \(.release_ms) ms; RSS \(.rss_before_kb) -> \(.rss_after_kb) KiB, \(.rss_per_idle_vbd_kb) KiB per idle vbd"' "$json_out"
 echo "JSON: $json_out"
 exit 0
