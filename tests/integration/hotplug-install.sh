@@ -7,9 +7,11 @@ test_timeout 300
 inst="$TEST_DIR/inst"
 
 # dir VAR: the fully expanded make variable VAR of hotplug/Makefile.
+# Without the outer make's flags: under make -jN check they carry -w,
+# whose "Entering directory" lines would land in the value.
 dir() {
 	printf 'print:\n\t@echo $(%s)\n' "$1" |
-		make -s --no-print-directory -C "$top_builddir/hotplug" -f Makefile -f - print
+		env -u MAKEFLAGS -u MFLAGS make -s --no-print-directory -C "$top_builddir/hotplug" -f Makefile -f - print
 }
 
 make -s -C "$top_builddir" install DESTDIR="$inst" >"$TEST_DIR/install.log" 2>&1 ||
