@@ -441,6 +441,24 @@ static int hostile_xs_flood(struct bf_dev *dev)
 
 /* ---- rsp-check (T10) ---- */
 
+/* The answer as the ABI lays it out, written here by hand rather than by
+ * the encoder under test: id at 0, op at 8, status at 10, and zeros in
+ * the padding at 9 and (x86_64, 16 bytes) at 12..15; x86_32 answers are
+ * 12 bytes. Everything past them stays as the guest wrote it. */
+static void rsp_expect(enum blkif_abi abi, unsigned char *slot, const struct blkif_rsp *rsp)
+{
+	unsigned int b, size = abi == BLKIF_ABI_X86_32 ? 12 : 16;
+
+	for (b = 0; b < 8; b++)
+		slot[b] = (unsigned char)(rsp->id >> (8 * b));
+	slot[8] = rsp->operation;
+	slot[9] = 0;
+	slot[10] = (unsigned char)((uint16_t)rsp->status & 0xff);
+	slot[11] = (unsigned char)((uint16_t)rsp->status >> 8);
+	for (b = 12; b < size; b++)
+		slot[b] = 0;
+}
+
 /* Requests of five kinds with known answers; each slot is first filled
  * with a per-slot byte pattern. After the answer the slot must hold
  * exactly what we wrote, with only the response fields (and their zero
@@ -535,7 +553,7 @@ static int hostile_rsp_check(struct bf_dev *dev)
 			rsp.operation = wop[k];
 			rsp.status = want[k];
 			memcpy(expect, snap[i], ss);
-			blkif_rsp_encode(o->abi, expect, &rsp);
+			rsp_expect(o->abi, expect, &rsp);
 			if (memcmp(slot, expect, ss) == 0) {
 				checked++;
 				continue;
