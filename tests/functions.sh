@@ -8,7 +8,7 @@ set -eu
 export PATH="$top_builddir/frontend-sim:$top_builddir/backend:$PATH"
 
 TEST_NAME=$(basename "$0" .sh)
-TEST_DIR=$(mktemp -d "/tmp/blkback-$TEST_NAME.XXXXXX")
+TEST_DIR=$(mktemp -d "${TMPDIR:-/tmp}/blkback-$TEST_NAME.XXXXXX")
 export XENSIM_DIR="$TEST_DIR/sim"
 export XENSTORED_PATH="$XENSIM_DIR/socket"
 export XENSTORED_RUNDIR="$XENSIM_DIR"
