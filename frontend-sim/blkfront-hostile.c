@@ -32,6 +32,7 @@ static const char *const mode_names[] = {
 	[BF_HOSTILE_EVENT_STORM] = "event-storm",
 	[BF_HOSTILE_XS_FLOOD] = "xs-flood",
 	[BF_HOSTILE_RSP_CHECK] = "rsp-check",
+	[BF_HOSTILE_DUP_IDS] = "dup-ids",
 };
 
 int bf_hostile_parse(const char *name, enum bf_hostile *ret)
@@ -580,6 +581,52 @@ out:
 	return result;
 }
 
+/* ---- dup-ids (T18) ---- */
+
+/* A full ring of reads, writes and flushes that all carry one id: each
+ * must be served and answered with that id (the id is opaque). */
+static int hostile_dup_ids(struct bf_dev *dev)
+{
+	struct bf_queue *q = &dev->q[0];
+	unsigned int n = dev->layout.nr_ents, i, ok = 0, rounds;
+
+	if (bf_ring_slots_alloc(dev, n, 1, 0) < 0)
+		return BF_EXIT_SETUP;
+	for (rounds = 0; rounds < 4; rounds++) {
+		for (i = 0; i < n; i++) {
+			struct blkif_req req;
+
+			memset(&req, 0, sizeof(req));
+			req.operation = i % 3 == 2 ? BLKIF_OP_FLUSH_DISKCACHE :
+					i % 3 ? BLKIF_OP_WRITE : BLKIF_OP_READ;
+			req.id = 7;
+			req.handle = (uint16_t)dev->devid;
+			req.sector_number = (uint64_t)i * 8;
+			if (req.operation != BLKIF_OP_FLUSH_DISKCACHE) {
+				req.nr_segments = 1;
+				req.seg[0].gref = dev->slots[i].grefs[0];
+				req.seg[0].last_sect = 7;
+			}
+			put_req(dev, &req, 0);
+		}
+		if (bf_ring_push(dev) < 0 || wait_answers(dev) < 0)
+			return BF_EXIT_FAIL;
+		for (; q->rsp_cons != q->req_prod_pvt; q->rsp_cons++) {
+			struct blkif_rsp rsp;
+
+			blkif_rsp_decode(dev->opts->abi,
+					 blkif_ring_slot(&dev->layout, q->sring, q->rsp_cons), &rsp);
+			if (rsp.id == 7 && rsp.status == BLKIF_RSP_OKAY)
+				ok++;
+			else
+				bf_fail(dev, "answer id %" PRIu64 " status %d", rsp.id, rsp.status);
+		}
+	}
+	printf("dup-ids: %u of %u requests with id 7 answered okay\n", ok, 4 * n);
+	fflush(stdout);
+	return ok == 4 * n && !dev->failures ? BF_EXIT_OK : BF_EXIT_FAIL;
+}
+
 int bf_hostile_run(struct bf_dev *dev)
 {
 	int result;
@@ -603,6 +650,9 @@ int bf_hostile_run(struct bf_dev *dev)
 		break;
 	case BF_HOSTILE_RSP_CHECK:
 		result = hostile_rsp_check(dev);
+		break;
+	case BF_HOSTILE_DUP_IDS:
+		result = hostile_dup_ids(dev);
 		break;
 	default:
 		return BF_EXIT_SETUP;

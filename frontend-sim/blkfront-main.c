@@ -142,6 +142,7 @@ static void usage(FILE *f)
 "  event-storm           notify in a tight loop with an empty ring\n"
 "  xs-flood              rewrite our own xenstore keys and make nodes\n"
 "  rsp-check             check response slots byte for byte\n"
+"  dup-ids               a full ring of requests that all carry one id\n"
 "Raw mode (--raw), fields are not checked:\n"
 "  --op N --nr-segments N --sector N --id N --handle N\n"
 "  --seg GREF:FIRST:LAST (repeat; GREF 'new' grants a fresh page, 'ro' one\n"
@@ -494,7 +495,7 @@ static int opts_parse(struct bf_opts *o, int argc, char **argv)
 		case OPT_HOSTILE:
 			if (bf_hostile_parse(optarg, &o->hostile) < 0)
 				BAD("--hostile: rewrite prod-overflow prod-backwards event-storm "
-				    "xs-flood rsp-check");
+				    "xs-flood rsp-check dup-ids");
 			break;
 		case OPT_RING_START: {
 			uint64_t req, rsp;

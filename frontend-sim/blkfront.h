@@ -86,6 +86,7 @@ enum bf_hostile {
 	BF_HOSTILE_EVENT_STORM,		/* T11: notify in a tight loop, empty ring */
 	BF_HOSTILE_XS_FLOOD,		/* T12: rewrite own keys, make nodes, at full rate */
 	BF_HOSTILE_RSP_CHECK,		/* T10: response slots carry only response fields */
+	BF_HOSTILE_DUP_IDS,		/* T18: a full ring of requests with one id */
 };
 
 /* Special grant refs of a raw-mode segment. */
