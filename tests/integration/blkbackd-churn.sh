@@ -9,6 +9,8 @@
 . "$top_srcdir/tests/functions.sh"
 . "$top_srcdir/tests/integration/blkbackd-lib.sh"
 cycles=${CHURN_CYCLES:-100}
+# Under valgrind a cycle takes seconds: fewer, unless asked.
+[ -z "${BLKBACK_VALGRIND:-}" ] || cycles=${CHURN_CYCLES:-10}
 test_timeout $((120 + cycles * 3))
 command -v xenstore-write >/dev/null || skip "xenstore-utils not installed"
 
@@ -113,8 +115,10 @@ f0=$1 m0=$2 th0=$3 r0=$4
 set -- $after
 info "$cycles cycles x 4 vbds in $((t1 - t0)) s: fds $f0 -> $1, maps $m0 -> $2, threads $th0 -> $3, RSS $r0 -> $4 KiB"
 [ "$1" -eq "$f0" ] || fail "fds $f0 -> $1"
-[ "$2" -le "$m0" ] || fail "mappings $m0 -> $2"
 [ "$3" -eq "$th0" ] || fail "threads $th0 -> $3"
-[ "$4" -le $((r0 + 2048)) ] || fail "RSS $r0 -> $4 KiB"
+if plain_run; then
+	[ "$2" -le "$m0" ] || fail "mappings $m0 -> $2"
+	[ "$4" -le $((r0 + 2048)) ] || fail "RSS $r0 -> $4 KiB"
+fi
 kill -0 "$BLKBACKD_PID" || fail "blkbackd died"
 exit 0

@@ -48,7 +48,7 @@ case_end() {
 # expect_halt WHAT: the vbd was disconnected with an error node naming the
 # halt, and one log line said why.
 expect_halt() {
-	wait_for 2 xenstore-exists "$be/error" || fail "$1: no error node"
+	wait_for $((2 * SLOW)) xenstore-exists "$be/error" || fail "$1: no error node"
 	xenstore-read "$be/error" | grep -q 'halted' ||
 		fail "$1: error node is '$(xenstore-read "$be/error")'"
 	[ "$(grep -c "$2" "$TEST_DIR/blkbackd.log")" -eq "$3" ] ||
@@ -90,11 +90,11 @@ done
 
 case_start "T3: stale indices at attach (req_prod 90 ahead of rsp_prod)"
 rc=0
-bf g1 xvda --ring-start 100:10 --ops 10 --timeout 3 || rc=$?
+bf g1 xvda --ring-start 100:10 --ops 10 --timeout $((3 * SLOW)) || rc=$?
 [ $rc -ne 0 ] || fail "$CASE: the backend connected a ring with stale indices"
 grep -q 'req_prod 100 rsp_prod 10 are inconsistent' "$TEST_DIR/blkbackd.log" ||
 	fail "$CASE: no log line"
-wait_for 5 xenstore-exists "$be/error" ||
+wait_for $((5 * SLOW)) xenstore-exists "$be/error" ||
 	fail "$CASE: no error node (backend state $(xenstore-read "$be/state"))"
 be_state_is "$g" 51712 4 && fail "$CASE: backend is Connected"
 case_end
@@ -149,7 +149,7 @@ pct=$(storm_cpu) || fail "$CASE: the storm failed"
 info "  $(grep '^event-storm:' "$TEST_DIR/bf.log" | tail -1); blkbackd CPU ${pct}% of one core"
 # Unthrottled, the ring thread would take a whole core: the guest's
 # notifications cost it a poll and an unmask each.
-[ "$pct" -lt 25 ] || fail "$CASE: blkbackd used ${pct}% of a core"
+! plain_run || [ "$pct" -lt 25 ] || fail "$CASE: blkbackd used ${pct}% of a core"
 case_end
 
 case_start "T11: event storm on an empty ring, beside a workload"

@@ -102,3 +102,12 @@ blkbackd_maps() { wc -l <"/proc/$BLKBACKD_PID/maps"; }
 
 # log_lines: lines in blkbackd's log so far.
 log_lines() { wc -l <"$TEST_DIR/blkbackd.log"; }
+
+# plain_run: true for a plain build run natively. RSS and CPU figures
+# mean little under ASan (shadow memory, quarantine) or valgrind (its own
+# memory, 20-50x slower): such runs check the behaviour and print the
+# numbers without holding them to the bounds.
+plain_run() {
+	[ -z "${BLKBACK_VALGRIND:-}" ] &&
+		! ldd "$top_builddir/backend/blkbackd" | grep -q libasan
+}
