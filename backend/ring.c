@@ -345,7 +345,8 @@ static void ring_halt(struct ring *r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(r->halt_msg, sizeof(r->halt_msg), fmt, ap);
 	va_end(ap);
-	ring_log(r, LOG_LEVEL_ERR, 0, "halted: %s", r->halt_msg);
+	/* The main thread logs it once, with the vbd's error node. */
+	ring_log(r, LOG_LEVEL_DEBUG, 0, "halted: %s", r->halt_msg);
 	atomic_store_explicit(&r->halt_pending, true, memory_order_release);
 	blkbackd_wake(r->vbd->d);
 }

@@ -46,7 +46,7 @@ enum {
 	OPT_JSON, OPT_PROGRESS, OPT_SEED, OPT_RAW, OPT_OP, OPT_NR_SEGS, OPT_SECTOR,
 	OPT_ID, OPT_HANDLE, OPT_SEG, OPT_SEG_AUTO, OPT_IND_OP, OPT_IND_PAGES,
 	OPT_IND_GREF, OPT_DISC_SECTORS, OPT_DISC_FLAG, OPT_EXPECT_STATUS, OPT_WAIT,
-	OPT_VERSION, OPT_PERSISTENT,
+	OPT_VERSION, OPT_PERSISTENT, OPT_HOSTILE, OPT_RING_START,
 };
 
 static const struct option long_opts[] = {
@@ -95,6 +95,8 @@ static const struct option long_opts[] = {
 	{ "wait", required_argument, NULL, OPT_WAIT },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "hostile", required_argument, NULL, OPT_HOSTILE },
+	{ "ring-start", required_argument, NULL, OPT_RING_START },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -133,9 +135,22 @@ static void usage(FILE *f)
 "  --seed N              random seed\n"
 "  --progress            a progress line every second (stderr)\n"
 "  --json                report as one JSON object\n"
+"  --ring-start REQ[:RSP] start the ring's indices there (attach form)\n"
+"Hostile modes (--hostile MODE, for --seconds, default 2):\n"
+"  rewrite               a thread rewrites request slots, indirect and data\n"
+"                        pages while the backend reads them\n"
+"  prod-overflow         req_prod more than a ring ahead of the responses\n"
+"  prod-backwards        req_prod moves back after a few requests\n"
+"  event-storm           notify in a tight loop with an empty ring\n"
+"  xs-flood              rewrite our own xenstore keys and make nodes\n"
+"  rsp-check             check response slots byte for byte\n"
+"  dup-ids               a full ring of requests that all carry one id\n"
 "Raw mode (--raw), fields are not checked:\n"
 "  --op N --nr-segments N --sector N --id N --handle N\n"
-"  --seg GREF:FIRST:LAST (repeat; GREF 'new' grants a fresh page)\n"
+"  --seg GREF:FIRST:LAST (repeat; GREF 'new' grants a fresh page, 'ro' one\n"
+"                        read-only, 'revoked' one whose grant is ended,\n"
+"                        'other' one granted to another domain, 'dup' the\n"
+"                        previous segment's ref)\n"
 "  --seg-auto            fresh pages 0:7 up to --nr-segments\n"
 "  --indirect-op N --indirect-pages N --indirect-gref G (repeat)\n"
 "  --discard-sectors N --discard-flag N\n"
@@ -220,13 +235,22 @@ static int parse_seg(const char *s, struct bf_raw_seg *seg)
 	*b++ = '\0';
 	memset(seg, 0, sizeof(*seg));
 	if (strcmp(buf, "new") == 0)
-		seg->gref_new = true;
+		seg->kind = BF_GREF_NEW;
+	else if (strcmp(buf, "ro") == 0)
+		seg->kind = BF_GREF_RO;
+	else if (strcmp(buf, "revoked") == 0)
+		seg->kind = BF_GREF_REVOKED;
+	else if (strcmp(buf, "other") == 0)
+		seg->kind = BF_GREF_OTHER;
+	else if (strcmp(buf, "dup") == 0)
+		seg->kind = BF_GREF_DUP;
 	else if (parse_u64(buf, UINT32_MAX, &g) < 0)
 		return -EINVAL;
 	else
 		seg->gref = (uint32_t)g;
 	if (parse_u64(a, UINT8_MAX, &f) < 0 || parse_u64(b, UINT8_MAX, &l) < 0)
 		return -EINVAL;
+	seg->gref_new = seg->kind != BF_GREF_GIVEN && seg->kind != BF_GREF_DUP;
 	seg->first_sect = (uint8_t)f;
 	seg->last_sect = (uint8_t)l;
 	return 0;
@@ -473,6 +497,29 @@ static int opts_parse(struct bf_opts *o, int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			exit(0);
+		case OPT_HOSTILE:
+			if (bf_hostile_parse(optarg, &o->hostile) < 0)
+				BAD("--hostile: rewrite prod-overflow prod-backwards event-storm "
+				    "xs-flood rsp-check dup-ids");
+			break;
+		case OPT_RING_START: {
+			uint64_t req, rsp;
+			char buf[64], *colon;
+
+			if (strlen(optarg) >= sizeof(buf))
+				BAD("--ring-start: REQ[:RSP]");
+			strcpy(buf, optarg);
+			colon = strchr(buf, ':');
+			if (colon)
+				*colon++ = '\0';
+			if (parse_u64(buf, UINT32_MAX, &req) < 0 ||
+			    parse_u64(colon ? colon : buf, UINT32_MAX, &rsp) < 0)
+				BAD("--ring-start: REQ[:RSP], each 0..4294967295");
+			o->ring_start_set = true;
+			o->ring_start_req = (uint32_t)req;
+			o->ring_start_rsp = (uint32_t)rsp;
+			break;
+		}
 		case OPT_VERSION:
 			printf("blkfront-sim %s\n", PACKAGE_VERSION);
 			exit(0);
@@ -591,7 +638,9 @@ int main(int argc, char **argv)
 		  dev.be.sector_size, dev.be.info);
 
 	bf_stats_init(&st);
-	if (opts.raw)
+	if (opts.hostile)
+		result = bf_hostile_run(&dev);
+	else if (opts.raw)
 		result = bf_raw_run(&dev);
 	else
 		result = bf_workload_run(&dev, &st);

@@ -45,6 +45,9 @@ int bf_raw_run(struct bf_dev *dev)
 	struct blkif_seg segs[BF_MAX_RAW_SEGS];
 	uint32_t new_refs[BF_MAX_RAW_SEGS], ind_refs[BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST];
 	void *data = NULL, *ind = NULL;
+	/* Pages of the special grants (ro, other), one share each. */
+	void *extra[BF_MAX_RAW_SEGS];
+	unsigned int nextra = 0;
 	unsigned int nsegs = o->raw_nr_segs, nnew = 0, i, j, nind = 0;
 	struct blkif_req req;
 	struct raw r = { .id = o->raw_id };
@@ -56,7 +59,7 @@ int bf_raw_run(struct bf_dev *dev)
 	if (nsegs > BF_MAX_RAW_SEGS)
 		nsegs = BF_MAX_RAW_SEGS;
 	for (i = 0; i < nsegs; i++)
-		if (i >= o->raw_nr_segs || o->raw_segs[i].gref_new)
+		if (i >= o->raw_nr_segs || o->raw_segs[i].kind == BF_GREF_NEW)
 			nnew++;
 	if (nnew) {
 		ret = plat_gntshr_share(dev->gs, dev->be_domid, nnew, true, new_refs, &data);
@@ -67,8 +70,34 @@ int bf_raw_run(struct bf_dev *dev)
 		}
 	}
 	for (i = 0, j = 0; i < nsegs; i++) {
-		if (i < o->raw_nr_segs && !o->raw_segs[i].gref_new) {
+		enum bf_raw_gref kind = i < o->raw_nr_segs ? o->raw_segs[i].kind : BF_GREF_NEW;
+
+		if (kind == BF_GREF_GIVEN) {
 			segs[i].gref = o->raw_segs[i].gref;
+		} else if (kind == BF_GREF_DUP) {
+			segs[i].gref = i ? segs[i - 1].gref : 0;
+		} else if (kind != BF_GREF_NEW) {
+			/* ro: the backend may only read it (a READ must fail);
+			 * other: granted to ourselves, not the backend; revoked:
+			 * access ended before the request goes out. */
+			uint32_t to = kind == BF_GREF_OTHER ? dev->domid : dev->be_domid;
+			void *page;
+
+			ret = plat_gntshr_share(dev->gs, to, 1, kind != BF_GREF_RO,
+						&segs[i].gref, &page);
+			if (ret < 0) {
+				log_errno(LOG_LEVEL_ERR, ret, "cannot grant a special page");
+				goto out;
+			}
+			if (kind == BF_GREF_REVOKED) {
+				ret = plat_gntshr_unshare(dev->gs, page, 1);
+				if (ret < 0) {
+					log_errno(LOG_LEVEL_ERR, ret, "cannot revoke a grant");
+					goto out;
+				}
+			} else {
+				extra[nextra++] = page;
+			}
 		} else {
 			uint64_t s = o->raw_sector + (uint64_t)j * 8;
 			unsigned int k;
@@ -171,6 +200,9 @@ int bf_raw_run(struct bf_dev *dev)
 	if (r.bad)
 		result = BF_EXIT_FAIL;
 out:
+	for (i = 0; i < nextra; i++)
+		if (plat_gntshr_unshare(dev->gs, extra[i], 1) == -EBUSY)
+			bf_fail(dev, "backend still maps a special grant after closing");
 	if (data && plat_gntshr_unshare(dev->gs, data, nnew) == -EBUSY)
 		bf_fail(dev, "backend still maps the request's data pages after closing");
 	if (ind && plat_gntshr_unshare(dev->gs, ind, nind) == -EBUSY)

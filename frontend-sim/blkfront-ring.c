@@ -94,6 +94,16 @@ int bf_ring_setup(struct bf_dev *dev, unsigned int order, unsigned int nr_queues
 		idx_store(&h->rsp_event, 1);
 		q->req_prod_pvt = 0;
 		q->rsp_cons = 0;
+		if (dev->opts->ring_start_set) {
+			/* A ring that starts elsewhere (or a stale one, when
+			 * the two differ): the backend must attach, not reset. */
+			idx_store(&h->req_prod, dev->opts->ring_start_req);
+			idx_store(&h->rsp_prod, dev->opts->ring_start_rsp);
+			idx_store(&h->req_event, dev->opts->ring_start_req + 1);
+			idx_store(&h->rsp_event, dev->opts->ring_start_rsp + 1);
+			q->req_prod_pvt = dev->opts->ring_start_req;
+			q->rsp_cons = dev->opts->ring_start_rsp;
+		}
 		ret = plat_evtchn_bind_unbound(dev->ev, dev->be_domid, &q->port);
 		if (ret < 0) {
 			log_errno(LOG_LEVEL_ERR, ret,

@@ -76,11 +76,35 @@ enum bf_workload {
 	BF_WL_READBACK,		/* no workload: only the final read-back */
 };
 
+/* Hostile modes (--hostile, blkfront-hostile.c): PROTOCOL.md §5 classes
+ * that one crafted request cannot show. */
+enum bf_hostile {
+	BF_HOSTILE_NONE,
+	BF_HOSTILE_REWRITE,		/* T1, T20: a thread rewrites slots, indirect and data pages */
+	BF_HOSTILE_PROD_OVERFLOW,	/* T2: req_prod a ring and more ahead */
+	BF_HOSTILE_PROD_BACKWARDS,	/* T2: req_prod goes back */
+	BF_HOSTILE_EVENT_STORM,		/* T11: notify in a tight loop, empty ring */
+	BF_HOSTILE_XS_FLOOD,		/* T12: rewrite own keys, make nodes, at full rate */
+	BF_HOSTILE_RSP_CHECK,		/* T10: response slots carry only response fields */
+	BF_HOSTILE_DUP_IDS,		/* T18: a full ring of requests with one id */
+};
+
+/* Special grant refs of a raw-mode segment. */
+enum bf_raw_gref {
+	BF_GREF_GIVEN,			/* the number given */
+	BF_GREF_NEW,			/* a fresh page, granted writable */
+	BF_GREF_RO,			/* a fresh page, granted read-only */
+	BF_GREF_REVOKED,		/* a fresh page whose grant was ended */
+	BF_GREF_OTHER,			/* a fresh page granted to another domain */
+	BF_GREF_DUP,			/* the previous segment's ref again */
+};
+
 /* One raw-mode segment; gref_new asks for a freshly granted page. */
 struct bf_raw_seg {
 	uint32_t gref;
 	uint8_t first_sect, last_sect;
 	bool gref_new;
+	enum bf_raw_gref kind;
 };
 
 struct bf_opts {
@@ -109,6 +133,10 @@ struct bf_opts {
 	bool expect_readonly;
 	bool json, progress;
 	uint64_t seed;
+	enum bf_hostile hostile;
+	/* --ring-start: the indices the ring starts at (attach form, T3) */
+	bool ring_start_set;
+	uint32_t ring_start_req, ring_start_rsp;
 
 	/* raw mode */
 	bool raw;
@@ -331,5 +359,9 @@ int bf_workload_run(struct bf_dev *dev, struct bf_stats *st);
 
 /* blkfront-raw.c: one crafted request; returns the exit status. */
 int bf_raw_run(struct bf_dev *dev);
+
+/* blkfront-hostile.c: runs dev->opts->hostile; returns the exit status. */
+int bf_hostile_run(struct bf_dev *dev);
+int bf_hostile_parse(const char *name, enum bf_hostile *ret);
 
 #endif

@@ -8,12 +8,27 @@ set -eu
 export PATH="$top_builddir/frontend-sim:$top_builddir/backend:$PATH"
 
 TEST_NAME=$(basename "$0" .sh)
-TEST_DIR=$(mktemp -d "/tmp/blkback-$TEST_NAME.XXXXXX")
+TEST_DIR=$(mktemp -d "${TMPDIR:-/tmp}/blkback-$TEST_NAME.XXXXXX")
 export XENSIM_DIR="$TEST_DIR/sim"
 export XENSTORED_PATH="$XENSIM_DIR/socket"
 export XENSTORED_RUNDIR="$XENSIM_DIR"
 _pids=""
 _timer=""
+
+# make check-valgrind sets BLKBACK_VALGRIND=1: the daemons (xensimd,
+# blkbackd) run under memcheck, and any error or definite leak makes the
+# daemon exit 99 on SIGTERM, which fails the test in stop_pid. Everything
+# is slower then: SLOW scales the waits for start and stop and the test's
+# timeout.
+VG=""
+SLOW=1
+if [ -n "${BLKBACK_VALGRIND:-}" ]; then
+	command -v valgrind >/dev/null || { echo "SKIP: valgrind not installed" >&2; exit 77; }
+	VG="valgrind -q --error-exitcode=99 --leak-check=full \
+--show-leak-kinds=definite --errors-for-leak-kinds=definite \
+--track-fds=no --num-callers=30"
+	SLOW=6
+fi
 
 fail() { echo "FAIL: $TEST_NAME: $*" >&2; exit 1; }
 skip() { echo "SKIP: $TEST_NAME: $*" >&2; exit 77; }
@@ -43,7 +58,7 @@ stop_pid() {
 	kill -TERM "$pid" 2>/dev/null || true
 	while kill -0 "$pid" 2>/dev/null; do
 		i=$((i + 1))
-		if [ $i -gt 50 ]; then
+		if [ $i -gt $((50 * SLOW)) ]; then
 			kill -KILL "$pid" 2>/dev/null || true
 			echo "FAIL: $TEST_NAME: pid $pid ignored SIGTERM" >&2
 			return 1
@@ -89,7 +104,7 @@ trap _cleanup EXIT
 
 # Kill the whole test if it overruns (default 120 s).
 test_timeout() {
-	local secs=${1:-120} me=$$
+	local secs=$(( ${1:-120} * SLOW )) me=$$
 	# The sleep must not hold the test's stdout/stderr: whoever reads them
 	# through a pipe would otherwise wait for it after the test ended.
 	( sleep "$secs" </dev/null >/dev/null 2>&1
@@ -99,11 +114,11 @@ test_timeout() {
 }
 
 start_xensimd() {
-	xensimd -d --dir "$XENSIM_DIR" "$@" >"$TEST_DIR/xensimd.log" 2>&1 &
+	$VG xensimd -d --dir "$XENSIM_DIR" "$@" >"$TEST_DIR/xensimd.log" 2>&1 &
 	XENSIMD_PID=$!
 	_pids="$XENSIMD_PID $_pids"
-	wait_for 10 test -S "$XENSIM_DIR/socket" || fail "xensimd did not start"
-	wait_for 10 test -S "$XENSIM_DIR/sim" || fail "xensimd sim socket missing"
+	wait_for $((10 * SLOW)) test -S "$XENSIM_DIR/socket" || fail "xensimd did not start"
+	wait_for $((10 * SLOW)) test -S "$XENSIM_DIR/sim" || fail "xensimd sim socket missing"
 }
 
 # ---- blkbackd helpers (owner: blkbackd) ----
@@ -112,11 +127,11 @@ start_xensimd() {
 # before xensimd. Sets BLKBACKD_PID.
 start_blkbackd() {
 	rm -f "$TEST_DIR/blkbackd.pid"
-	blkbackd -d -v --platform=sim --dir "$XENSIM_DIR" \
+	$VG blkbackd -d -v --platform=sim --dir "$XENSIM_DIR" \
 		-p "$TEST_DIR/blkbackd.pid" "$@" >>"$TEST_DIR/blkbackd.log" 2>&1 &
 	BLKBACKD_PID=$!
 	_pids="$BLKBACKD_PID $_pids"
-	wait_for 10 test -s "$TEST_DIR/blkbackd.pid" || fail "blkbackd did not start"
+	wait_for $((10 * SLOW)) test -s "$TEST_DIR/blkbackd.pid" || fail "blkbackd did not start"
 }
 
 # xs_is PATH VALUE: the xenstore node PATH holds exactly VALUE.

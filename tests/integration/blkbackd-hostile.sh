@@ -1,6 +1,7 @@
 #!/bin/sh
 # Hostile single requests through blkfront-sim's raw mode (PROTOCOL.md §5
-# T4-T9): each gets the right status, the vbd keeps working, blkbackd lives.
+# T4-T9): each gets the right status, the vbd keeps working, blkbackd lives,
+# and another guest's verified workload runs through them undisturbed.
 # Every raw run is a full connect/close cycle, so this also exercises
 # reconnect after Closed many times.
 . "$top_srcdir/tests/functions.sh"
@@ -16,6 +17,11 @@ g=$(sim_guest g1) || fail "xensim create"
 sim_attach g1 xvda "$TEST_DIR/disk.img"
 sim_attach g1 xvdb "$TEST_DIR/ro.img" r
 end=$((8 * 2048))
+# Another guest's vbd serves a verified workload all along.
+truncate -s 8M "$TEST_DIR/beside.img"
+sim_guest g2 >/dev/null || fail "xensim create g2"
+sim_attach g2 xvda "$TEST_DIR/beside.img"
+beside_start g2 xvda 8
 
 # raw VDEV STATUS WHAT ARGS...
 raw() {
@@ -51,5 +57,6 @@ info "the vbd still serves verified I/O"
 fe_restart "$g" 51712
 bf g1 xvda --workload randrw --qd 16 --ops 500 --verify || fail "workload after hostile requests"
 kill -0 "$BLKBACKD_PID" || fail "blkbackd died"
+beside_check "hostile raw requests"
 grep -q 'refused op' "$TEST_DIR/blkbackd.log" || fail "refusals not logged"
 exit 0

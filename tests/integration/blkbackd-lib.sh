@@ -73,3 +73,41 @@ fe_restart() {
 # fds_at_most N: blkbackd holds at most N fds (re-counted on every call,
 # so it can be polled with wait_for).
 fds_at_most() { [ "$(blkbackd_fds)" -le "$1" ]; }
+
+# ---- hostile tests (owner: hostile) ----
+# beside_start DOMAIN VDEV SECONDS: a verified workload on another vbd for
+# the length of a hostile case (log: $TEST_DIR/beside.log); beside_check
+# WHAT waits for it and fails the test unless it passed untouched.
+beside_start() {
+	blkfront-sim --domain "$1" --vdev "$2" --workload randrw --qd 8 \
+		--seconds "$3" --verify >>"$TEST_DIR/beside.log" 2>&1 &
+	BESIDE_PID=$!
+}
+beside_check() {
+	[ -n "${BESIDE_PID:-}" ] || return 0
+	wait "$BESIDE_PID" ||
+		fail "$1: the verified workload beside it failed: $(tail -3 "$TEST_DIR/beside.log")"
+	BESIDE_PID=
+}
+
+# blkbackd_cpu_ticks: user + system clock ticks blkbackd has used so far.
+blkbackd_cpu_ticks() {
+	awk '{ print $14 + $15 }' "/proc/$BLKBACKD_PID/stat"
+}
+# blkbackd_rss_kb, blkbackd_threads, blkbackd_maps: its resident set in
+# KiB, its thread count, its mappings.
+blkbackd_rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$BLKBACKD_PID/status"; }
+blkbackd_threads() { awk '/^Threads:/ { print $2 }' "/proc/$BLKBACKD_PID/status"; }
+blkbackd_maps() { wc -l <"/proc/$BLKBACKD_PID/maps"; }
+
+# log_lines: lines in blkbackd's log so far.
+log_lines() { wc -l <"$TEST_DIR/blkbackd.log"; }
+
+# plain_run: true for a plain build run natively. RSS and CPU figures
+# mean little under ASan (shadow memory, quarantine) or valgrind (its own
+# memory, 20-50x slower): such runs check the behaviour and print the
+# numbers without holding them to the bounds.
+plain_run() {
+	[ -z "${BLKBACK_VALGRIND:-}" ] &&
+		! ldd "$top_builddir/backend/blkbackd" | grep -q libasan
+}
