@@ -72,8 +72,8 @@ RUN=$XENLAB_DIR/runs/$(date +%Y%m%d-%H%M%S)-$$
 export XENLAB_RUN=$RUN
 export XENLAB_ENV="QUICK=${QUICK:-0}"
 mkdir -p "$RUN"; : > "$RUN/console.log"
-# the job's lines, live, from dom0's console
-tail -n +1 -F "$RUN/console.log" 2>/dev/null | sed -un 's/^JOB| //p' &
+# the job's lines, live, from dom0's console; tail ends with this script
+tail --pid=$$ -n +1 -F "$RUN/console.log" 2>/dev/null | sed -un 's/^JOB| //p' &
 tailpid=$!
 bash "$HERE/run-job.sh" -t "${XEN_TIMEOUT:-2400}" "$HERE/job.sh" "$STAGE/bin" "$STAGE/hotplug-blkbackd" \
 	> "$RUN.job.out" 2> "$RUN.run.err"
