@@ -123,13 +123,19 @@ for abi in x86_64 x86_32; do
 	done
 	s1_run "$abi-indirect" --abi $abi --ring-order 1 --workload randrw --indirect \
 		--bs 128k --qd 8 --ops 300 --verify --flush-every 16
-	s1_run "$abi-seq44k" --abi $abi --workload seqwrite --bs 44k --qd 16 --ops 500 --verify
+	s1_run "$abi-seq44k" --abi $abi --workload seqwrite --bs 44k --qd 16 --ops 500 --verify \
+		--state /tmp/s1-$abi.state
+	# a new connection reads back what the last one wrote
+	s1_run "$abi-readback" --abi $abi --workload readback --bs 16k --qd 8 --verify \
+		--state /tmp/s1-$abi.state
+	s1_run "$abi-2queues" --abi $abi --queues 2 --ring-order 2 --workload randrw \
+		--bs 4k --qd 32 --ops 2000 --verify --flush-every 64
 done
 if [ "$(vbd_count)" != 0 ]; then echo "  blkbackd still lists vbds:"; blkback-ctl list; s1_fail=1; fi
 holds_nothing /dev/shm/s1.img || { echo "  blkbackd still holds s1.img or grant mappings"; s1_fail=1; }
 rm -f /dev/shm/s1.img
 if [ $s1_fail = 0 ]; then
-	result PASS "step 1 blkfront-sim in dom0 (real gntalloc/gntdev/evtchn, real xenstored): $s1_runs verified runs, ABIs x86_64+x86_32, ring orders $([ "${QUICK:-0}" = 1 ] && echo '0,4' || echo '0-4'), indirect, 44k"
+	result PASS "step 1 blkfront-sim in dom0 (real gntalloc/gntdev/evtchn, real xenstored): $s1_runs verified runs, ABIs x86_64+x86_32, ring orders $([ "${QUICK:-0}" = 1 ] && echo '0,4' || echo '0-4'), indirect, 44k, read-back on reconnect, 2 queues"
 else
 	result FAIL "step 1 blkfront-sim in dom0: see the lines above"
 fi
