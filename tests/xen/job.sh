@@ -108,7 +108,7 @@ s1_run() { # NAME blkfront-sim-args...
 		> "$OUT/s1-$name.out" 2>&1
 	r=$?
 	if [ $r = 0 ]; then
-		echo "  ok: step 1 $name ($(since $t)s): $(grep -iE 'iops|MiB/s' "$OUT/s1-$name.out" | head -1)"
+		echo "  ok: step 1 $name ($(since $t)s): $(grep -iE 'iops|MiB/s' "$OUT/s1-$name.out" | head -1 | tr -s ' ');$(grep -E 'verify:' "$OUT/s1-$name.out" | tr -s ' ')"
 	else
 		echo "  FAIL: step 1 $name: blkfront-sim exit $r"; tail -n 15 "$OUT/s1-$name.out"
 		s1_fail=1
@@ -199,6 +199,8 @@ if guest_create g2; then
 	fi
 	grep -E '^DOMU' $CONS/guest-g2.log
 	grep "d$D2/51712: backend Connected" "$OUT/blkbackd.log"
+	# blkbackd's own view of the same run: per-ring counters and latency
+	blkback-ctl stats | tee "$OUT/stats-g2.txt"
 	timeout 60 xl destroy g2
 	wait_until 20 sh -c "[ \$(blkback-ctl list --json | grep -o '\"devid\"' | wc -l) = 0 ]" ||
 		{ s2=FAIL; s2_why="$s2_why; blkbackd kept the vbd after destroy"; }
@@ -354,7 +356,8 @@ for m in dd_write_s dd_read_s fio_randread_4k_iops; do
 	rq=$(awk -v a="$a" -v b="$c" 'BEGIN{ if (a+0>0 && b+0>0) printf "%.2f", a/b; else printf "-" }')
 	printf '   %-28s %12s %12s %12s   %s %s\n' $m "${a:--}" "${b:--}" "${c:--}" "$rb" "$rq" | tee -a "$OUT/comparison.txt"
 done
-echo "   (dd_*_s: seconds for ${DD_MB} MiB with 1 MiB O_DIRECT requests, lower is better; iops: higher is better)"
+echo "   (dd_*_s: seconds for ${DD_MB} MiB with 1 MiB O_DIRECT requests, lower is better; iops: higher is better;"
+echo "    one run each, one after the other, on a host that may be busy: ratios moved by 2x between runs)"
 if [ -n "$PERF_blkbackd" ] && [ -n "$PERF_blkback" ] && [ -n "$PERF_qdisk" ]; then
 	result PASS "step 5 comparison measured on all three backends (table above)"
 elif [ -n "$PERF_blkbackd" ] && { [ -n "$PERF_blkback" ] || [ -n "$PERF_qdisk" ]; }; then
