@@ -7,7 +7,7 @@
 # when this machine cannot install or run QEMU and the hypervisor.
 # Usage: check-xen.sh TOP_BUILDDIR TOP_SRCDIR
 # Environment: XENLAB_DIR (default /var/tmp/blkbackd-xenlab: the image,
-# about 7 GB with caches, and runs/), QUICK=1 (fewer step-1 workloads),
+# about 3.5 GB with caches, and runs/), QUICK=1 (fewer step-1 workloads),
 # XEN_TIMEOUT (seconds for the whole boot and job, default 2400).
 set -u
 BUILD=${1:?usage: check-xen.sh TOP_BUILDDIR TOP_SRCDIR}
