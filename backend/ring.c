@@ -1010,13 +1010,14 @@ static void *ring_thread(void *arg)
 	struct pollfd pfd[3];
 	uint32_t port;
 	uint64_t val;
+	bool kicked = false;	/* an event arrived before this pass */
 	int err;
 
 	pfd[0].fd = plat_evtchn_fd(r->ev);
 	pfd[1].fd = io_engine_fd(r->engine);
 	pfd[2].fd = r->stop_fd;
 	for (;;) {
-		bool kicked = false, work;
+		bool work;
 
 		/* Work first: a frontend may have queued requests before we
 		 * bound the channel, and completions arrive without events. */
@@ -1042,6 +1043,19 @@ static void *ring_thread(void *arg)
 			if (!ring_can_consume(r) || !ring_final_check(r))
 				break;
 		}
+		/* Event storms with an empty ring: after a run of kicks
+		 * whose pass found nothing, slow down a little. A kick is
+		 * judged by the pass right after it; judging it by the pass
+		 * before (a completion-only wakeup, say) counted every kick
+		 * of a ping-pong frontend as spurious and slept 1 ms on each. */
+		if (kicked && !work && ++r->spurious > RING_SPURIOUS_MAX) {
+			struct timespec ts = { 0, 1000 * 1000 };
+
+			nanosleep(&ts, NULL);
+		} else if (kicked && work) {
+			r->spurious = 0;
+		}
+		kicked = false;
 		if (r->stopping && r->inflight == 0 && !r->stashed && !ring_replay_pending(r))
 			break;
 
@@ -1065,15 +1079,6 @@ static void *ring_thread(void *arg)
 			while ((err = plat_evtchn_pending(r->ev, &port)) >= 0) {
 				kicked = true;
 				plat_evtchn_unmask(r->ev, port);
-			}
-			/* Event storms with an empty ring: after a run of
-			 * wakeups that found nothing, slow down a little. */
-			if (kicked && !work && ++r->spurious > RING_SPURIOUS_MAX) {
-				struct timespec ts = { 0, 1000 * 1000 };
-
-				nanosleep(&ts, NULL);
-			} else if (work) {
-				r->spurious = 0;
 			}
 		}
 	}

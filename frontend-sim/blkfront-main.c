@@ -46,10 +46,11 @@ enum {
 	OPT_JSON, OPT_PROGRESS, OPT_SEED, OPT_RAW, OPT_OP, OPT_NR_SEGS, OPT_SECTOR,
 	OPT_ID, OPT_HANDLE, OPT_SEG, OPT_SEG_AUTO, OPT_IND_OP, OPT_IND_PAGES,
 	OPT_IND_GREF, OPT_DISC_SECTORS, OPT_DISC_FLAG, OPT_EXPECT_STATUS, OPT_WAIT,
-	OPT_VERSION, OPT_PERSISTENT, OPT_HOSTILE, OPT_RING_START,
+	OPT_VERSION, OPT_PERSISTENT, OPT_HOSTILE, OPT_RING_START, OPT_PLATFORM,
 };
 
 static const struct option long_opts[] = {
+	{ "platform", required_argument, NULL, OPT_PLATFORM },
 	{ "dir", required_argument, NULL, OPT_DIR },
 	{ "domain", required_argument, NULL, OPT_DOMAIN },
 	{ "vdev", required_argument, NULL, OPT_VDEV },
@@ -103,12 +104,16 @@ static const struct option long_opts[] = {
 static void usage(FILE *f)
 {
 	fprintf(f,
-"Usage: blkfront-sim [--dir DIR] --domain D --vdev NAME [options]\n"
-"A guest block frontend for the xensimd simulator.\n"
+"Usage: blkfront-sim [--platform sim|xen] [--dir DIR] --domain D --vdev NAME [options]\n"
+"A guest block frontend for the xensimd simulator, or for real Xen in dom0.\n"
 "\n"
 "Connection:\n"
+"  --platform sim|xen    sim (default): a guest of xensimd; xen: this domain\n"
+"                        (dom0) is the frontend, with real grants (gntalloc),\n"
+"                        event channels and xenstored\n"
 "  --dir DIR             simulator directory (default $XENSIM_DIR)\n"
-"  --domain D            guest domain id, or name (looked up as dom0)\n"
+"  --domain D            guest domain id, or name (looked up as dom0);\n"
+"                        with --platform xen, the domain we run in (0)\n"
 "  --vdev NAME           xvda, hdb, sdc1, d0p1, or a devid number\n"
 "  --ring-order N        ring of 2^N pages, 0..4 (default 0)\n"
 "  --queues N            N rings (multi-queue), 1..16, at most what the\n"
@@ -299,6 +304,14 @@ static int opts_parse(struct bf_opts *o, int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "vh", long_opts, NULL)) != -1) {
 		switch (c) {
+		case OPT_PLATFORM:
+			if (strcmp(optarg, "xen") == 0)
+				o->platform_xen = true;
+			else if (strcmp(optarg, "sim") == 0)
+				o->platform_xen = false;
+			else
+				BAD("--platform: sim or xen");
+			break;
 		case OPT_DIR:
 			o->dir = optarg;
 			break;
@@ -558,7 +571,7 @@ static int signals_block(void)
 static int dev_connect(struct bf_dev *dev)
 {
 	const struct bf_opts *o = dev->opts;
-	struct platform_config pc = { .name = "sim" };
+	struct platform_config pc = { .name = o->platform_xen ? "xen" : "sim" };
 	unsigned int order, nq;
 	int ret;
 
@@ -569,8 +582,8 @@ static int dev_connect(struct bf_dev *dev)
 	pc.sim_domid = (int)dev->domid;
 	ret = platform_open(&pc, &dev->plat);
 	if (ret < 0) {
-		log_errno(LOG_LEVEL_ERR, ret, "cannot open the simulator platform as domain %u",
-			  dev->domid);
+		log_errno(LOG_LEVEL_ERR, ret, "cannot open the %s platform as domain %u",
+			  pc.name, dev->domid);
 		dev->plat = NULL;
 		return ret;
 	}
@@ -613,14 +626,18 @@ int main(int argc, char **argv)
 	memset(&dev, 0, sizeof(dev));
 	dev.opts = &opts;
 	dev.sigfd = -1;
+	/* On Xen, libxenstore finds xenstored itself and there is no
+	 * simulator directory. */
 	dir = opts.dir ? opts.dir : getenv("XENSIM_DIR");
-	if (!dir || !*dir) {
+	if (!opts.platform_xen && (!dir || !*dir)) {
 		log_err("no simulator directory: use --dir or set XENSIM_DIR");
 		goto out;
 	}
-	dev.dir = strdup(dir);
-	if (!dev.dir)
-		goto out;
+	if (!opts.platform_xen) {
+		dev.dir = strdup(dir);
+		if (!dev.dir)
+			goto out;
+	}
 	ret = signals_block();
 	if (ret < 0) {
 		log_errno(LOG_LEVEL_ERR, ret, "signalfd");

@@ -188,7 +188,18 @@ static int xb_wait(struct bf_dev *dev, xb_state_pred *pred, const char *what)
 	}
 }
 
-static int domain_name_resolve(const char *dir, const char *name, uint32_t *ret_domid)
+/* On Xen, libxenstore finds xenstored (or XENSTORED_PATH) itself; in the
+ * simulator, the socket chooses which domain xensimd takes us for. */
+static struct xs_handle *xs_connect(const struct bf_dev *dev, const char *sock)
+{
+	if (dev->opts->platform_xen)
+		return xs_open(0);
+	setenv("XENSTORED_PATH", sock, 1);
+	return xs_open(XS_OPEN_SOCKETONLY);
+}
+
+static int domain_name_resolve(const struct bf_dev *dev, const char *name,
+			       uint32_t *ret_domid)
 {
 	char sock[4096], path[128];
 	struct xs_handle *xs;
@@ -196,13 +207,12 @@ static int domain_name_resolve(const char *dir, const char *name, uint32_t *ret_
 	unsigned int n, i, len;
 	int ret = -ENOENT;
 
-	snprintf(sock, sizeof(sock), "%s/socket", dir);
-	setenv("XENSTORED_PATH", sock, 1);
-	xs = xs_open(XS_OPEN_SOCKETONLY);
+	snprintf(sock, sizeof(sock), "%s/socket", dev->dir ? dev->dir : "");
+	xs = xs_connect(dev, sock);
 	if (!xs) {
 		ret = -errno;
 		log_errno(LOG_LEVEL_ERR, ret, "%s: cannot connect to look up domain '%s'",
-			  sock, name);
+			  dev->opts->platform_xen ? "xenstore" : sock, name);
 		return ret;
 	}
 	doms = xs_directory(xs, XBT_NULL, "/local/domain", &n);
@@ -270,27 +280,29 @@ int bf_xenbus_open(struct bf_dev *dev)
 	if (isdigit((unsigned char)o->domain[0])) {
 		errno = 0;
 		v = strtoul(o->domain, &end, 10);
-		if (*end || errno || v == 0 || v >= 0x7ff0) {
-			log_err("--domain %s: not a guest domain id (1..32751) or a name",
-				o->domain);
+		/* On Xen we are the frontend in the domain we run in, dom0
+		 * included; a simulated guest is never dom0. */
+		if (*end || errno || (v == 0 && !o->platform_xen) || v >= 0x7ff0) {
+			log_err("--domain %s: not a guest domain id (%s..32751) or a name",
+				o->domain, o->platform_xen ? "0" : "1");
 			return -EINVAL;
 		}
 		dev->domid = (uint32_t)v;
 	} else {
-		ret = domain_name_resolve(dev->dir, o->domain, &dev->domid);
+		ret = domain_name_resolve(dev, o->domain, &dev->domid);
 		if (ret < 0)
 			return ret;
 	}
 
 	/* libxenstore takes the daemon's address from the environment; the
 	 * per-domain socket makes xensimd treat us as that guest. */
-	snprintf(sock, sizeof(sock), "%s/domain/%u/socket", dev->dir, dev->domid);
-	setenv("XENSTORED_PATH", sock, 1);
-	dev->xs = xs_open(XS_OPEN_SOCKETONLY);
+	snprintf(sock, sizeof(sock), "%s/domain/%u/socket", dev->dir ? dev->dir : "",
+		 dev->domid);
+	dev->xs = xs_connect(dev, sock);
 	if (!dev->xs) {
 		ret = -errno;
 		log_errno(LOG_LEVEL_ERR, ret, "%s: cannot connect to xenstore as domain %u",
-			  sock, dev->domid);
+			  o->platform_xen ? "xenstore" : sock, dev->domid);
 		return ret;
 	}
 	home = xs_get_domain_path(dev->xs, dev->domid);

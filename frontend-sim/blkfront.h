@@ -108,6 +108,7 @@ struct bf_raw_seg {
 };
 
 struct bf_opts {
+	bool platform_xen;		/* --platform xen: real grants, evtchns, xenstored */
 	const char *dir;
 	const char *domain;		/* id or name */
 	const char *vdev;
