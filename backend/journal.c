@@ -65,9 +65,13 @@ struct journal {
 	struct journal_rsp *rsps;
 };
 
+/* The entries start on a cache line after the header: they hold u64s, and
+ * the header's size is no multiple of 8. */
+#define JOURNAL_HDR_SPACE	((sizeof(struct journal_hdr) + 63) & ~(size_t)63)
+
 static size_t journal_size(unsigned int nr_ents)
 {
-	return sizeof(struct journal_hdr) + (size_t)nr_ents * sizeof(struct journal_req) +
+	return JOURNAL_HDR_SPACE + (size_t)nr_ents * sizeof(struct journal_req) +
 	       (size_t)nr_ents * sizeof(struct journal_rsp);
 }
 
@@ -82,7 +86,7 @@ static int journal_path(const char *dir, const struct journal_ring_id *id, char 
 static void journal_layout(struct journal *j, unsigned int nr_ents)
 {
 	j->hdr = j->map;
-	j->reqs = (struct journal_req *)(j->hdr + 1);
+	j->reqs = (struct journal_req *)((char *)j->map + JOURNAL_HDR_SPACE);
 	j->rsps = (struct journal_rsp *)(j->reqs + nr_ents);
 }
 
