@@ -28,7 +28,7 @@ for g in 1 2 3 4; do
 	sim_guest "r$g" >/dev/null || fail "xensim create r$g"
 	for v in xvda xvdb xvdc xvdd; do
 		truncate -s 64M "$TEST_DIR/r$g-$v.img"
-		sim_attach "r$g" "$v" "$TEST_DIR/r$g-$v.img"
+		sim_attach "r$g" "$v" "$TEST_DIR/r$g-$v.img" >/dev/null
 		blkfront-sim --domain "r$g" --vdev "$v" --workload randrw --qd 16 \
 			--seconds $((rounds * 3 + 10)) --timeout 30 --verify \
 			>>"$TEST_DIR/bf-r$g-$v.log" 2>&1 &
