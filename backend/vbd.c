@@ -429,6 +429,26 @@ out:
 	return r;
 }
 
+/* Taking over: the frontend negotiated against what the earlier process
+ * published, so the rings validate against that, whatever our options
+ * say now, and nothing is written (a takeover costs reads only). */
+static int vbd_read_probe_keys(struct vbd *v)
+{
+	unsigned long long segs, queues;
+	int r;
+
+	r = xenbus_read_uint_default(v->d, XBT_NULL, v->be_path, XK_MAX_INDIRECT_SEGS,
+				     BLKIF_MAX_INDIRECT_SEGMENTS, 0, &segs);
+	if (r == 0)
+		r = xenbus_read_uint_default(v->d, XBT_NULL, v->be_path, XK_MQ_MAX_QUEUES,
+					     BLKBACKD_MAX_QUEUES, 1, &queues);
+	if (r < 0 || queues == 0)
+		return r < 0 ? r : -EINVAL;
+	v->max_indirect_segs = (unsigned int)segs;
+	v->max_queues = (unsigned int)queues;
+	return 0;
+}
+
 /* configure: probe features published, InitWait. With
  * takeover (the backend state says Connected or Closing and the frontend
  * Connected: an earlier blkbackd served this vbd and exited) the state is
@@ -450,6 +470,11 @@ static int vbd_configure(struct vbd *v, bool takeover)
 		xenbus_read_uint(v->d, XBT_NULL, v->fe_path, XK_STATE, XenbusStateReconfigured,
 				 &fe_state);
 		takeover = fe_state == XenbusStateConnected;
+		if (takeover && vbd_read_probe_keys(v) == 0) {
+			v->takeover = true;
+			vbd_log(v, LOG_LEVEL_INFO, 0, "taking over a connected vbd");
+			return 0;
+		}
 	}
 	snprintf(kvs[0].val, sizeof(kvs[0].val), "%u", BLKBACKD_MAX_RING_ORDER);
 	/* Rings validate against what the frontend was told; 0 removes a
@@ -697,10 +722,23 @@ static int vbd_start(struct vbd *v)
 	vbd_kv_uint(&kvs[n++], XK_INFO, info);
 	vbd_kv_uint(&kvs[n++], XK_SECTOR_SIZE, v->props.sector_size);
 	vbd_kv_uint(&kvs[n++], XK_PHYS_SECTOR_SIZE, v->props.phys_sector_size);
-	/* Taking over, the state stays as the frontend saw it: rewriting
-	 * Connected would fire its watch for nothing. */
-	r = vbd_publish(v, kvs, n, v->takeover ? 0 : XenbusStateConnected);
-	v->takeover = false;
+	if (v->takeover) {
+		unsigned long long published;
+
+		/* Taking over, the connect keys are as the frontend saw them
+		 * and the state too: rewriting Connected would fire its
+		 * watch for nothing. A size that changed meanwhile is
+		 * published by the resize check, which compares with this. */
+		if (xenbus_read_uint(v->d, XBT_NULL, v->be_path, XK_SECTORS, UINT64_MAX,
+				     &published) == 0)
+			v->props.sectors = published;
+		v->takeover = false;
+		vbd_log(v, LOG_LEVEL_INFO, 0, "backend Connected (%u ring%s, order %u, %s, taken over)",
+			v->nr_rings, v->nr_rings > 1 ? "s" : "", cfg.order,
+			blkif_abi_name(cfg.abi));
+		return 0;
+	}
+	r = vbd_publish(v, kvs, n, XenbusStateConnected);
 	if (r < 0) {
 		/* The ring runs already: take the normal, draining way down. */
 		if (r != -ENOENT)

@@ -2,7 +2,8 @@
 # blkbackd stopped with SIGTERM under a verified workload and started
 # again: the new process takes the connected vbd over (re-maps the ring in
 # attach form, rebinds the event channel, never flips the state), and the
-# frontend finishes with every answer correct and every read verified.
+# frontend finishes with every answer correct and every read verified; a
+# disk grown meanwhile is published by the new process.
 . "$top_srcdir/tests/functions.sh"
 . "$top_srcdir/tests/integration/blkbackd-lib.sh"
 test_timeout 120
@@ -23,11 +24,16 @@ rc=0
 wait "$first" || rc=$?
 [ $rc -eq 0 ] || fail "blkbackd exit $rc on SIGTERM with a connected vbd"
 be_state_is "$g" 51712 4 || fail "SIGTERM changed the backend state"
+# The disk grows while no blkbackd runs: the one that takes over writes
+# nothing at takeover, but its resize check must still publish the size.
+truncate -s 48M "$TEST_DIR/disk.img"
 start_blkbackd
 rc=0
 wait $front || rc=$?
 [ $rc -eq 0 ] || fail "workload across the restart: exit $rc: $(tail -5 "$TEST_DIR/bf.log")"
 grep -q 'taking over a connected vbd' "$TEST_DIR/blkbackd.log" || fail "no takeover logged"
+wait_for 5 xs_is "$(be_path "$g" 51712)/sectors" 98304 ||
+	fail "growth during the restart not published: sectors $(xenstore-read "$(be_path "$g" 51712)/sectors")"
 [ "$(grep -c 'backend InitWait' "$TEST_DIR/blkbackd.log")" -eq 1 ] ||
 	fail "the restarted blkbackd flipped the state to InitWait"
 xensim block-detach g1 xvda || fail "detach after takeover"
