@@ -47,6 +47,17 @@ sim_attach() {
 	spec="$spec, target=$3"	# libxl: target= comes last
 	XENSIM_SCRIPT_DIR="$top_srcdir/hotplug" xensim block-attach "$1" "$spec" ||
 		fail "block-attach $1 $2 failed"
+	# blkbackd opens the storage when it sees the script's hotplug-status,
+	# after block-attach returned: wait, so that what a test counts next
+	# (fds, say) includes it.
+	wait_for $((5 * SLOW)) storage_open "$1" "$2" ||
+		fail "blkbackd did not open the storage of $1 $2"
+}
+
+# storage_open DOMAIN VDEV: blkback-ctl lists the vbd with its target open.
+storage_open() {
+	blkback-ctl list 2>/dev/null |
+		awk -v d="$1" -v v="$2" '$2 == d && $4 == v && $6 ~ /^\// { found = 1 } END { exit !found }'
 }
 
 # bf DOMAIN VDEV ARGS...: blkfront-sim, output kept in $TEST_DIR/bf.log.
