@@ -93,10 +93,25 @@ static const struct option long_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+/* The decimal value of --name, min..max, or a message and -EINVAL. */
+static int option_number(const char *name, const char *arg, long min, long max, long *ret)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(arg, &end, 10);
+	if (errno || *end || end == arg || n < min || n > max) {
+		fprintf(stderr, "blkbackd: bad --%s '%s' (%ld..%ld)\n", name, arg, min, max);
+		return -EINVAL;
+	}
+	*ret = n;
+	return 0;
+}
+
 /* Returns 0 to run, 1 to exit successfully (help, version), -EINVAL. */
 static int options_parse(struct blkbackd *d, int argc, char **argv, int *verbose, bool *check)
 {
-	char *end;
 	long n;
 	int c;
 
@@ -155,44 +170,24 @@ static int options_parse(struct blkbackd *d, int argc, char **argv, int *verbose
 			}
 			break;
 		case OPT_RESIZE_INTERVAL:
-			errno = 0;
-			n = strtol(optarg, &end, 10);
-			if (errno || *end || end == optarg || n < 0 || n > 3600000) {
-				fprintf(stderr, "blkbackd: bad --resize-interval '%s'\n", optarg);
+			if (option_number("resize-interval", optarg, 0, 3600000, &n) < 0)
 				return -EINVAL;
-			}
 			d->resize_interval_ms = (int)n;
 			break;
 		case OPT_MAX_INDIRECT:
-			errno = 0;
-			n = strtol(optarg, &end, 10);
-			if (errno || *end || end == optarg || n < 0 ||
-			    n > (long)BLKIF_MAX_INDIRECT_SEGMENTS) {
-				fprintf(stderr, "blkbackd: bad --max-indirect-segments '%s' (0..%u)\n",
-					optarg, BLKIF_MAX_INDIRECT_SEGMENTS);
+			if (option_number("max-indirect-segments", optarg, 0,
+					  BLKIF_MAX_INDIRECT_SEGMENTS, &n) < 0)
 				return -EINVAL;
-			}
 			d->max_indirect_segs = (unsigned int)n;
 			break;
 		case OPT_MAX_QUEUES:
-			errno = 0;
-			n = strtol(optarg, &end, 10);
-			if (errno || *end || end == optarg || n < 1 ||
-			    n > (long)BLKBACKD_MAX_QUEUES) {
-				fprintf(stderr, "blkbackd: bad --max-queues '%s' (1..%u)\n",
-					optarg, BLKBACKD_MAX_QUEUES);
+			if (option_number("max-queues", optarg, 1, BLKBACKD_MAX_QUEUES, &n) < 0)
 				return -EINVAL;
-			}
 			d->max_queues = (unsigned int)n;
 			break;
 		case OPT_MAX_PGRANTS:
-			errno = 0;
-			n = strtol(optarg, &end, 10);
-			if (errno || *end || end == optarg || n < 0 || n > 65536) {
-				fprintf(stderr, "blkbackd: bad --max-persistent-grants '%s' (0..65536)\n",
-					optarg);
+			if (option_number("max-persistent-grants", optarg, 0, 65536, &n) < 0)
 				return -EINVAL;
-			}
 			d->max_pgrants = (unsigned int)n;
 			break;
 		case OPT_CONTROL:
@@ -489,41 +484,35 @@ out:
 
 /* The default control path keeps simulator daemons (tests) apart: each
  * simulator DIR has its own. "none" turns the socket off. */
-static int blkbackd_control_open(struct blkbackd *d, char **ret_buf)
+/* A path the options may leave unset (*path NULL): dflt on Xen, DIR/name
+ * in the simulator, so each simulator DIR (each test) has its own.
+ * "none" becomes NULL: off. */
+static int blkbackd_default_path(struct blkbackd *d, const char **path, const char *dflt,
+				 const char *name, char **ret_buf)
 {
 	const char *dir = d->sim_dir ? d->sim_dir : getenv("XENSIM_DIR");
 
-	if (d->control_path && strcmp(d->control_path, "none") == 0)
-		return 0;
-	if (!d->control_path) {
-		d->control_path = DEFAULT_CONTROL;
-		if (strcmp(platform_name(d->plat), "sim") == 0 && dir) {
-			if (asprintf(ret_buf, "%s/%s", dir, SIM_CONTROL_NAME) < 0)
-				return -ENOMEM;
-			d->control_path = *ret_buf;
-		}
-	}
-	return control_open(d);
-}
-
-/* Like the control socket: each simulator DIR has its own journals. */
-static int blkbackd_journal_dir(struct blkbackd *d, char **ret_buf)
-{
-	const char *dir = d->sim_dir ? d->sim_dir : getenv("XENSIM_DIR");
-
-	if (d->journal_dir && strcmp(d->journal_dir, "none") == 0) {
-		d->journal_dir = NULL;
+	if (*path && strcmp(*path, "none") == 0) {
+		*path = NULL;
 		return 0;
 	}
-	if (d->journal_dir)
+	if (*path)
 		return 0;
-	d->journal_dir = DEFAULT_JOURNAL_DIR;
+	*path = dflt;
 	if (strcmp(platform_name(d->plat), "sim") == 0 && dir) {
-		if (asprintf(ret_buf, "%s/%s", dir, SIM_JOURNAL_NAME) < 0)
+		if (asprintf(ret_buf, "%s/%s", dir, name) < 0)
 			return -ENOMEM;
-		d->journal_dir = *ret_buf;
+		*path = *ret_buf;
 	}
 	return 0;
+}
+
+static int blkbackd_control_open(struct blkbackd *d, char **ret_buf)
+{
+	int r = blkbackd_default_path(d, &d->control_path, DEFAULT_CONTROL, SIM_CONTROL_NAME,
+				      ret_buf);
+
+	return r < 0 || !d->control_path ? r : control_open(d);
 }
 
 /* Who we are, for blkback-ctl status and upgrade: the binary's path as it
@@ -629,7 +618,8 @@ int main(int argc, char **argv)
 		status = EXIT_SUCCESS;
 		goto out;
 	}
-	r = blkbackd_journal_dir(&d, &journal_buf);
+	r = blkbackd_default_path(&d, &d.journal_dir, DEFAULT_JOURNAL_DIR, SIM_JOURNAL_NAME,
+				  &journal_buf);
 	if (r < 0)
 		goto out;
 	r = blkbackd_control_open(&d, &control_buf);

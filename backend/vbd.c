@@ -703,6 +703,22 @@ static int vbd_start(struct vbd *v)
 		v->nr_rings = q + 1;
 	}
 	vbd_note_recovery(v);
+	if (v->takeover) {
+		unsigned long long published;
+
+		/* Taking over, the connect keys are as the frontend saw them
+		 * and the state too: rewriting Connected would fire its
+		 * watch for nothing. A size that changed meanwhile is
+		 * published by the resize check, which compares with this. */
+		if (xenbus_read_uint(v->d, XBT_NULL, v->be_path, XK_SECTORS, UINT64_MAX,
+				     &published) == 0)
+			v->props.sectors = published;
+		v->takeover = false;
+		vbd_log(v, LOG_LEVEL_INFO, 0, "backend Connected (%u ring%s, order %u, %s, taken over)",
+			v->nr_rings, v->nr_rings > 1 ? "s" : "", cfg.order,
+			blkif_abi_name(cfg.abi));
+		return 0;
+	}
 
 	if (v->props.cdrom)
 		info |= VDISK_CDROM;
@@ -722,22 +738,6 @@ static int vbd_start(struct vbd *v)
 	vbd_kv_uint(&kvs[n++], XK_INFO, info);
 	vbd_kv_uint(&kvs[n++], XK_SECTOR_SIZE, v->props.sector_size);
 	vbd_kv_uint(&kvs[n++], XK_PHYS_SECTOR_SIZE, v->props.phys_sector_size);
-	if (v->takeover) {
-		unsigned long long published;
-
-		/* Taking over, the connect keys are as the frontend saw them
-		 * and the state too: rewriting Connected would fire its
-		 * watch for nothing. A size that changed meanwhile is
-		 * published by the resize check, which compares with this. */
-		if (xenbus_read_uint(v->d, XBT_NULL, v->be_path, XK_SECTORS, UINT64_MAX,
-				     &published) == 0)
-			v->props.sectors = published;
-		v->takeover = false;
-		vbd_log(v, LOG_LEVEL_INFO, 0, "backend Connected (%u ring%s, order %u, %s, taken over)",
-			v->nr_rings, v->nr_rings > 1 ? "s" : "", cfg.order,
-			blkif_abi_name(cfg.abi));
-		return 0;
-	}
 	r = vbd_publish(v, kvs, n, XenbusStateConnected);
 	if (r < 0) {
 		/* The ring runs already: take the normal, draining way down. */
