@@ -1,4 +1,5 @@
-/* Opening the storage behind a vbd: a regular file or a block device.
+/* Opening the storage behind a vbd: a regular file or a block device (an
+ * NBD URI is handed to io-nbd.c).
  * Learns what the guest is told (size, sector sizes, discard support) and
  * re-reads the size for online resize. Everything here runs on the main
  * thread; the engines only use the fd and the capability flags. */
@@ -199,6 +200,16 @@ int io_backing_open(const char *path, unsigned int flags, struct io_backing **re
 		goto err;
 	}
 
+	if (io_nbd_is_uri(path)) {
+		b->is_nbd = true;
+		b->direct = false;	/* no page cache of ours in the way */
+		r = io_nbd_probe(b, flags);
+		if (r < 0)
+			goto err;
+		*ret_backing = b;
+		return 0;
+	}
+
 	oflags = (b->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY;
 	if (b->direct)
 		oflags |= O_DIRECT;
@@ -246,6 +257,8 @@ int io_backing_refresh_size(struct io_backing *b)
 	struct stat st;
 	uint64_t size;
 
+	if (b->is_nbd)
+		return 0;
 	if (b->is_blockdev) {
 		if (ioctl(b->fd, BLKGETSIZE64, &size) < 0)
 			return -errno;

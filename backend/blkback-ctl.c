@@ -687,6 +687,17 @@ out:
 	return r;
 }
 
+/* scheme "://" with a scheme of letters, digits, '+', '-', '.' (RFC 3986). */
+static bool target_is_uri(const char *t)
+{
+	const char *p = t;
+
+	while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+	       (p > t && ((*p >= '0' && *p <= '9') || *p == '+' || *p == '-' || *p == '.')))
+		p++;
+	return p > t && strncmp(p, "://", 3) == 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -777,8 +788,9 @@ int main(int argc, char **argv)
 			fprintf(stderr, "blkback-ctl: check-target needs --mode r or --mode w\n");
 			return EXIT_USAGE;
 		}
-		/* The daemon runs elsewhere: hand it an absolute path. */
-		if (args[0][0] != '/') {
+		/* The daemon runs elsewhere: hand it an absolute path. A URI
+		 * (an NBD export: scheme, then "://") goes as it is. */
+		if (args[0][0] != '/' && !target_is_uri(args[0])) {
 			if (!getcwd(cwd, sizeof(cwd)) || asprintf(&abs, "%s/%s", cwd, args[0]) < 0) {
 				fprintf(stderr, "blkback-ctl: cannot make %s absolute\n", args[0]);
 				return EXIT_FAILED;

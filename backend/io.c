@@ -32,13 +32,14 @@ static const struct {
 	{ "uring", IO_ENGINE_URING },
 	{ "thread", IO_ENGINE_THREAD },
 	{ "null", IO_ENGINE_NULL },
+	{ "nbd", IO_ENGINE_NBD },
 };
 
 int io_engine_kind_parse(const char *name, enum io_engine_kind *ret_kind)
 {
 	size_t i;
 
-	if (!name)
+	if (!name || strcmp(name, "nbd") == 0)
 		return -EINVAL;
 	for (i = 0; i < sizeof(kind_names) / sizeof(kind_names[0]); i++) {
 		if (strcmp(name, kind_names[i].name) == 0) {
@@ -103,6 +104,8 @@ static const struct io_engine_ops *engine_ops(enum io_engine_kind kind)
 		return &io_engine_thread_ops;
 	case IO_ENGINE_NULL:
 		return &io_engine_null_ops;
+	case IO_ENGINE_NBD:
+		return &io_engine_nbd_ops;
 	default:
 		return NULL;
 	}
@@ -133,7 +136,12 @@ int io_engine_new(enum io_engine_kind kind, struct io_backing *b, unsigned int d
 	unsigned int i;
 	int r;
 
-	if (!b || b->fd < 0 || depth == 0 || depth > IO_ENGINE_MAX_DEPTH)
+	if (!b || (b->fd < 0 && !b->is_nbd) || depth == 0 || depth > IO_ENGINE_MAX_DEPTH)
+		return -EINVAL;
+	/* An export is reached one way; the file engines have no fd to use. */
+	if (b->is_nbd && kind != IO_ENGINE_NULL)
+		kind = IO_ENGINE_NBD;
+	else if (!b->is_nbd && kind == IO_ENGINE_NBD)
 		return -EINVAL;
 	e = calloc(1, sizeof(*e));
 	if (!e)

@@ -1,6 +1,7 @@
-/* blkbackd's storage layer (libio.a): opening a backing (file or block
- * device) and the I/O engines behind one vtable: io_uring, a thread pool
- * with the same behaviour, and a null engine for protocol-cost benchmarks.
+/* blkbackd's storage layer (libio.a): opening a backing (file, block
+ * device or NBD export) and the I/O engines behind one vtable: io_uring, a
+ * thread pool with the same behaviour, NBD through libnbd, and a null
+ * engine for protocol-cost benchmarks.
  * Sectioned by the file that defines each symbol. */
 #ifndef BLKBACKD_IO_H
 #define BLKBACKD_IO_H
@@ -18,10 +19,12 @@
 #define IO_BACKING_SECTOR_4K	(1u << 2)	/* files: report 4096-byte logical sectors */
 
 /* Opened by the main thread; ring threads only use fd (immutable) and the
- * capability flags. size is read and refreshed by the main thread only. */
+ * capability flags. size is read and refreshed by the main thread only.
+ * An NBD export has no fd (-1): each engine opens its own connection to
+ * path, the URI. */
 struct io_backing {
 	int fd;
-	char *path;
+	char *path;			/* file, device or NBD URI */
 	uint64_t size;			/* bytes */
 	uint32_t logical_sector_size;	/* 512 or 4096 (block devices: BLKSSZGET) */
 	uint32_t physical_sector_size;	/* >= logical */
@@ -36,16 +39,22 @@ struct io_backing {
 	bool is_blockdev;
 	bool can_discard;		/* files: PUNCH_HOLE|KEEP_SIZE; bdev: BLKDISCARD */
 	bool can_secure_discard;	/* bdev only: BLKSECDISCARD */
+	bool is_nbd;
+	bool nbd_can_flush;		/* the server has a cache to flush */
+	uint32_t nbd_payload_max;	/* bytes per NBD command, page multiple */
 };
 
-/* Opens path (a regular file or a block device). -EINVAL for other file
- * types, -errno from open/fstat/ioctl otherwise. */
+/* Opens path: a regular file, a block device, or an NBD URI (io-nbd.c;
+ * connects once to learn the export's size and flags). -EINVAL for other
+ * file types, -errno from open/fstat/ioctl or the NBD connection
+ * otherwise (-EROFS: a read-only export opened read-write). */
 int io_backing_open(const char *path, unsigned int flags, struct io_backing **ret_backing);
 /* Closes the fd and frees; accepts NULL. Only after every engine on this
  * backing is freed. */
 void io_backing_close(struct io_backing *b);
 /* Re-reads the size (online resize). 1 when it changed (b->size updated),
- * 0 when unchanged, -errno on failure (size left as it was). */
+ * 0 when unchanged, -errno on failure (size left as it was). An NBD
+ * export's size is fixed per connection, so it never changes here. */
 int io_backing_refresh_size(struct io_backing *b);
 
 /* ---- io.c: engine selection and the generic engine ---- */
@@ -55,6 +64,8 @@ enum io_engine_kind {
 	IO_ENGINE_URING,
 	IO_ENGINE_THREAD,
 	IO_ENGINE_NULL,		/* completes every op at once, touches nothing */
+	IO_ENGINE_NBD,		/* NBD backings: chosen for them whatever was asked,
+				 * but null */
 };
 
 /* Setting this environment variable (to anything) makes the io_uring probe
@@ -64,7 +75,8 @@ enum io_engine_kind {
 
 #define IO_ENGINE_MAX_DEPTH	4096u
 
-/* "auto", "uring", "thread", "null" -> kind; -EINVAL otherwise. */
+/* "auto", "uring", "thread", "null" -> kind; -EINVAL otherwise ("nbd" is
+ * not an engine one asks for: an NBD backing gets it). */
 int io_engine_kind_parse(const char *name, enum io_engine_kind *ret_kind);
 const char *io_engine_kind_name(enum io_engine_kind kind);
 /* Whether an io_uring ring can be set up here (probed once, cached; the
@@ -133,7 +145,18 @@ int io_engine_submit(struct io_engine *e);
  * call after each POLLIN is enough. */
 int io_engine_reap(struct io_engine *e, io_complete_fn *fn, void *opaque);
 
-/* ---- engine implementations (io-uring.c, io-thread.c, io.c): internal ---- */
+/* ---- io-nbd.c: NBD exports ---- */
+
+/* The main thread waits this long for an NBD server's handshake. */
+#define IO_NBD_CONNECT_TIMEOUT_MS 5000
+
+/* Whether target is an NBD URI (nbd://, nbds://, nbd+unix://, ...). */
+bool io_nbd_is_uri(const char *target);
+/* libnbd's message for the last failure on this thread ("" if none). */
+const char *io_nbd_last_error(void);
+
+/* ---- engine implementations (io-uring.c, io-thread.c, io-nbd.c, io.c):
+ * internal ---- */
 
 enum io_op_type { IO_OP_READ, IO_OP_WRITE, IO_OP_FLUSH, IO_OP_DISCARD };
 
@@ -192,6 +215,11 @@ int io_op_run_sync(const struct io_backing *b, const struct io_op *op);
 extern const struct io_engine_ops io_engine_uring_ops;
 extern const struct io_engine_ops io_engine_thread_ops;
 extern const struct io_engine_ops io_engine_null_ops;
+extern const struct io_engine_ops io_engine_nbd_ops;
+
+/* io-nbd.c: fills b (size, sectors, flush and trim) from the export at
+ * b->path; b->read_only says what is asked. */
+int io_nbd_probe(struct io_backing *b, unsigned int flags);
 
 /* io-thread.c: a worker pool that io-uring.c also uses for block-device
  * discards. Finished ops are collected under a lock and signalled by

@@ -407,10 +407,14 @@ static int vbd_open_backing(struct vbd *v)
 		flags |= IO_BACKING_SECTOR_4K;
 	r = io_backing_open(params, flags, &v->backing);
 	if (r < 0) {
-		vbd_fail(v, r, "cannot open %s", params);
+		if (io_nbd_is_uri(params) && *io_nbd_last_error())
+			vbd_fail(v, r, "cannot open %s: %s", params, io_nbd_last_error());
+		else
+			vbd_fail(v, r, "cannot open %s", params);
 		goto out;
 	}
 	b = v->backing;
+	v->props.direct_io = b->direct;		/* an NBD export has no page cache of ours */
 	v->props.sector_size = b->logical_sector_size;
 	v->props.phys_sector_size = b->physical_sector_size;
 	v->props.discard = discard && b->can_discard && !v->props.readonly;

@@ -57,7 +57,7 @@ sim_attach() {
 # storage_open DOMAIN VDEV: blkback-ctl lists the vbd with its target open.
 storage_open() {
 	blkback-ctl list 2>/dev/null |
-		awk -v d="$1" -v v="$2" '$2 == d && $4 == v && $6 ~ /^\// { found = 1 } END { exit !found }'
+		awk -v d="$1" -v v="$2" '$2 == d && $4 == v && $6 ~ /^(\/|nbd)/ { found = 1 } END { exit !found }'
 }
 
 # bf DOMAIN VDEV ARGS...: blkfront-sim, output kept in $TEST_DIR/bf.log.
@@ -84,6 +84,31 @@ fe_restart() {
 # fds_at_most N: blkbackd holds at most N fds (re-counted on every call,
 # so it can be polled with wait_for).
 fds_at_most() { [ "$(blkbackd_fds)" -le "$1" ]; }
+
+# ---- NBD exports (owner: nbd) ----
+# start_nbdkit NAME ARGS...: nbdkit in the foreground serving ARGS (plugin,
+# filters...) on $TEST_DIR/NAME.sock, logging to $TEST_DIR/nbdkit-NAME.log;
+# stopped by the EXIT trap. Sets NBD_URI (the export's URI) and NBDKIT_PID.
+# Skips the test where nbdkit is not installed.
+start_nbdkit() {
+	local name=$1 sock="$TEST_DIR/$1.sock"
+	shift
+	command -v nbdkit >/dev/null || skip "nbdkit not installed"
+	rm -f "$sock"
+	nbdkit -f -U "$sock" "$@" >>"$TEST_DIR/nbdkit-$name.log" 2>&1 &
+	NBDKIT_PID=$!
+	_pids="$NBDKIT_PID $_pids"
+	wait_for $((10 * SLOW)) test -S "$sock" || fail "nbdkit $name did not start"
+	NBD_URI="nbd+unix:///?socket=$sock"
+}
+
+# nbd_pause SOCK p|r: pause or resume the pause filter listening on SOCK;
+# returns once it answered (a pause waits for requests already running).
+nbd_pause() {
+	local want
+	want=$(echo "$2" | tr pr PR)
+	[ "$(printf %s "$2" | socat -t 30 - "UNIX-CONNECT:$1")" = "$want" ]
+}
 
 # ---- hostile tests (owner: hostile) ----
 # beside_start DOMAIN VDEV SECONDS: a verified workload on another vbd for

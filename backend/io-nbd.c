@@ -1,0 +1,539 @@
+/* Storage on an NBD export, through libnbd: probing an export named by an
+ * NBD URI (nbd://, nbd+unix://, nbds://...) for the backing, and the engine
+ * that serves a ring over its own connection. libnbd runs in non-blocking
+ * mode, driven by the ring thread from an epoll fd, so a server that stops
+ * answering stalls only its vbd's requests, never a thread. */
+#include "config.h"
+
+#include <errno.h>
+#include <libnbd.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "io.h"
+
+/* The largest payload we put in one NBD command when the server does not
+ * say: the NBD spec's 32 MiB, which every server accepts. */
+#define NBD_PAYLOAD_MAX_DEFAULT (32u << 20)
+
+static const char *const nbd_schemes[] = {
+	"nbd://", "nbds://", "nbd+unix://", "nbds+unix://", "nbd+vsock://", "nbds+vsock://",
+};
+
+bool io_nbd_is_uri(const char *target)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(nbd_schemes) / sizeof(nbd_schemes[0]); i++)
+		if (strncmp(target, nbd_schemes[i], strlen(nbd_schemes[i])) == 0)
+			return true;
+	return false;
+}
+
+static uint64_t monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Why the last connection on this thread failed, for the caller's log:
+ * libnbd's own words where it failed, ours where we gave up. */
+static __thread char nbd_why[256];
+
+/* libnbd's errno for the last failed call, never 0; keeps its message. */
+static int nbd_err(void)
+{
+	const char *msg = nbd_get_error();
+	int e = nbd_get_errno();
+
+	snprintf(nbd_why, sizeof(nbd_why), "%s", msg ? msg : "");
+	return e > 0 ? -e : -EIO;
+}
+
+static int nbd_fail(int err, const char *why)
+{
+	snprintf(nbd_why, sizeof(nbd_why), "%s", why);
+	return err;
+}
+
+/* Connects to uri, giving up after IO_NBD_CONNECT_TIMEOUT_MS: the caller
+ * is the main thread, which must not wait on a server that accepts the
+ * socket and then says nothing. */
+static int nbd_connect_bounded(const char *uri, struct nbd_handle **ret_h)
+{
+	uint64_t deadline = monotonic_ms() + IO_NBD_CONNECT_TIMEOUT_MS;
+	struct nbd_handle *h;
+	int r;
+
+	h = nbd_create();
+	if (!h)
+		return nbd_err();
+	/* Requests past the end or oversized are refused by libnbd before
+	 * they reach the wire; the validator should never let one through. */
+	if (nbd_aio_connect_uri(h, uri) < 0) {
+		r = nbd_err();
+		goto err;
+	}
+	while (nbd_aio_is_connecting(h)) {
+		uint64_t now = monotonic_ms();
+
+		if (now >= deadline) {
+			r = nbd_fail(-ETIMEDOUT, "no NBD handshake from the server");
+			goto err;
+		}
+		if (nbd_poll(h, (int)(deadline - now)) < 0) {
+			r = nbd_err();
+			goto err;
+		}
+	}
+	if (!nbd_aio_is_ready(h)) {
+		r = nbd_err();
+		goto err;
+	}
+	*ret_h = h;
+	return 0;
+
+err:
+	nbd_close(h);
+	return r;
+}
+
+const char *io_nbd_last_error(void)
+{
+	return nbd_why;
+}
+
+static bool is_pow2(uint64_t x)
+{
+	return x && !(x & (x - 1));
+}
+
+int io_nbd_probe(struct io_backing *b, unsigned int flags)
+{
+	struct nbd_handle *h;
+	int64_t size, minbs, prefbs, maxbs;
+	uint32_t lbs = flags & IO_BACKING_SECTOR_4K ? 4096 : 512;
+	int r, ro;
+
+	r = nbd_connect_bounded(b->path, &h);
+	if (r < 0)
+		return r;
+	size = nbd_get_size(h);
+	ro = nbd_is_read_only(h);
+	if (size < 0 || ro < 0) {
+		r = nbd_err();
+		goto out;
+	}
+	/* A read-only export cannot back a writable disk: say so now rather
+	 * than answer every write with an error. */
+	if (ro && !b->read_only) {
+		r = nbd_fail(-EROFS, "the export is read-only");
+		goto out;
+	}
+	minbs = nbd_get_block_size(h, LIBNBD_SIZE_MINIMUM);
+	prefbs = nbd_get_block_size(h, LIBNBD_SIZE_PREFERRED);
+	maxbs = nbd_get_block_size(h, LIBNBD_SIZE_MAXIMUM);
+	/* The guest must not be told a sector size the export cannot take. */
+	if (minbs > (int64_t)lbs) {
+		if (minbs > 4096 || !is_pow2((uint64_t)minbs)) {
+			r = nbd_fail(-EINVAL, "the export's minimum block size is over 4096");
+			goto out;
+		}
+		lbs = (uint32_t)minbs;
+	}
+	b->size = (uint64_t)size;
+	b->logical_sector_size = lbs;
+	b->physical_sector_size = prefbs >= lbs && prefbs <= 65536 && is_pow2((uint64_t)prefbs) ?
+		(uint32_t)prefbs : (lbs > 4096 ? lbs : 4096);
+	b->dio_align = 1;
+	b->nbd_payload_max = maxbs >= 4096 && maxbs < NBD_PAYLOAD_MAX_DEFAULT ?
+		(uint32_t)maxbs & ~4095u : NBD_PAYLOAD_MAX_DEFAULT;
+	/* Without NBD_FLAG_SEND_FLUSH the server has no volatile cache: a
+	 * write is durable when it is answered, so a flush has nothing to do. */
+	b->nbd_can_flush = nbd_can_flush(h) == 1;
+	if (!b->read_only && nbd_can_trim(h) == 1) {
+		b->can_discard = true;
+		b->discard_granularity = b->physical_sector_size;
+		b->discard_alignment = 0;
+	}
+	r = 0;
+	nbd_why[0] = '\0';
+out:
+	nbd_close(h);
+	return r;
+}
+
+/* ---- the engine ---- */
+
+/* What an op needs beyond struct io_op: how many NBD commands of it are
+ * still out, and a contiguous buffer when the caller's iovec has several
+ * pieces (libnbd takes one buffer per command). */
+struct nbd_op_state {
+	unsigned int pending;
+	int error;			/* first failure of its commands */
+	char *bounce;
+};
+
+struct nbd_engine {
+	struct nbd_handle *h;
+	int epfd;			/* the engine fd: socket + evfd */
+	int evfd;			/* ops finished without the server */
+	int sock;			/* -1 once the connection died */
+	bool want_write;		/* socket registered for EPOLLOUT */
+	bool closing;			/* nbd_close() runs: ignore callbacks */
+	struct nbd_op_state *state;	/* one per slot */
+	struct io_op *batch, **batch_tail;
+	struct io_op *done, **done_tail;
+};
+
+static struct nbd_op_state *op_state(struct io_engine *e, struct io_op *op)
+{
+	struct nbd_engine *n = e->priv;
+
+	return &n->state[op - e->slots];
+}
+
+static void done_add(struct nbd_engine *n, struct io_op *op)
+{
+	op->next = NULL;
+	*n->done_tail = op;
+	n->done_tail = &op->next;
+}
+
+/* Tells the ring thread that finished ops wait although the socket is
+ * quiet (refused at issue, or no command needed). */
+static void done_signal(struct nbd_engine *n)
+{
+	uint64_t one = 1;
+
+	if (write(n->evfd, &one, sizeof(one)) < 0) {
+		/* Only fails when the counter is full: it is readable then. */
+	}
+}
+
+struct nbd_cb_ctx {
+	struct io_engine *e;
+	struct io_op *op;
+};
+
+/* Runs inside nbd_aio_notify_*() on the ring thread: just record. */
+static int nbd_op_completed(void *user_data, int *error)
+{
+	struct nbd_cb_ctx *ctx = user_data;
+	struct io_engine *e = ctx->e;
+	struct nbd_engine *n = e->priv;
+	struct nbd_op_state *s = op_state(e, ctx->op);
+
+	if (n->closing)
+		return 1;
+	if (*error && !s->error)
+		s->error = -*error;
+	if (--s->pending == 0)
+		done_add(n, ctx->op);
+	return 1;
+}
+
+static void nbd_cb_free(void *user_data)
+{
+	free(user_data);
+}
+
+static void nbd_drop_socket(struct nbd_engine *n)
+{
+	if (n->sock < 0)
+		return;
+	epoll_ctl(n->epfd, EPOLL_CTL_DEL, n->sock, NULL);
+	n->sock = -1;
+}
+
+/* EPOLLOUT only while libnbd has bytes it could not send yet. */
+static void nbd_update_interest(struct nbd_engine *n)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	bool want;
+
+	if (n->sock < 0)
+		return;
+	if (nbd_aio_is_dead(n->h) || nbd_aio_is_closed(n->h)) {
+		nbd_drop_socket(n);
+		return;
+	}
+	want = nbd_aio_get_direction(n->h) & LIBNBD_AIO_DIRECTION_WRITE;
+	if (want == n->want_write)
+		return;
+	if (want)
+		ev.events |= EPOLLOUT;
+	ev.data.fd = n->sock;
+	if (epoll_ctl(n->epfd, EPOLL_CTL_MOD, n->sock, &ev) == 0)
+		n->want_write = want;
+}
+
+/* One NBD command for len bytes at buf; 0 or -errno (not issued). */
+static int nbd_issue_one(struct io_engine *e, struct io_op *op, char *buf, uint64_t len,
+			 uint64_t offset)
+{
+	struct nbd_engine *n = e->priv;
+	struct nbd_cb_ctx *ctx;
+	nbd_completion_callback cb;
+	int64_t cookie = -1;
+
+	ctx = malloc(sizeof(*ctx));
+	if (!ctx)
+		return -ENOMEM;
+	ctx->e = e;
+	ctx->op = op;
+	cb.callback = nbd_op_completed;
+	cb.user_data = ctx;
+	cb.free = nbd_cb_free;
+	switch (op->type) {
+	case IO_OP_READ:
+		cookie = nbd_aio_pread(n->h, buf, len, offset, cb, 0);
+		break;
+	case IO_OP_WRITE:
+		cookie = nbd_aio_pwrite(n->h, buf, len, offset, cb, 0);
+		break;
+	case IO_OP_FLUSH:
+		cookie = nbd_aio_flush(n->h, cb, 0);
+		break;
+	case IO_OP_DISCARD:
+		cookie = nbd_aio_trim(n->h, len, offset, cb, 0);
+		break;
+	}
+	/* On failure libnbd has already called cb.free. */
+	return cookie < 0 ? nbd_err() : 0;
+}
+
+static int nbd_bounce_prepare(struct nbd_op_state *s, const struct io_op *op)
+{
+	uint64_t off = 0;
+	unsigned int i;
+
+	s->bounce = malloc(op->len);
+	if (!s->bounce)
+		return -ENOMEM;
+	if (op->type == IO_OP_WRITE)
+		for (i = 0; i < op->iovcnt; off += op->iov[i].iov_len, i++)
+			memcpy(s->bounce + off, op->iov[i].iov_base, op->iov[i].iov_len);
+	return 0;
+}
+
+/* Sends op as one command, or several when it is larger than the server
+ * takes in one; its callback runs when the last is answered. */
+static void nbd_issue(struct io_engine *e, struct io_op *op)
+{
+	const struct io_backing *b = e->backing;
+	struct nbd_engine *n = e->priv;
+	struct nbd_op_state *s = op_state(e, op);
+	uint64_t len = op->len - op->done, done = 0, chunk;
+	char *buf = NULL;
+	int r = 0;
+
+	s->pending = 1;		/* held until every command is out */
+	s->error = 0;
+	if (op->type == IO_OP_FLUSH && !b->nbd_can_flush)
+		goto out;
+	if (op->type == IO_OP_READ || op->type == IO_OP_WRITE) {
+		if (op->iovcnt == 1) {
+			buf = op->iov[0].iov_base;
+		} else {
+			r = nbd_bounce_prepare(s, op);
+			if (r < 0)
+				goto out;
+			buf = s->bounce;
+		}
+	}
+	if (op->type == IO_OP_FLUSH)
+		len = 1;	/* one command, no payload */
+	while (done < len) {
+		chunk = len - done;
+		if (op->type != IO_OP_FLUSH && chunk > b->nbd_payload_max)
+			chunk = b->nbd_payload_max;
+		s->pending++;
+		r = nbd_issue_one(e, op, buf ? buf + done : NULL, chunk, op->offset + done);
+		if (r < 0) {
+			s->pending--;
+			break;
+		}
+		done += chunk;
+	}
+out:
+	if (r < 0 && !s->error)
+		s->error = r;
+	if (--s->pending == 0) {
+		done_add(n, op);
+		done_signal(n);
+	}
+}
+
+static int nbd_engine_init(struct io_engine *e)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct nbd_engine *n;
+	int r;
+
+	if (!e->backing->is_nbd)
+		return -EINVAL;
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	n->epfd = n->evfd = n->sock = -1;
+	n->batch_tail = &n->batch;
+	n->done_tail = &n->done;
+	e->priv = n;
+	n->state = calloc(e->depth, sizeof(*n->state));
+	if (!n->state)
+		return -ENOMEM;
+	n->epfd = epoll_create1(EPOLL_CLOEXEC);
+	n->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (n->epfd < 0 || n->evfd < 0)
+		return -errno;
+	ev.data.fd = n->evfd;
+	if (epoll_ctl(n->epfd, EPOLL_CTL_ADD, n->evfd, &ev) < 0)
+		return -errno;
+	/* Each ring its own connection, as Linux's nbd does per queue. */
+	r = nbd_connect_bounded(e->backing->path, &n->h);
+	if (r < 0)
+		return r;
+	n->sock = nbd_aio_get_fd(n->h);
+	if (n->sock < 0)
+		return nbd_err();
+	ev.data.fd = n->sock;
+	if (epoll_ctl(n->epfd, EPOLL_CTL_ADD, n->sock, &ev) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Also undoes a failed init, from any point. */
+static void nbd_engine_done(struct io_engine *e)
+{
+	struct nbd_engine *n = e->priv;
+	unsigned int i;
+
+	if (!n)
+		return;
+	/* Closing drops what is still out (the ring drained before it freed
+	 * us unless storage never answered); no callback may touch the
+	 * slots while that happens. */
+	n->closing = true;
+	if (n->h)
+		nbd_close(n->h);
+	if (n->epfd >= 0)
+		close(n->epfd);
+	if (n->evfd >= 0)
+		close(n->evfd);
+	if (n->state)
+		for (i = 0; i < e->depth; i++)
+			free(n->state[i].bounce);
+	free(n->state);
+	free(n);
+	e->priv = NULL;
+}
+
+static void nbd_engine_queue(struct io_engine *e, struct io_op *op)
+{
+	struct nbd_engine *n = e->priv;
+
+	op->next = NULL;
+	*n->batch_tail = op;
+	n->batch_tail = &op->next;
+}
+
+static int nbd_engine_submit(struct io_engine *e)
+{
+	struct nbd_engine *n = e->priv;
+	struct io_op *op, *next;
+	int count = 0;
+
+	op = n->batch;
+	n->batch = NULL;
+	n->batch_tail = &n->batch;
+	for (; op; op = next) {
+		next = op->next;
+		nbd_issue(e, op);
+		count++;
+	}
+	if (count)
+		nbd_update_interest(n);
+	return count;
+}
+
+/* Results into op->result, bounce buffers back to the caller's iovec. */
+static void nbd_op_settle(struct io_engine *e, struct io_op *op)
+{
+	struct nbd_op_state *s = op_state(e, op);
+	uint64_t off = 0;
+	unsigned int i;
+
+	if (s->error)
+		op->result = s->error;
+	else if (op->type == IO_OP_READ || op->type == IO_OP_WRITE)
+		op->result = (int)(op->len - op->done);
+	else
+		op->result = 0;
+	if (s->bounce && op->type == IO_OP_READ && !s->error)
+		for (i = 0; i < op->iovcnt; off += op->iov[i].iov_len, i++)
+			memcpy(op->iov[i].iov_base, s->bounce + off, op->iov[i].iov_len);
+	free(s->bounce);
+	s->bounce = NULL;
+}
+
+static int nbd_engine_reap(struct io_engine *e)
+{
+	struct nbd_engine *n = e->priv;
+	struct epoll_event evs[2];
+	struct io_op *list, *op;
+	uint64_t cnt;
+	int nev, i;
+
+	nev = epoll_wait(n->epfd, evs, 2, 0);
+	if (nev < 0)
+		return errno == EINTR ? 0 : -errno;
+	for (i = 0; i < nev; i++) {
+		if (evs[i].data.fd == n->evfd) {
+			if (read(n->evfd, &cnt, sizeof(cnt)) < 0) {
+				/* Empty: another reap took it. */
+			}
+			continue;
+		}
+		/* A hung-up or failed socket is read so libnbd sees the end
+		 * and fails what is still out. */
+		if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+			nbd_aio_notify_read(n->h);
+		if ((evs[i].events & EPOLLOUT) && n->sock >= 0 && !nbd_aio_is_dead(n->h))
+			nbd_aio_notify_write(n->h);
+	}
+	nbd_update_interest(n);
+
+	list = n->done;
+	n->done = NULL;
+	n->done_tail = &n->done;
+	for (op = list; op; op = op->next)
+		nbd_op_settle(e, op);
+	return io_op_finish_list(e, list);
+}
+
+static int nbd_engine_fd(const struct io_engine *e)
+{
+	const struct nbd_engine *n = e->priv;
+
+	return n->epfd;
+}
+
+const struct io_engine_ops io_engine_nbd_ops = {
+	.name = "nbd",
+	.init = nbd_engine_init,
+	.done = nbd_engine_done,
+	.queue = nbd_engine_queue,
+	.submit = nbd_engine_submit,
+	.reap = nbd_engine_reap,
+	.fd = nbd_engine_fd,
+};
