@@ -1,7 +1,8 @@
 /* Unit tests for the storage layer (backend/io.h): every storage test runs
  * once per real engine (uring, thread) through the same table, so both
  * behave the same; the null engine and the generic checks (bounds, hostile
- * arguments, auto selection) have their own cases. Files live in /var/tmp
+ * arguments, auto selection) have their own cases, and so do NBD exports
+ * (a real nbdkit on a socket). Files live in /var/tmp
  * (a disk filesystem, for O_DIRECT and hole punching). */
 #include "config.h"
 
@@ -1125,6 +1126,235 @@ START_TEST(test_bdev_resize)
 }
 END_TEST
 
+/* --- NBD exports (io-nbd.c), served by a real nbdkit ------------------- */
+
+static char nbd_uri[PATH_MAX + 64], nbd_file[PATH_MAX + 64];
+static pid_t nbd_pid;
+
+/* nbdkit serving a 4 MiB file on a socket in test_dir; false (and a
+ * SKIP line) where nbdkit is not installed. The blocksize-policy filter
+ * advertises a 64 KiB maximum, so larger ops must be split. */
+static bool nbd_start(const char *extra)
+{
+	char cmd[4 * PATH_MAX], pidfile[PATH_MAX + 16];
+	FILE *f;
+
+	if (system("command -v nbdkit >/dev/null 2>&1") != 0) {
+		fprintf(stderr, "SKIP: nbdkit not installed\n");
+		return false;
+	}
+	snprintf(nbd_file, sizeof(nbd_file), "%s", file_make("nbd.img", 4 << 20, 0x33));
+	snprintf(pidfile, sizeof(pidfile), "%s/nbdkit.pid", test_dir);
+	snprintf(nbd_uri, sizeof(nbd_uri), "nbd+unix:///?socket=%s/nbd.sock", test_dir);
+	/* Without -f nbdkit returns once it listens. */
+	snprintf(cmd, sizeof(cmd),
+		 "nbdkit %s -U '%s/nbd.sock' -P '%s' --filter=blocksize-policy file '%s' "
+		 "blocksize-maximum=65536 blocksize-preferred=4096", extra, test_dir, pidfile,
+		 nbd_file);
+	ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
+	f = fopen(pidfile, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fscanf(f, "%d", &nbd_pid), 1);
+	fclose(f);
+	return true;
+}
+
+static void nbd_stop(void)
+{
+	if (nbd_pid > 0)
+		kill(nbd_pid, SIGKILL);
+	nbd_pid = 0;
+}
+
+START_TEST(test_nbd_roundtrip)
+{
+	static struct iovec iovs[8][6];
+	static struct collect c;
+	const size_t big = 1 << 20;
+	unsigned char *buf, *check;
+	struct io_backing *b;
+	struct io_engine *e;
+	struct iovec iov;
+	unsigned int i, s;
+	size_t pos;
+	int fd;
+
+	if (!nbd_start(""))
+		return;
+	ck_assert_int_eq(io_backing_open(nbd_uri, 0, &b), 0);
+	ck_assert(b->is_nbd);
+	ck_assert_int_eq(b->fd, -1);
+	ck_assert_uint_eq(b->size, 4 << 20);
+	ck_assert_uint_eq(b->logical_sector_size, 512);
+	ck_assert_uint_eq(b->nbd_payload_max, 65536);
+	ck_assert(b->can_discard);
+	/* Whatever file engine is asked for, an export gets its own. */
+	ck_assert_int_eq(io_engine_new(IO_ENGINE_URING, b, 16, &e), 0);
+	ck_assert_int_eq(io_engine_kind_of(e), IO_ENGINE_NBD);
+	ck_assert_int_eq(posix_memalign((void **)&buf, 4096, big + 8 * 4096), 0);
+	ck_assert_int_eq(posix_memalign((void **)&check, 4096, big + 8 * 4096), 0);
+	for (i = 0; i < big + 8 * 4096; i++)
+		buf[i] = pattern(i, 3);
+
+	/* One 1 MiB op (16 commands of 64 KiB) and eight 4 KiB ops in
+	 * several pieces each (a bounce buffer), in one batch. */
+	memset(&c, 0, sizeof(c));
+	iov.iov_base = buf;
+	iov.iov_len = big;
+	ck_assert_int_eq(io_engine_writev(e, 0, &iov, 1, (void *)0), 0);
+	for (i = 0; i < 8; i++) {
+		const unsigned int *lay = seg_layouts[i % ARRAY_SIZE(seg_layouts)];
+
+		pos = big + i * 4096;
+		for (s = 0; s < 6 && lay[s]; s++) {
+			iovs[i][s].iov_base = buf + pos;
+			iovs[i][s].iov_len = lay[s];
+			pos += lay[s];
+		}
+		ck_assert_int_eq(io_engine_writev(e, big + i * 4096, iovs[i], s,
+						  (void *)(uintptr_t)(i + 1)), 0);
+	}
+	ck_assert_int_eq(io_engine_submit(e), 9);
+	collect_wait(e, &c, 9);
+	ck_assert_int_eq(c.res[0], (int)big);
+	for (i = 1; i <= 8; i++)
+		ck_assert_int_eq(c.res[i], 4096);
+
+	/* In the file behind the export, independently of the engine. */
+	fd = open(nbd_file, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, check, big + 8 * 4096, 0), (ssize_t)(big + 8 * 4096));
+	close(fd);
+	ck_assert_int_eq(memcmp(check, buf, big + 8 * 4096), 0);
+
+	/* Back through the engine, again split and bounced. */
+	memset(check, 0, big + 8 * 4096);
+	memset(&c, 0, sizeof(c));
+	iov.iov_base = check;
+	ck_assert_int_eq(io_engine_readv(e, 0, &iov, 1, (void *)0), 0);
+	for (i = 0; i < 8; i++) {
+		const unsigned int *lay = seg_layouts[(i + 1) % ARRAY_SIZE(seg_layouts)];
+
+		pos = big + i * 4096;
+		for (s = 0; s < 6 && lay[s]; s++) {
+			iovs[i][s].iov_base = check + pos;
+			iovs[i][s].iov_len = lay[s];
+			pos += lay[s];
+		}
+		ck_assert_int_eq(io_engine_readv(e, big + i * 4096, iovs[i], s,
+						 (void *)(uintptr_t)(i + 1)), 0);
+	}
+	ck_assert_int_eq(io_engine_submit(e), 9);
+	collect_wait(e, &c, 9);
+	ck_assert_int_eq(memcmp(check, buf, big + 8 * 4096), 0);
+
+	/* Flush, and a discard that reads back zeros. */
+	memset(&c, 0, sizeof(c));
+	ck_assert_int_eq(io_engine_flush(e, (void *)0), 0);
+	ck_assert_int_eq(io_engine_discard(e, 65536, 131072, false, (void *)1), 0);
+	ck_assert_int_eq(io_engine_discard(e, 0, 4096, true, (void *)2), -EOPNOTSUPP);
+	ck_assert_int_eq(io_engine_submit(e), 2);
+	collect_wait(e, &c, 2);
+	ck_assert_int_eq(c.res[0], 0);
+	ck_assert_int_eq(c.res[1], 0);
+	memset(&c, 0, sizeof(c));
+	iov.iov_len = 131072;
+	ck_assert_int_eq(io_engine_readv(e, 65536, &iov, 1, (void *)0), 0);
+	ck_assert_int_eq(io_engine_submit(e), 1);
+	collect_wait(e, &c, 1);
+	for (i = 0; i < 131072; i++)
+		ck_assert_msg(check[i] == 0, "byte %u of the discarded range is %u", i, check[i]);
+
+	free(check);
+	free(buf);
+	io_engine_free(e);
+	io_backing_close(b);
+	nbd_stop();
+}
+END_TEST
+
+START_TEST(test_nbd_readonly)
+{
+	static struct collect c;
+	unsigned char buf[4096];
+	struct iovec iov = { buf, sizeof(buf) };
+	struct io_backing *b;
+	struct io_engine *e;
+
+	if (!nbd_start("-r"))
+		return;
+	ck_assert_int_eq(io_backing_open(nbd_uri, 0, &b), -EROFS);
+	ck_assert_ptr_nonnull(strstr(io_nbd_last_error(), "read-only"));
+	ck_assert_int_eq(io_backing_open(nbd_uri, IO_BACKING_READ_ONLY, &b), 0);
+	ck_assert(!b->can_discard);
+	ck_assert_int_eq(io_engine_new(IO_ENGINE_AUTO, b, 4, &e), 0);
+	ck_assert_int_eq(io_engine_writev(e, 0, &iov, 1, (void *)0), -EROFS);
+	memset(&c, 0, sizeof(c));
+	ck_assert_int_eq(io_engine_readv(e, 512, &iov, 1, (void *)0), 0);
+	ck_assert_int_eq(io_engine_submit(e), 1);
+	collect_wait(e, &c, 1);
+	ck_assert_int_eq(c.res[0], 4096);
+	ck_assert_uint_eq(buf[0], 0x33 ^ 1);	/* file_make's fill of sector 1 */
+	io_engine_free(e);
+	io_backing_close(b);
+	nbd_stop();
+}
+END_TEST
+
+/* A server that dies: what was in flight and what comes after fail, each
+ * exactly once; nothing blocks. */
+START_TEST(test_nbd_server_dies)
+{
+	static struct collect c;
+	unsigned char buf[4096];
+	struct iovec iov = { buf, sizeof(buf) };
+	struct io_backing *b;
+	struct io_engine *e;
+	unsigned int i;
+
+	if (!nbd_start(""))
+		return;
+	ck_assert_int_eq(io_backing_open(nbd_uri, 0, &b), 0);
+	ck_assert_int_eq(io_engine_new(IO_ENGINE_AUTO, b, 8, &e), 0);
+	nbd_stop();
+	usleep(100 * 1000);
+	memset(&c, 0, sizeof(c));
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(io_engine_readv(e, i * 4096, &iov, 1, (void *)(uintptr_t)i), 0);
+	io_engine_submit(e);
+	collect_wait(e, &c, 4);
+	for (i = 0; i < 4; i++)
+		ck_assert_int_lt(c.res[i], 0);
+	ck_assert_int_eq(io_engine_writev(e, 0, &iov, 1, (void *)4), 0);
+	io_engine_submit(e);
+	collect_wait(e, &c, 5);
+	ck_assert_int_lt(c.res[4], 0);
+	io_engine_free(e);
+	io_backing_close(b);
+}
+END_TEST
+
+START_TEST(test_nbd_refusals)
+{
+	struct io_backing *b;
+	struct io_engine *e;
+	enum io_engine_kind k;
+	char uri[PATH_MAX + 64];
+
+	snprintf(uri, sizeof(uri), "nbd+unix:///?socket=%s/nobody.sock", test_dir);
+	ck_assert_int_lt(io_backing_open(uri, 0, &b), 0);
+	ck_assert_int_lt(io_backing_open("nbd://", 0, &b), 0);
+	ck_assert(io_nbd_is_uri("nbds+unix:///x?socket=/s"));
+	ck_assert(!io_nbd_is_uri("/srv/nbd://x"));
+	ck_assert(!io_nbd_is_uri("nbdx://host"));
+	/* nbd is not an engine to ask for, and not one for a file. */
+	ck_assert_int_eq(io_engine_kind_parse("nbd", &k), -EINVAL);
+	ck_assert_int_eq(io_backing_open(file_make("plain", 1 << 20, 0), 0, &b), 0);
+	ck_assert_int_eq(io_engine_new(IO_ENGINE_NBD, b, 4, &e), -EINVAL);
+	io_backing_close(b);
+}
+END_TEST
+
 static Suite *io_suite(void)
 {
 	Suite *s = suite_create("io");
@@ -1167,6 +1397,15 @@ static Suite *io_suite(void)
 	tcase_add_loop_test(tc, test_bdev_io, 0, ARRAY_SIZE(real_engines));
 	tcase_add_loop_test(tc, test_bdev_error, 0, ARRAY_SIZE(real_engines));
 	tcase_add_test(tc, test_bdev_resize);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("nbd");
+	tcase_add_checked_fixture(tc, dir_setup, dir_teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_nbd_roundtrip);
+	tcase_add_test(tc, test_nbd_readonly);
+	tcase_add_test(tc, test_nbd_server_dies);
+	tcase_add_test(tc, test_nbd_refusals);
 	suite_add_tcase(s, tc);
 	return s;
 }
