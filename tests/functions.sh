@@ -26,7 +26,7 @@ if [ -n "${BLKBACK_VALGRIND:-}" ]; then
 	command -v valgrind >/dev/null || { echo "SKIP: valgrind not installed" >&2; exit 77; }
 	VG="valgrind -q --error-exitcode=99 --leak-check=full \
 --show-leak-kinds=definite --errors-for-leak-kinds=definite \
---track-fds=no --num-callers=30"
+--track-fds=no --num-callers=30 --suppressions=$top_srcdir/tests/valgrind.supp"
 	SLOW=6
 fi
 

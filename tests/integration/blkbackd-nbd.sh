@@ -6,8 +6,10 @@
 # the data is in the exported file (read back through a file vbd). The
 # hotplug check refuses an export it cannot use, with the reason: no
 # server, a read-only export asked for rw, a server that never completes
-# the handshake. A server killed under load: the guest gets error
-# responses, not a hang, blkbackd stays up, and another vbd is undisturbed.
+# the handshake. blkbackd killed -9 three times under load on an export:
+# the guest sees no error. A server killed under load: the guest gets
+# error responses, not a hang, blkbackd stays up, and another vbd is
+# undisturbed.
 . "$top_srcdir/tests/functions.sh"
 . "$top_srcdir/tests/integration/blkbackd-lib.sh"
 test_timeout 240
@@ -69,6 +71,28 @@ sim_attach g1 xvdb "$TEST_DIR/disk.img"
 bf g1 xvdb --workload readback --verify --state "$state" ||
 	fail "read-back of the file behind the export: $(tail -3 "$TEST_DIR/bf.log")"
 xensim block-detach g1 xvdb || fail "detach of the file"
+
+info "blkbackd killed under load on the export: the guest sees a pause only"
+sim_attach g1 xvda "$uri"
+blkfront-sim --domain g1 --vdev xvda --queues 2 --workload randrw --qd 32 --flush-every 20 \
+	--seconds 8 --timeout 30 --verify --state "$state" --json \
+	>"$TEST_DIR/crash.json" 2>>"$TEST_DIR/bf.log" &
+crash_pid=$!
+expect_state "$g1" 51712 4 10 "connect before the kills"
+for round in 1 2 3; do
+	sleep 1.5
+	old=$BLKBACKD_PID
+	kill -KILL "$old"
+	wait_for 10 sh -c "! kill -0 $old 2>/dev/null" || fail "blkbackd $old did not die"
+	wait "$old" 2>/dev/null || true
+	start_blkbackd
+done
+wait "$crash_pid" || fail "the workload across the kills failed: $(cat "$TEST_DIR/crash.json")"
+info "across 3 kills: $(jq -c '{total_ops, errors, mismatches, unanswered}' "$TEST_DIR/crash.json")"
+[ "$(jq .errors "$TEST_DIR/crash.json")" = 0 ] || fail "the guest saw errors across the kills"
+grep -q 'resumed\|taking over' "$TEST_DIR/blkbackd.log" || fail "no takeover in the log"
+expect_state "$g1" 51712 6 5 "close after the kills"
+xensim block-detach g1 xvda || fail "detach after the kills"
 
 # attach_refused VDEV ACCESS TARGET MSG: the hotplug script fails the
 # attach with MSG in its error, within the handshake timeout.
