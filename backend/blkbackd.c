@@ -50,6 +50,8 @@ static const char usage_text[] =
 	"                            segments, 0..4096, 0: none (default: 256)\n"
 	"      --max-persistent-grants N  map up to N persistent grants per ring,\n"
 	"                            0: do not offer feature-persistent (default: 1056)\n"
+	"      --nbd-reconnect S     requests on a lost NBD connection wait up to S\n"
+	"                            seconds for it to come back, 0..3600 (default: 60)\n"
 	"      --max-queues N        advertise up to N rings per vbd, 1..16\n"
 	"                            (default: online CPUs, at most 16)\n"
 	"      --control PATH        control socket (default: " DEFAULT_CONTROL ",\n"
@@ -66,7 +68,7 @@ static const char usage_text[] =
 enum {
 	OPT_PLATFORM = 256, OPT_DIR, OPT_IO_ENGINE, OPT_SCRIPT_NAME, OPT_DIRECT_IO,
 	OPT_SECTOR_SIZE, OPT_RESIZE_INTERVAL, OPT_MAX_INDIRECT, OPT_CONTROL, OPT_CONTROL_GROUP,
-	OPT_MAX_QUEUES, OPT_JOURNAL_DIR, OPT_RECOVERY, OPT_MAX_PGRANTS,
+	OPT_MAX_QUEUES, OPT_JOURNAL_DIR, OPT_RECOVERY, OPT_MAX_PGRANTS, OPT_NBD_RECONNECT,
 };
 
 static const struct option long_options[] = {
@@ -87,6 +89,7 @@ static const struct option long_options[] = {
 	{ "control-group", required_argument, NULL, OPT_CONTROL_GROUP },
 	{ "journal-dir", required_argument, NULL, OPT_JOURNAL_DIR },
 	{ "max-persistent-grants", required_argument, NULL, OPT_MAX_PGRANTS },
+	{ "nbd-reconnect", required_argument, NULL, OPT_NBD_RECONNECT },
 	{ "recovery", required_argument, NULL, OPT_RECOVERY },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -189,6 +192,11 @@ static int options_parse(struct blkbackd *d, int argc, char **argv, int *verbose
 			if (option_number("max-persistent-grants", optarg, 0, 65536, &n) < 0)
 				return -EINVAL;
 			d->max_pgrants = (unsigned int)n;
+			break;
+		case OPT_NBD_RECONNECT:
+			if (option_number("nbd-reconnect", optarg, 0, 3600, &n) < 0)
+				return -EINVAL;
+			d->nbd_reconnect_s = (unsigned int)n;
 			break;
 		case OPT_CONTROL:
 			d->control_path = optarg;
@@ -566,6 +574,7 @@ int main(int argc, char **argv)
 		.resize_interval_ms = DEFAULT_RESIZE_MS,
 		.max_indirect_segs = BLKBACKD_DEFAULT_INDIRECT_SEGS,
 		.max_pgrants = BLKBACKD_DEFAULT_PGRANTS,
+		.nbd_reconnect_s = BLKBACKD_DEFAULT_NBD_RECONNECT_S,
 		.wake_fd = -1,
 	};
 	struct platform_config pc = { 0 };

@@ -73,6 +73,9 @@ struct control;
 #define BLKBACKD_DEFAULT_INDIRECT_SEGS	256u	/* 1 MiB requests */
 #define BLKBACKD_MAX_QUEUES		16u	/* default: online CPUs, capped here */
 #define BLKBACKD_DEFAULT_PGRANTS	1056u	/* persistent grants per ring, as Linux */
+/* A server restart takes seconds; a guest's requests may wait a minute
+ * (Linux guests warn about hung tasks only after two). */
+#define BLKBACKD_DEFAULT_NBD_RECONNECT_S 60u
 #define BLKBACKD_PGRANT_IDLE_S		60u	/* unmapped after this long unused */
 
 /* Counters a ring thread keeps for the control socket. One writer (the
@@ -121,6 +124,7 @@ struct blkbackd {
 	unsigned int max_indirect_segs;	/* advertised; 0: no INDIRECT */
 	unsigned int max_queues;	/* multi-queue-max-queues, >= 1 */
 	unsigned int max_pgrants;	/* per ring; 0: no feature-persistent */
+	unsigned int nbd_reconnect_s;	/* requests wait this long for an NBD server */
 	const char *control_path;	/* control socket (control.c) */
 	const char *control_group;	/* NULL: root only */
 	const char *journal_dir;	/* recovery journals; NULL: none */

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -174,25 +175,38 @@ out:
 
 /* ---- the engine ---- */
 
+/* A lost connection is tried again this often, for as long as it is down. */
+#define NBD_RETRY_MS 1000
+
 /* What an op needs beyond struct io_op: how many NBD commands of it are
  * still out, and a contiguous buffer when the caller's iovec has several
  * pieces (libnbd takes one buffer per command). */
 struct nbd_op_state {
 	unsigned int pending;
 	int error;			/* first failure of its commands */
+	bool lost;			/* a command died with the connection */
 	char *bounce;
 };
 
+/* The connection's life: up (ready), connecting (a handshake in
+ * progress), or down (no handle; the timer brings the next attempt).
+ * While it is not up, ops wait in parked, for at most the backing's
+ * nbd_reconnect_ms counted from the loss; after that they fail. */
 struct nbd_engine {
-	struct nbd_handle *h;
-	int epfd;			/* the engine fd: socket + evfd */
+	struct nbd_handle *h;		/* NULL while down */
+	bool ready;
+	int epfd;			/* the engine fd: socket, evfd, timer */
 	int evfd;			/* ops finished without the server */
-	int sock;			/* -1 once the connection died */
+	int timerfd;			/* the next connection attempt */
+	int sock;			/* h's socket in epfd, or -1 */
 	bool want_write;		/* socket registered for EPOLLOUT */
 	bool closing;			/* nbd_close() runs: ignore callbacks */
+	uint64_t down_since;		/* ms, 0 while up */
+	uint64_t conn_started;		/* ms, of the handshake in progress */
 	struct nbd_op_state *state;	/* one per slot */
 	struct io_op *batch, **batch_tail;
 	struct io_op *done, **done_tail;
+	struct io_op *parked, **parked_tail;
 };
 
 static struct nbd_op_state *op_state(struct io_engine *e, struct io_op *op)
@@ -202,15 +216,15 @@ static struct nbd_op_state *op_state(struct io_engine *e, struct io_op *op)
 	return &n->state[op - e->slots];
 }
 
-static void done_add(struct nbd_engine *n, struct io_op *op)
+static void list_add(struct io_op ***tail, struct io_op *op)
 {
 	op->next = NULL;
-	*n->done_tail = op;
-	n->done_tail = &op->next;
+	**tail = op;
+	*tail = &op->next;
 }
 
 /* Tells the ring thread that finished ops wait although the socket is
- * quiet (refused at issue, or no command needed). */
+ * quiet (refused at issue, failed while down, no command needed). */
 static void done_signal(struct nbd_engine *n)
 {
 	uint64_t one = 1;
@@ -220,12 +234,43 @@ static void done_signal(struct nbd_engine *n)
 	}
 }
 
+/* Whether ops may still wait for a connection. */
+static bool nbd_may_wait(const struct io_engine *e)
+{
+	const struct nbd_engine *n = e->priv;
+
+	return !n->down_since ||
+	       monotonic_ms() - n->down_since < e->backing->nbd_reconnect_ms;
+}
+
+/* Every command of op is answered: it is done, or, when the connection
+ * took some of them down, waits to be sent again in full (reads and
+ * writes of a block device may be repeated; a write that did reach the
+ * storage is written again with the same data). */
+static void nbd_op_settled(struct io_engine *e, struct io_op *op)
+{
+	struct nbd_engine *n = e->priv;
+	struct nbd_op_state *s = op_state(e, op);
+
+	if (s->lost && !s->error && nbd_may_wait(e)) {
+		s->lost = false;
+		list_add(&n->parked_tail, op);
+		return;
+	}
+	if (s->lost && !s->error)
+		s->error = -ENOTCONN;
+	list_add(&n->done_tail, op);
+}
+
 struct nbd_cb_ctx {
 	struct io_engine *e;
 	struct io_op *op;
 };
 
-/* Runs inside nbd_aio_notify_*() on the ring thread: just record. */
+/* Runs inside nbd_aio_*() on the ring thread: just record. libnbd fails
+ * commands with ENOTCONN when the connection dies, and a server that is
+ * going away answers ESHUTDOWN without doing the command: both are worth
+ * another connection, not an error. */
 static int nbd_op_completed(void *user_data, int *error)
 {
 	struct nbd_cb_ctx *ctx = user_data;
@@ -235,46 +280,18 @@ static int nbd_op_completed(void *user_data, int *error)
 
 	if (n->closing)
 		return 1;
-	if (*error && !s->error)
+	if (*error == ENOTCONN || *error == ESHUTDOWN)
+		s->lost = true;
+	else if (*error && !s->error)
 		s->error = -*error;
 	if (--s->pending == 0)
-		done_add(n, ctx->op);
+		nbd_op_settled(e, ctx->op);
 	return 1;
 }
 
 static void nbd_cb_free(void *user_data)
 {
 	free(user_data);
-}
-
-static void nbd_drop_socket(struct nbd_engine *n)
-{
-	if (n->sock < 0)
-		return;
-	epoll_ctl(n->epfd, EPOLL_CTL_DEL, n->sock, NULL);
-	n->sock = -1;
-}
-
-/* EPOLLOUT only while libnbd has bytes it could not send yet. */
-static void nbd_update_interest(struct nbd_engine *n)
-{
-	struct epoll_event ev = { .events = EPOLLIN };
-	bool want;
-
-	if (n->sock < 0)
-		return;
-	if (nbd_aio_is_dead(n->h) || nbd_aio_is_closed(n->h)) {
-		nbd_drop_socket(n);
-		return;
-	}
-	want = nbd_aio_get_direction(n->h) & LIBNBD_AIO_DIRECTION_WRITE;
-	if (want == n->want_write)
-		return;
-	if (want)
-		ev.events |= EPOLLOUT;
-	ev.data.fd = n->sock;
-	if (epoll_ctl(n->epfd, EPOLL_CTL_MOD, n->sock, &ev) == 0)
-		n->want_write = want;
 }
 
 /* One NBD command for len bytes at buf; 0 or -errno (not issued). */
@@ -317,6 +334,8 @@ static int nbd_bounce_prepare(struct nbd_op_state *s, const struct io_op *op)
 	uint64_t off = 0;
 	unsigned int i;
 
+	if (s->bounce)		/* sent before, on a lost connection */
+		return 0;
 	s->bounce = malloc(op->len);
 	if (!s->bounce)
 		return -ENOMEM;
@@ -327,7 +346,8 @@ static int nbd_bounce_prepare(struct nbd_op_state *s, const struct io_op *op)
 }
 
 /* Sends op as one command, or several when it is larger than the server
- * takes in one; its callback runs when the last is answered. */
+ * takes in one; it is settled when the last is answered. Without a
+ * connection it is parked, or failed once the wait is over. */
 static void nbd_issue(struct io_engine *e, struct io_op *op)
 {
 	const struct io_backing *b = e->backing;
@@ -339,8 +359,13 @@ static void nbd_issue(struct io_engine *e, struct io_op *op)
 
 	s->pending = 1;		/* held until every command is out */
 	s->error = 0;
+	s->lost = false;
 	if (op->type == IO_OP_FLUSH && !b->nbd_can_flush)
 		goto out;
+	if (!n->ready) {
+		s->lost = true;
+		goto out;
+	}
 	if (op->type == IO_OP_READ || op->type == IO_OP_WRITE) {
 		if (op->iovcnt == 1) {
 			buf = op->iov[0].iov_base;
@@ -361,6 +386,12 @@ static void nbd_issue(struct io_engine *e, struct io_op *op)
 		r = nbd_issue_one(e, op, buf ? buf + done : NULL, chunk, op->offset + done);
 		if (r < 0) {
 			s->pending--;
+			/* Refused because the connection is gone, not
+			 * because of the command. */
+			if (nbd_aio_is_dead(n->h) || nbd_aio_is_closed(n->h)) {
+				s->lost = true;
+				r = 0;
+			}
 			break;
 		}
 		done += chunk;
@@ -369,8 +400,161 @@ out:
 	if (r < 0 && !s->error)
 		s->error = r;
 	if (--s->pending == 0) {
-		done_add(n, op);
+		nbd_op_settled(e, op);
 		done_signal(n);
+	}
+}
+
+/* EPOLLOUT only while libnbd has bytes it could not send yet (or, while
+ * connecting, a connect to finish). */
+static void nbd_update_interest(struct nbd_engine *n)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	bool want;
+
+	if (n->sock < 0)
+		return;
+	want = nbd_aio_get_direction(n->h) & LIBNBD_AIO_DIRECTION_WRITE;
+	if (want == n->want_write)
+		return;
+	if (want)
+		ev.events |= EPOLLOUT;
+	ev.data.fd = n->sock;
+	if (epoll_ctl(n->epfd, EPOLL_CTL_MOD, n->sock, &ev) == 0)
+		n->want_write = want;
+}
+
+static void nbd_parked_expire(struct io_engine *e);
+
+static void nbd_timer_arm(struct nbd_engine *n, unsigned int ms)
+{
+	struct itimerspec its = { .it_value = { ms / 1000, (long)(ms % 1000) * 1000000 } };
+
+	timerfd_settime(n->timerfd, 0, &its, NULL);
+}
+
+static void nbd_conn_close(struct nbd_engine *n)
+{
+	if (n->sock >= 0)
+		epoll_ctl(n->epfd, EPOLL_CTL_DEL, n->sock, NULL);
+	n->sock = -1;
+	n->want_write = false;
+	n->ready = false;
+	if (n->h)
+		nbd_close(n->h);
+	n->h = NULL;
+}
+
+/* Starts a new connection without waiting for it: the handshake goes on
+ * from the ring thread's polls like any other traffic. */
+static void nbd_conn_start(struct io_engine *e)
+{
+	struct nbd_engine *n = e->priv;
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT };
+
+	n->h = nbd_create();
+	if (!n->h || nbd_aio_connect_uri(n->h, e->backing->path) < 0)
+		goto retry;
+	n->sock = nbd_aio_get_fd(n->h);
+	ev.data.fd = n->sock;
+	if (n->sock < 0 || epoll_ctl(n->epfd, EPOLL_CTL_ADD, n->sock, &ev) < 0) {
+		n->sock = -1;
+		goto retry;
+	}
+	n->want_write = true;
+	n->conn_started = monotonic_ms();
+	return;
+retry:
+	nbd_conn_close(n);
+}
+
+/* Every NBD_RETRY_MS while the connection is not up: the wait of parked
+ * ops runs out, a handshake that hangs is given up, a new attempt starts. */
+static void nbd_timer_tick(struct io_engine *e)
+{
+	struct nbd_engine *n = e->priv;
+
+	nbd_parked_expire(e);
+	if (n->h && !n->ready &&
+	    monotonic_ms() - n->conn_started >= IO_NBD_CONNECT_TIMEOUT_MS)
+		nbd_conn_close(n);
+	if (!n->h)
+		nbd_conn_start(e);
+	if (!n->ready)
+		nbd_timer_arm(n, NBD_RETRY_MS);
+}
+
+/* Fails parked ops whose wait is over (all of them, or none). */
+static void nbd_parked_expire(struct io_engine *e)
+{
+	struct nbd_engine *n = e->priv;
+	struct io_op *op, *next;
+
+	if (!n->parked || nbd_may_wait(e))
+		return;
+	op = n->parked;
+	n->parked = NULL;
+	n->parked_tail = &n->parked;
+	for (; op; op = next) {
+		next = op->next;
+		op_state(e, op)->error = -ENOTCONN;
+		list_add(&n->done_tail, op);
+	}
+	done_signal(n);
+}
+
+/* After anything that may have moved libnbd's state machine. */
+static void nbd_conn_check(struct io_engine *e)
+{
+	struct nbd_engine *n = e->priv;
+	struct io_op *op, *next;
+
+	if (!n->h)
+		return;
+	if (nbd_aio_is_dead(n->h) || nbd_aio_is_closed(n->h)) {
+		if (!n->down_since)
+			n->down_since = monotonic_ms();
+		nbd_conn_close(n);
+		nbd_timer_arm(n, NBD_RETRY_MS);
+		nbd_parked_expire(e);
+		return;
+	}
+	if (!n->ready && nbd_aio_is_ready(n->h)) {
+		n->ready = true;
+		n->down_since = 0;
+		/* Oldest first: what the guest sent first goes out first. */
+		op = n->parked;
+		n->parked = NULL;
+		n->parked_tail = &n->parked;
+		for (; op; op = next) {
+			next = op->next;
+			nbd_issue(e, op);
+		}
+		/* The new connection may have died under them already. */
+		nbd_conn_check(e);
+		return;
+	}
+	nbd_update_interest(n);
+}
+
+/* A server that went away is noticed before new commands go out: libnbd
+ * 1.14 reads a command it has just freed when the connection dies while
+ * that command is being issued (nbd_internal_command_common returns
+ * cmd->cookie after the state machine aborted it). Found dead here, libnbd
+ * refuses the commands up front instead. What is left is the race of a
+ * server dying between this check and the send: harmless in practice (the
+ * freed block still holds the cookie), and suppressed for valgrind in
+ * tests/valgrind.supp. */
+static void nbd_check_hangup(struct io_engine *e)
+{
+	struct nbd_engine *n = e->priv;
+	struct pollfd pfd = { .fd = n->sock, .events = POLLRDHUP };
+
+	if (n->sock < 0 || !n->ready || poll(&pfd, 1, 0) <= 0)
+		return;
+	if (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+		nbd_aio_notify_read(n->h);
+		nbd_conn_check(e);
 	}
 }
 
@@ -385,21 +569,27 @@ static int nbd_engine_init(struct io_engine *e)
 	n = calloc(1, sizeof(*n));
 	if (!n)
 		return -ENOMEM;
-	n->epfd = n->evfd = n->sock = -1;
+	n->epfd = n->evfd = n->timerfd = n->sock = -1;
 	n->batch_tail = &n->batch;
 	n->done_tail = &n->done;
+	n->parked_tail = &n->parked;
 	e->priv = n;
 	n->state = calloc(e->depth, sizeof(*n->state));
 	if (!n->state)
 		return -ENOMEM;
 	n->epfd = epoll_create1(EPOLL_CLOEXEC);
 	n->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (n->epfd < 0 || n->evfd < 0)
+	n->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (n->epfd < 0 || n->evfd < 0 || n->timerfd < 0)
 		return -errno;
 	ev.data.fd = n->evfd;
 	if (epoll_ctl(n->epfd, EPOLL_CTL_ADD, n->evfd, &ev) < 0)
 		return -errno;
-	/* Each ring its own connection, as Linux's nbd does per queue. */
+	ev.data.fd = n->timerfd;
+	if (epoll_ctl(n->epfd, EPOLL_CTL_ADD, n->timerfd, &ev) < 0)
+		return -errno;
+	/* Each ring its own connection, as Linux's nbd does per queue. The
+	 * first must work: a vbd does not connect on storage it cannot reach. */
 	r = nbd_connect_bounded(e->backing->path, &n->h);
 	if (r < 0)
 		return r;
@@ -409,6 +599,7 @@ static int nbd_engine_init(struct io_engine *e)
 	ev.data.fd = n->sock;
 	if (epoll_ctl(n->epfd, EPOLL_CTL_ADD, n->sock, &ev) < 0)
 		return -errno;
+	n->ready = true;
 	return 0;
 }
 
@@ -424,12 +615,13 @@ static void nbd_engine_done(struct io_engine *e)
 	 * us unless storage never answered); no callback may touch the
 	 * slots while that happens. */
 	n->closing = true;
-	if (n->h)
-		nbd_close(n->h);
+	nbd_conn_close(n);
 	if (n->epfd >= 0)
 		close(n->epfd);
 	if (n->evfd >= 0)
 		close(n->evfd);
+	if (n->timerfd >= 0)
+		close(n->timerfd);
 	if (n->state)
 		for (i = 0; i < e->depth; i++)
 			free(n->state[i].bounce);
@@ -442,32 +634,7 @@ static void nbd_engine_queue(struct io_engine *e, struct io_op *op)
 {
 	struct nbd_engine *n = e->priv;
 
-	op->next = NULL;
-	*n->batch_tail = op;
-	n->batch_tail = &op->next;
-}
-
-/* A server that went away is noticed before new commands go out: libnbd
- * 1.14 reads a command it has just freed when the connection dies while
- * that command is being issued (nbd_internal_command_common returns
- * cmd->cookie after the state machine aborted it). Found dead here, libnbd
- * refuses the commands up front instead. What is left is the race of a
- * server dying between this check and the send: harmless in practice (the
- * freed block still holds the cookie), and suppressed for valgrind in
- * tests/valgrind.supp. */
-static void nbd_check_hangup(struct nbd_engine *n)
-{
-	struct pollfd pfd = { .fd = n->sock, .events = POLLRDHUP };
-
-	if (n->sock < 0 || poll(&pfd, 1, 0) <= 0)
-		return;
-	if (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) {
-		nbd_aio_notify_read(n->h);
-		nbd_update_interest(n);
-		/* What was in flight failed just now: reap it next. */
-		if (n->done)
-			done_signal(n);
-	}
+	list_add(&n->batch_tail, op);
 }
 
 static int nbd_engine_submit(struct io_engine *e)
@@ -477,7 +644,7 @@ static int nbd_engine_submit(struct io_engine *e)
 	int count = 0;
 
 	if (n->batch)
-		nbd_check_hangup(n);
+		nbd_check_hangup(e);
 	op = n->batch;
 	n->batch = NULL;
 	n->batch_tail = &n->batch;
@@ -487,12 +654,15 @@ static int nbd_engine_submit(struct io_engine *e)
 		count++;
 	}
 	if (count)
-		nbd_update_interest(n);
+		nbd_conn_check(e);
+	/* Ops a dying connection finished while we sent. */
+	if (n->done)
+		done_signal(n);
 	return count;
 }
 
 /* Results into op->result, bounce buffers back to the caller's iovec. */
-static void nbd_op_settle(struct io_engine *e, struct io_op *op)
+static void nbd_op_result(struct io_engine *e, struct io_op *op)
 {
 	struct nbd_op_state *s = op_state(e, op);
 	uint64_t off = 0;
@@ -514,35 +684,39 @@ static void nbd_op_settle(struct io_engine *e, struct io_op *op)
 static int nbd_engine_reap(struct io_engine *e)
 {
 	struct nbd_engine *n = e->priv;
-	struct epoll_event evs[2];
+	struct epoll_event evs[3];
 	struct io_op *list, *op;
 	uint64_t cnt;
 	int nev, i;
 
-	nev = epoll_wait(n->epfd, evs, 2, 0);
+	nev = epoll_wait(n->epfd, evs, 3, 0);
 	if (nev < 0)
 		return errno == EINTR ? 0 : -errno;
 	for (i = 0; i < nev; i++) {
-		if (evs[i].data.fd == n->evfd) {
-			if (read(n->evfd, &cnt, sizeof(cnt)) < 0) {
+		if (evs[i].data.fd == n->evfd || evs[i].data.fd == n->timerfd) {
+			if (read(evs[i].data.fd, &cnt, sizeof(cnt)) < 0) {
 				/* Empty: another reap took it. */
 			}
+			if (evs[i].data.fd == n->timerfd)
+				nbd_timer_tick(e);
 			continue;
 		}
+		if (evs[i].data.fd != n->sock)
+			continue;	/* a socket closed since epoll_wait */
 		/* A hung-up or failed socket is read so libnbd sees the end
 		 * and fails what is still out. */
 		if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 			nbd_aio_notify_read(n->h);
-		if ((evs[i].events & EPOLLOUT) && n->sock >= 0 && !nbd_aio_is_dead(n->h))
+		if ((evs[i].events & EPOLLOUT) && n->h && !nbd_aio_is_dead(n->h))
 			nbd_aio_notify_write(n->h);
 	}
-	nbd_update_interest(n);
+	nbd_conn_check(e);
 
 	list = n->done;
 	n->done = NULL;
 	n->done_tail = &n->done;
 	for (op = list; op; op = op->next)
-		nbd_op_settle(e, op);
+		nbd_op_result(e, op);
 	return io_op_finish_list(e, list);
 }
 

@@ -42,6 +42,9 @@ struct io_backing {
 	bool is_nbd;
 	bool nbd_can_flush;		/* the server has a cache to flush */
 	uint32_t nbd_payload_max;	/* bytes per NBD command, page multiple */
+	/* How long requests wait for a lost NBD connection to come back
+	 * before they fail (set by the opener; 0: fail at once). */
+	uint32_t nbd_reconnect_ms;
 };
 
 /* Opens path: a regular file, a block device, or an NBD URI (io-nbd.c;

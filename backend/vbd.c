@@ -414,6 +414,7 @@ static int vbd_open_backing(struct vbd *v)
 		goto out;
 	}
 	b = v->backing;
+	b->nbd_reconnect_ms = d->nbd_reconnect_s * 1000u;
 	v->props.direct_io = b->direct;		/* an NBD export has no page cache of ours */
 	v->props.sector_size = b->logical_sector_size;
 	v->props.phys_sector_size = b->physical_sector_size;

@@ -16,7 +16,8 @@ command -v jq >/dev/null || skip "jq not installed"
 export XENSIM_SCRIPT_DIR="$top_srcdir/hotplug"
 
 start_xensimd
-start_blkbackd
+# Requests on a lost connection wait 2 s for it to come back (case 4).
+start_blkbackd --nbd-reconnect=2
 truncate -s 64M "$TEST_DIR/disk.img"
 truncate -s 32M "$TEST_DIR/beside.img"
 pause="$TEST_DIR/pause.sock"

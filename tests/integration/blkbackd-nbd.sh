@@ -6,8 +6,9 @@
 # the data is in the exported file (read back through a file vbd). The
 # hotplug check refuses an export it cannot use, with the reason: no
 # server, a read-only export asked for rw, a server that never completes
-# the handshake. blkbackd killed -9 three times under load on an export:
-# the guest sees no error. A server killed under load: the guest gets
+# the handshake. blkbackd killed -9 three times under load on an export,
+# and the server restarted under load:
+# the guest sees no error. A server killed under load for good: the guest gets
 # error responses, not a hang, blkbackd stays up, and another vbd is
 # undisturbed.
 . "$top_srcdir/tests/functions.sh"
@@ -17,8 +18,10 @@ command -v xenstore-write >/dev/null || skip "xenstore-utils not installed"
 command -v socat >/dev/null || skip "socat not installed"
 export XENSIM_SCRIPT_DIR="$top_srcdir/hotplug"
 
+# Requests on a lost connection wait 3 s for it to come back (default 60).
+BB_ARGS=--nbd-reconnect=3
 start_xensimd
-start_blkbackd
+start_blkbackd $BB_ARGS
 truncate -s 64M "$TEST_DIR/disk.img"
 truncate -s 32M "$TEST_DIR/beside.img"
 start_nbdkit disk --filter=log file "$TEST_DIR/disk.img" logfile="$TEST_DIR/nbd-requests.txt"
@@ -85,7 +88,7 @@ for round in 1 2 3; do
 	kill -KILL "$old"
 	wait_for 10 sh -c "! kill -0 $old 2>/dev/null" || fail "blkbackd $old did not die"
 	wait "$old" 2>/dev/null || true
-	start_blkbackd
+	start_blkbackd $BB_ARGS
 done
 wait "$crash_pid" || fail "the workload across the kills failed: $(cat "$TEST_DIR/crash.json")"
 info "across 3 kills: $(jq -c '{total_ops, errors, mismatches, unanswered}' "$TEST_DIR/crash.json")"
@@ -123,7 +126,24 @@ attach_refused xvdd w "nbd+unix:///?socket=$TEST_DIR/mute.sock" "handshake"
 kill "$mute_pid"
 blkback-ctl list >/dev/null || fail "blkbackd does not answer after a mute server"
 
-info "the server is killed under load"
+info "the server restarts under load: requests wait for it, the guest sees a pause only"
+start_nbdkit again file "$TEST_DIR/disk.img"
+sim_attach g1 xvdf "$NBD_URI"
+blkfront-sim --domain g1 --vdev xvdf --workload randrw --bs 4k --qd 32 --seconds 5 --verify \
+	--timeout 30 --json >"$TEST_DIR/restart.json" 2>>"$TEST_DIR/bf.log" &
+load_pid=$!
+expect_state "$g1" 51792 4 10 "xvdf connect"
+sleep 1.5
+kill -KILL "$NBDKIT_PID"
+sleep 1
+start_nbdkit again file "$TEST_DIR/disk.img"
+wait "$load_pid" || fail "the workload across a server restart failed: $(cat "$TEST_DIR/restart.json")"
+info "across the restart: $(jq -c '{total_ops, errors, mismatches, unanswered}' "$TEST_DIR/restart.json")"
+[ "$(jq .errors "$TEST_DIR/restart.json")" = 0 ] || fail "errors across a server restart"
+expect_state "$g1" 51792 6 5 "xvdf close"
+xensim block-detach g1 xvdf || fail "detach of xvdf"
+
+info "the server is killed under load and stays away past --nbd-reconnect"
 start_nbdkit dying file "$TEST_DIR/disk.img"
 sim_attach g1 xvde "$NBD_URI"
 beside_start g2 xvda 8

@@ -1134,16 +1134,11 @@ static pid_t nbd_pid;
 /* nbdkit serving a 4 MiB file on a socket in test_dir; false (and a
  * SKIP line) where nbdkit is not installed. The blocksize-policy filter
  * advertises a 64 KiB maximum, so larger ops must be split. */
-static bool nbd_start(const char *extra)
+static void nbd_serve(const char *extra)
 {
 	char cmd[4 * PATH_MAX], pidfile[PATH_MAX + 16];
 	FILE *f;
 
-	if (system("command -v nbdkit >/dev/null 2>&1") != 0) {
-		fprintf(stderr, "SKIP: nbdkit not installed\n");
-		return false;
-	}
-	snprintf(nbd_file, sizeof(nbd_file), "%s", file_make("nbd.img", 4 << 20, 0x33));
 	snprintf(pidfile, sizeof(pidfile), "%s/nbdkit.pid", test_dir);
 	snprintf(nbd_uri, sizeof(nbd_uri), "nbd+unix:///?socket=%s/nbd.sock", test_dir);
 	/* Without -f nbdkit returns once it listens. */
@@ -1156,14 +1151,45 @@ static bool nbd_start(const char *extra)
 	ck_assert_ptr_nonnull(f);
 	ck_assert_int_eq(fscanf(f, "%d", &nbd_pid), 1);
 	fclose(f);
+}
+
+static bool nbd_start(const char *extra)
+{
+	if (system("command -v nbdkit >/dev/null 2>&1") != 0) {
+		fprintf(stderr, "SKIP: nbdkit not installed\n");
+		return false;
+	}
+	snprintf(nbd_file, sizeof(nbd_file), "%s", file_make("nbd.img", 4 << 20, 0x33));
+	nbd_serve(extra);
 	return true;
 }
 
+/* Kills the server and waits until it is gone, its socket with it. */
 static void nbd_stop(void)
 {
-	if (nbd_pid > 0)
+	char sock[PATH_MAX + 16];
+	int i;
+
+	if (nbd_pid > 0) {
 		kill(nbd_pid, SIGKILL);
+		for (i = 0; i < 500 && kill(nbd_pid, 0) == 0; i++)
+			usleep(10 * 1000);
+	}
 	nbd_pid = 0;
+	snprintf(sock, sizeof(sock), "%s/nbd.sock", test_dir);
+	unlink(sock);
+}
+
+/* Reaps for ms milliseconds; how many callbacks ran. */
+static unsigned int reap_for(struct io_engine *e, struct collect *c, int ms)
+{
+	struct pollfd pfd = { .fd = io_engine_fd(e), .events = POLLIN };
+	unsigned int before = c->count;
+
+	for (; ms > 0; ms -= 50)
+		if (poll(&pfd, 1, 50) > 0)
+			ck_assert_int_ge(io_engine_reap(e, on_done, c), 0);
+	return c->count - before;
 }
 
 START_TEST(test_nbd_roundtrip)
@@ -1334,6 +1360,85 @@ START_TEST(test_nbd_server_dies)
 }
 END_TEST
 
+/* The server restarts: requests issued while it is away wait for the new
+ * connection and complete there, with their data. */
+START_TEST(test_nbd_reconnect)
+{
+	static struct collect c;
+	static unsigned char a[4096], b[4096], back[4096];
+	struct iovec ia = { a, sizeof(a) }, ib = { b, sizeof(b) }, ir = { back, sizeof(back) };
+	struct io_backing *bk;
+	struct io_engine *e;
+	int fd;
+
+	if (!nbd_start(""))
+		return;
+	ck_assert_int_eq(io_backing_open(nbd_uri, 0, &bk), 0);
+	bk->nbd_reconnect_ms = 20000;
+	ck_assert_int_eq(io_engine_new(IO_ENGINE_AUTO, bk, 8, &e), 0);
+	memset(a, 0xa1, sizeof(a));
+	memset(b, 0xb2, sizeof(b));
+	memset(&c, 0, sizeof(c));
+	ck_assert_int_eq(io_engine_writev(e, 0, &ia, 1, (void *)0), 0);
+	io_engine_submit(e);
+	collect_wait(e, &c, 1);
+	ck_assert_int_eq(c.res[0], 4096);
+
+	nbd_stop();
+	ck_assert_int_eq(io_engine_writev(e, 8192, &ib, 1, (void *)1), 0);
+	ck_assert_int_eq(io_engine_readv(e, 0, &ir, 1, (void *)2), 0);
+	io_engine_submit(e);
+	ck_assert_uint_eq(reap_for(e, &c, 1500), 0);	/* they wait */
+	ck_assert_uint_eq(io_engine_inflight(e), 2);
+	nbd_serve("");
+	collect_wait(e, &c, 3);
+	ck_assert_int_eq(c.res[1], 4096);
+	ck_assert_int_eq(c.res[2], 4096);
+	ck_assert_int_eq(memcmp(back, a, sizeof(a)), 0);
+	fd = open(nbd_file, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, back, sizeof(back), 8192), 4096);
+	close(fd);
+	ck_assert_int_eq(memcmp(back, b, sizeof(b)), 0);
+	io_engine_free(e);
+	io_backing_close(bk);
+	nbd_stop();
+}
+END_TEST
+
+/* A server that stays away: requests fail once their wait is over, and a
+ * server that comes back later serves new ones. */
+START_TEST(test_nbd_reconnect_gives_up)
+{
+	static struct collect c;
+	static unsigned char buf[4096];
+	struct iovec iov = { buf, sizeof(buf) };
+	struct io_backing *bk;
+	struct io_engine *e;
+
+	if (!nbd_start(""))
+		return;
+	ck_assert_int_eq(io_backing_open(nbd_uri, 0, &bk), 0);
+	bk->nbd_reconnect_ms = 500;
+	ck_assert_int_eq(io_engine_new(IO_ENGINE_AUTO, bk, 8, &e), 0);
+	nbd_stop();
+	memset(&c, 0, sizeof(c));
+	ck_assert_int_eq(io_engine_readv(e, 0, &iov, 1, (void *)0), 0);
+	io_engine_submit(e);
+	collect_wait(e, &c, 1);
+	ck_assert_int_eq(c.res[0], -ENOTCONN);
+	nbd_serve("");
+	reap_for(e, &c, 1500);		/* the next attempt connects */
+	ck_assert_int_eq(io_engine_readv(e, 0, &iov, 1, (void *)1), 0);
+	io_engine_submit(e);
+	collect_wait(e, &c, 2);
+	ck_assert_int_eq(c.res[1], 4096);
+	io_engine_free(e);
+	io_backing_close(bk);
+	nbd_stop();
+}
+END_TEST
+
 START_TEST(test_nbd_refusals)
 {
 	struct io_backing *b;
@@ -1405,6 +1510,8 @@ static Suite *io_suite(void)
 	tcase_add_test(tc, test_nbd_roundtrip);
 	tcase_add_test(tc, test_nbd_readonly);
 	tcase_add_test(tc, test_nbd_server_dies);
+	tcase_add_test(tc, test_nbd_reconnect);
+	tcase_add_test(tc, test_nbd_reconnect_gives_up);
 	tcase_add_test(tc, test_nbd_refusals);
 	suite_add_tcase(s, tc);
 	return s;
