@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1134,23 +1135,32 @@ static pid_t nbd_pid;
 /* nbdkit serving a 4 MiB file on a socket in test_dir; false (and a
  * SKIP line) where nbdkit is not installed. The blocksize-policy filter
  * advertises a 64 KiB maximum, so larger ops must be split. */
+/* nbdkit in the foreground, our child: its pid is known at once (a
+ * daemonized nbdkit writes its pidfile after its parent has returned). */
 static void nbd_serve(const char *extra)
 {
-	char cmd[4 * PATH_MAX], pidfile[PATH_MAX + 16];
-	FILE *f;
+	char sock[PATH_MAX + 16];
+	struct stat st;
+	int i;
 
-	snprintf(pidfile, sizeof(pidfile), "%s/nbdkit.pid", test_dir);
-	snprintf(nbd_uri, sizeof(nbd_uri), "nbd+unix:///?socket=%s/nbd.sock", test_dir);
-	/* Without -f nbdkit returns once it listens. */
-	snprintf(cmd, sizeof(cmd),
-		 "nbdkit %s -U '%s/nbd.sock' -P '%s' --filter=blocksize-policy file '%s' "
-		 "blocksize-maximum=65536 blocksize-preferred=4096", extra, test_dir, pidfile,
-		 nbd_file);
-	ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
-	f = fopen(pidfile, "r");
-	ck_assert_ptr_nonnull(f);
-	ck_assert_int_eq(fscanf(f, "%d", &nbd_pid), 1);
-	fclose(f);
+	snprintf(sock, sizeof(sock), "%s/nbd.sock", test_dir);
+	snprintf(nbd_uri, sizeof(nbd_uri), "nbd+unix:///?socket=%s", sock);
+	nbd_pid = fork();
+	ck_assert_int_ge(nbd_pid, 0);
+	if (nbd_pid == 0) {
+		if (*extra)
+			execlp("nbdkit", "nbdkit", "-f", extra, "-U", sock,
+			       "--filter=blocksize-policy", "file", nbd_file,
+			       "blocksize-maximum=65536", "blocksize-preferred=4096", (char *)NULL);
+		else
+			execlp("nbdkit", "nbdkit", "-f", "-U", sock,
+			       "--filter=blocksize-policy", "file", nbd_file,
+			       "blocksize-maximum=65536", "blocksize-preferred=4096", (char *)NULL);
+		_exit(127);
+	}
+	for (i = 0; i < 1000 && stat(sock, &st) < 0; i++)
+		usleep(10 * 1000);
+	ck_assert_msg(i < 1000, "nbdkit did not listen on %s", sock);
 }
 
 static bool nbd_start(const char *extra)
@@ -1168,12 +1178,10 @@ static bool nbd_start(const char *extra)
 static void nbd_stop(void)
 {
 	char sock[PATH_MAX + 16];
-	int i;
 
 	if (nbd_pid > 0) {
 		kill(nbd_pid, SIGKILL);
-		for (i = 0; i < 500 && kill(nbd_pid, 0) == 0; i++)
-			usleep(10 * 1000);
+		waitpid(nbd_pid, NULL, 0);
 	}
 	nbd_pid = 0;
 	snprintf(sock, sizeof(sock), "%s/nbd.sock", test_dir);
@@ -1190,6 +1198,13 @@ static unsigned int reap_for(struct io_engine *e, struct collect *c, int ms)
 		if (poll(&pfd, 1, 50) > 0)
 			ck_assert_int_ge(io_engine_reap(e, on_done, c), 0);
 	return c->count - before;
+}
+
+/* A failed test leaves no server behind. */
+static void nbd_teardown(void)
+{
+	nbd_stop();
+	dir_teardown();
 }
 
 START_TEST(test_nbd_roundtrip)
@@ -1505,7 +1520,7 @@ static Suite *io_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("nbd");
-	tcase_add_checked_fixture(tc, dir_setup, dir_teardown);
+	tcase_add_checked_fixture(tc, dir_setup, nbd_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_nbd_roundtrip);
 	tcase_add_test(tc, test_nbd_readonly);
