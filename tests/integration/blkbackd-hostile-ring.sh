@@ -132,6 +132,7 @@ storm_cpu() {
 	blkfront-sim --domain g1 --vdev xvda --hostile event-storm --seconds 4 \
 		>>"$TEST_DIR/bf.log" 2>&1 &
 	pid=$!
+	bg_track $pid
 	sleep 1
 	t0=$(blkbackd_cpu_ticks)
 	sleep 2
