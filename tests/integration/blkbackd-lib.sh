@@ -97,6 +97,15 @@ beside_start() {
 	BESIDE_PID=$!
 	bg_track $BESIDE_PID
 }
+# beside_stop WHAT: for a workload started for longer than its case
+# needs: it must still run (so it covered the whole case); SIGTERM ends it
+# cleanly, and it must have passed.
+beside_stop() {
+	kill -0 "$BESIDE_PID" 2>/dev/null ||
+		fail "$1: the verified workload beside it ended before the case did"
+	kill -TERM "$BESIDE_PID"
+	beside_check "$1"
+}
 beside_check() {
 	[ -n "${BESIDE_PID:-}" ] || return 0
 	wait "$BESIDE_PID" ||
