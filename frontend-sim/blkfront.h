@@ -172,6 +172,7 @@ struct bf_slot {
 	uint32_t nr_sect;		/* 512-byte units; 0 for flush */
 	uint64_t gen;			/* verify: generation of written data */
 	uint64_t t_submit;		/* ns */
+	uint64_t order;			/* submission number, for barrier order */
 	unsigned int queue;		/* the ring it goes on / went on */
 	void *data;			/* pages_per_slot contiguous pages */
 	uint32_t *grefs;
