@@ -725,7 +725,10 @@ int main(int argc, char **argv)
 		const char *dir = getenv("XENSIM_DIR");
 
 		c.path = DEFAULT_CONTROL;
-		/* blkbackd on the simulator keeps its socket in the DIR. */
+		/* blkbackd on the simulator keeps its socket in the DIR.
+		 * Every exit below goes through out:, which frees it: on the
+		 * sanitizer build a leak at exit turns even --help into
+		 * status 23 and loses its buffered stdout. */
 		if (dir && *dir && asprintf(&sim_path, "%s/%s", dir, SIM_CONTROL_NAME) > 0)
 			c.path = sim_path;
 	}
@@ -744,26 +747,32 @@ int main(int argc, char **argv)
 			force = true;
 			break;
 		case 't':
-			if (parse_uint(optarg, "timeout", 86400, &timeout_s) < 0)
-				return EXIT_USAGE;
+			if (parse_uint(optarg, "timeout", 86400, &timeout_s) < 0) {
+				r = EXIT_USAGE;
+				goto out;
+			}
 			break;
 		case 'm':
 			mode = optarg;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
-			return EXIT_OK;
+			r = EXIT_OK;
+			goto out;
 		case 'V':
 			printf("blkback-ctl %s\n", PACKAGE_VERSION);
-			return EXIT_OK;
+			r = EXIT_OK;
+			goto out;
 		default:
 			fputs(usage_text, stderr);
-			return EXIT_USAGE;
+			r = EXIT_USAGE;
+			goto out;
 		}
 	}
 	if (optind >= argc) {
 		fputs(usage_text, stderr);
-		return EXIT_USAGE;
+		r = EXIT_USAGE;
+		goto out;
 	}
 	cmd = argv[optind];
 	args = argv + optind + 1;
@@ -777,8 +786,10 @@ int main(int argc, char **argv)
 		req = request("stats");
 	} else if ((strcmp(cmd, "show") == 0 || strcmp(cmd, "detach") == 0) && nargs == 2) {
 		req = vbd_request(cmd, args[0], args[1]);
-		if (!req)
-			return EXIT_USAGE;
+		if (!req) {
+			r = EXIT_USAGE;
+			goto out;
+		}
 		if (force)
 			json_object_object_add(req, "force", json_object_new_boolean(true));
 	} else if (strcmp(cmd, "check-target") == 0 && nargs == 1) {
@@ -786,14 +797,16 @@ int main(int argc, char **argv)
 
 		if (!mode || (strcmp(mode, "r") != 0 && strcmp(mode, "w") != 0)) {
 			fprintf(stderr, "blkback-ctl: check-target needs --mode r or --mode w\n");
-			return EXIT_USAGE;
+			r = EXIT_USAGE;
+			goto out;
 		}
 		/* The daemon runs elsewhere: hand it an absolute path. A URI
 		 * (an NBD export: scheme, then "://") goes as it is. */
 		if (args[0][0] != '/' && !target_is_uri(args[0])) {
 			if (!getcwd(cwd, sizeof(cwd)) || asprintf(&abs, "%s/%s", cwd, args[0]) < 0) {
 				fprintf(stderr, "blkback-ctl: cannot make %s absolute\n", args[0]);
-				return EXIT_FAILED;
+				r = EXIT_FAILED;
+				goto out;
 			}
 		}
 		req = request("check-target");
@@ -803,7 +816,8 @@ int main(int argc, char **argv)
 	} else {
 		fprintf(stderr, "blkback-ctl: unknown command or wrong arguments: %s\n", cmd);
 		fputs(usage_text, stderr);
-		return EXIT_USAGE;
+		r = EXIT_USAGE;
+		goto out;
 	}
 
 	r = ctl_connect(&c);

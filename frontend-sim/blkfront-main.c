@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +48,7 @@ enum {
 	OPT_ID, OPT_HANDLE, OPT_SEG, OPT_SEG_AUTO, OPT_IND_OP, OPT_IND_PAGES,
 	OPT_IND_GREF, OPT_DISC_SECTORS, OPT_DISC_FLAG, OPT_EXPECT_STATUS, OPT_WAIT,
 	OPT_VERSION, OPT_PERSISTENT, OPT_HOSTILE, OPT_RING_START, OPT_PLATFORM,
+	OPT_TIME_LIMIT,
 };
 
 static const struct option long_opts[] = {
@@ -58,6 +60,7 @@ static const struct option long_opts[] = {
 	{ "queues", required_argument, NULL, OPT_QUEUES },
 	{ "abi", required_argument, NULL, OPT_ABI },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "time-limit", required_argument, NULL, OPT_TIME_LIMIT },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "workload", required_argument, NULL, OPT_WORKLOAD },
 	{ "bs", required_argument, NULL, OPT_BS },
@@ -120,6 +123,8 @@ static void usage(FILE *f)
 "                        backend advertises (default 1)\n"
 "  --abi x86_32|x86_64   request layout and protocol key (default x86_64)\n"
 "  --timeout S           each xenbus wait and the final drain (default 10)\n"
+"  --time-limit S        give up, exit 4, when the whole run takes longer\n"
+"                        (default $BLKFRONT_SIM_TIME_LIMIT, else none)\n"
 "  -v, --verbose         debug messages\n"
 "Workload:\n"
 "  --workload W          randrw randread randwrite seqread seqwrite readback\n"
@@ -283,6 +288,7 @@ static int parse_workload(const char *s, enum bf_workload *ret)
 
 static int opts_parse(struct bf_opts *o, int argc, char **argv)
 {
+	const char *env;
 	uint64_t v;
 	int c;
 
@@ -301,6 +307,9 @@ static int opts_parse(struct bf_opts *o, int argc, char **argv)
 	o->raw_handle = -1;
 	o->raw_indirect_pages = -1;
 	o->raw_wait = 5;
+	env = getenv("BLKFRONT_SIM_TIME_LIMIT");
+	if (env && *env && parse_seconds(env, &o->time_limit) < 0)
+		BAD("BLKFRONT_SIM_TIME_LIMIT: seconds (0: none)");
 
 	while ((c = getopt_long(argc, argv, "vh", long_opts, NULL)) != -1) {
 		switch (c) {
@@ -343,6 +352,10 @@ static int opts_parse(struct bf_opts *o, int argc, char **argv)
 		case OPT_TIMEOUT:
 			if (parse_seconds(optarg, &o->timeout) < 0 || o->timeout <= 0)
 				BAD("--timeout: seconds > 0");
+			break;
+		case OPT_TIME_LIMIT:
+			if (parse_seconds(optarg, &o->time_limit) < 0)
+				BAD("--time-limit: seconds (0: none)");
 			break;
 		case 'v':
 			o->verbose = true;
@@ -552,6 +565,54 @@ static int opts_parse(struct bf_opts *o, int argc, char **argv)
 	return 0;
 }
 
+/* Written by time_limit_arm(), read by the handler: the handler may only
+ * call async-signal-safe functions, so the message is ready beforehand. */
+static char time_limit_msg[160];
+static size_t time_limit_len;
+
+static void time_limit_expire(int sig)
+{
+	ssize_t n;
+
+	(void)sig;
+	n = write(STDERR_FILENO, time_limit_msg, time_limit_len);
+	(void)n;
+	_exit(BF_EXIT_TIME_LIMIT);
+}
+
+/* A frontend whose test died, or whose backend stopped answering a wait
+ * that has no limit of its own, would otherwise run for ever. SIGALRM is
+ * not blocked in any thread (the hostile flipper inherits main's mask),
+ * and the process exits from the handler: it cannot trust its own state
+ * any more, and exit releases its grants and event channels like a
+ * guest's crash does. */
+static int time_limit_arm(double seconds)
+{
+	struct itimerval it = { 0 };
+	struct sigaction sa = { 0 };
+	int n;
+
+	if (seconds <= 0)
+		return 0;
+	n = snprintf(time_limit_msg, sizeof(time_limit_msg),
+		     "blkfront-sim: time limit of %g s passed (--time-limit or "
+		     "BLKFRONT_SIM_TIME_LIMIT): giving up, pid %ld\n",
+		     seconds, (long)getpid());
+	time_limit_len = n < 0 ? 0 : (size_t)n < sizeof(time_limit_msg) ?
+		(size_t)n : sizeof(time_limit_msg) - 1;
+	sa.sa_handler = time_limit_expire;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGALRM, &sa, NULL) < 0)
+		return -errno;
+	it.it_value.tv_sec = (time_t)seconds;
+	it.it_value.tv_usec = (suseconds_t)((seconds - (double)it.it_value.tv_sec) * 1e6);
+	if (it.it_value.tv_sec == 0 && it.it_value.tv_usec == 0)
+		it.it_value.tv_usec = 1;
+	if (setitimer(ITIMER_REAL, &it, NULL) < 0)
+		return -errno;
+	return 0;
+}
+
 static int signals_block(void)
 {
 	sigset_t set;
@@ -637,6 +698,11 @@ int main(int argc, char **argv)
 		dev.dir = strdup(dir);
 		if (!dev.dir)
 			goto out;
+	}
+	ret = time_limit_arm(opts.time_limit);
+	if (ret < 0) {
+		log_errno(LOG_LEVEL_ERR, ret, "cannot arm the time limit");
+		goto out;
 	}
 	ret = signals_block();
 	if (ret < 0) {

@@ -17,6 +17,7 @@ struct raw {
 	bool got;
 	bool bad;
 	int16_t status;
+	uint64_t t_submit;	/* ns: the latency shows that an answer waited */
 };
 
 static void raw_on_rsp(struct bf_dev *dev, struct bf_slot *slot,
@@ -24,8 +25,9 @@ static void raw_on_rsp(struct bf_dev *dev, struct bf_slot *slot,
 {
 	struct raw *r = opaque;
 
-	printf("response: id=%" PRIu64 " op=%u status=%d (%s)\n", rsp->id,
-	       rsp->operation, rsp->status, blkif_rsp_status_name(rsp->status));
+	printf("response: id=%" PRIu64 " op=%u status=%d (%s) after %.0f us\n", rsp->id,
+	       rsp->operation, rsp->status, blkif_rsp_status_name(rsp->status),
+	       (double)(bf_now_ns() - r->t_submit) / 1e3);
 	fflush(stdout);
 	if (rsp->id != r->id || r->got) {
 		bf_fail(dev, "response id %" PRIu64 " was not in flight (sent id %" PRIu64 ")",
@@ -160,6 +162,7 @@ int bf_raw_run(struct bf_dev *dev)
 			req.seg[i] = segs[i];
 	}
 
+	r.t_submit = bf_now_ns();
 	ret = bf_ring_submit_raw(dev, &req);
 	if (ret == 0)
 		ret = bf_ring_push(dev);

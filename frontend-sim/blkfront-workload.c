@@ -25,6 +25,8 @@ struct wl {
 	uint32_t disc_gran, disc_off, disc_len;
 	uint64_t seq_next, rb_next;
 	uint64_t submitted, target_ops, deadline;
+	uint64_t order_next;		/* submission numbers for slot->order */
+	unsigned int barriers_inflight;
 	uint64_t rng;
 	bool use_indirect;
 	bool flush, discard, barrier;
@@ -132,6 +134,7 @@ static int wl_submit(struct wl *w, struct bf_slot *slot, enum bf_kind k,
 	slot->sector = sector;
 	slot->nr_sect = nr;
 	slot->gen = 0;
+	slot->order = ++w->order_next;
 	if (k == BF_KIND_FLUSH) {
 		memset(&req, 0, sizeof(req));
 		req.operation = BLKIF_OP_FLUSH_DISKCACHE;
@@ -170,7 +173,41 @@ static int wl_submit(struct wl *w, struct bf_slot *slot, enum bf_kind k,
 	ret = bf_ring_submit(dev, slot, &req);
 	if (ret < 0 && w->v && slot->nr_sect)
 		bf_verify_range_unlock(w->v, sector, slot->nr_sect, kind_writes(k));
+	if (ret == 0 && k == BF_KIND_BARRIER)
+		w->barriers_inflight++;
 	return ret;
+}
+
+/* blkif.h: writes issued before a WRITE_BARRIER complete before it runs,
+ * writes issued after it do not run before it completes. A backend
+ * answers a request when it completed, so on one ring no earlier write
+ * may still be unanswered when the barrier's answer comes, and no later
+ * write may be answered while the barrier is not. Reads are not ordered
+ * by it. Counts the violations seen in this answer. */
+static unsigned int wl_barrier_check(struct wl *w, const struct bf_slot *slot)
+{
+	struct bf_dev *dev = w->dev;
+	unsigned int i, bad = 0;
+
+	if (!w->barriers_inflight || !kind_writes(slot->kind))
+		return 0;
+	for (i = 0; i < dev->nr_slots; i++) {
+		const struct bf_slot *o = &dev->slots[i];
+
+		if (!o->busy || o == slot || o->queue != slot->queue || !kind_writes(o->kind))
+			continue;
+		if (slot->kind == BF_KIND_BARRIER && o->order < slot->order) {
+			bf_fail(dev, "barrier at sector %" PRIu64 " answered while a write "
+				"issued before it (sector %" PRIu64 ") is not", slot->sector,
+				o->sector);
+			bad++;
+		} else if (o->kind == BF_KIND_BARRIER && o->order < slot->order) {
+			bf_fail(dev, "write at sector %" PRIu64 " answered before the barrier "
+				"issued before it (sector %" PRIu64 ")", slot->sector, o->sector);
+			bad++;
+		}
+	}
+	return bad;
 }
 
 /* One more request, or -EAGAIN when none can go now, -ENODATA when the
@@ -253,6 +290,9 @@ static void wl_on_rsp(struct bf_dev *dev, struct bf_slot *slot,
 		return;
 	}
 	bf_stats_latency_add(st, bf_now_ns() - slot->t_submit);
+	st->errors += wl_barrier_check(w, slot);
+	if (slot->kind == BF_KIND_BARRIER)
+		w->barriers_inflight--;
 	st->ops[slot->kind]++;
 	st->bytes[slot->kind] += (uint64_t)slot->nr_sect * SECT;
 

@@ -48,6 +48,7 @@ struct xs_handle;
 #define BF_EXIT_FAIL		1	/* error response, mismatch, protocol violation */
 #define BF_EXIT_SETUP		2	/* usage, xenstore or connect failure */
 #define BF_EXIT_CLOSED		3	/* backend closed the device mid-run, no failure */
+#define BF_EXIT_TIME_LIMIT	4	/* --time-limit passed: the whole run took too long */
 
 #define BF_MAX_RING_ORDER	4	/* 16 pages, like Linux's xen_blkif_max_ring_order */
 #define BF_MAX_RING_PAGES	(1u << BF_MAX_RING_ORDER)
@@ -116,6 +117,7 @@ struct bf_opts {
 	unsigned int queues;		/* asked for; the backend's max caps it */
 	enum blkif_abi abi;
 	double timeout;			/* seconds for each xenbus wait and drain */
+	double time_limit;		/* seconds for the whole run, 0: none */
 	bool verbose;
 
 	enum bf_workload workload;
@@ -170,6 +172,7 @@ struct bf_slot {
 	uint32_t nr_sect;		/* 512-byte units; 0 for flush */
 	uint64_t gen;			/* verify: generation of written data */
 	uint64_t t_submit;		/* ns */
+	uint64_t order;			/* submission number, for barrier order */
 	unsigned int queue;		/* the ring it goes on / went on */
 	void *data;			/* pages_per_slot contiguous pages */
 	uint32_t *grefs;

@@ -13,6 +13,7 @@ export XENSIM_DIR="$TEST_DIR/sim"
 export XENSTORED_PATH="$XENSIM_DIR/socket"
 export XENSTORED_RUNDIR="$XENSIM_DIR"
 _pids=""
+_bg_pids=""
 _timer=""
 
 # make check-valgrind sets BLKBACK_VALGRIND=1: the daemons (xensimd,
@@ -73,12 +74,51 @@ stop_pid() {
 	fi
 }
 
+# bg_track PID: a background frontend (or other helper) the EXIT trap
+# stops before the daemons, whatever its status: a test that failed half
+# way must not leave guests behind that keep waiting on a backend.
+bg_track() { _bg_pids="$1 $_bg_pids"; }
+
+# _is_our_child PID: PID still runs and is this shell's child (not a
+# number the kernel has given to someone else since).
+_is_our_child() {
+	local st
+	st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	st=${st##*) }
+	set -- $st
+	[ "$2" = "$$" ]
+}
+
+_bg_stop() {
+	local p left i=0
+	for p in $_bg_pids; do
+		if _is_our_child "$p"; then kill -TERM "$p" 2>/dev/null || true; fi
+	done
+	# SIGTERM makes blkfront-sim close its device, which needs the
+	# backend that is still running; those stuck anyway get SIGKILL.
+	while :; do
+		left=""
+		for p in $_bg_pids; do
+			if _is_our_child "$p"; then left="$left $p"; fi
+		done
+		[ -n "$left" ] || break
+		i=$((i + 1))
+		if [ $i -gt $((50 * SLOW)) ]; then
+			for p in $left; do kill -KILL "$p" 2>/dev/null || true; done
+			break
+		fi
+		sleep 0.1
+	done
+	_bg_pids=""
+}
+
 _cleanup() {
 	local rc=$? p
 	if [ -n "$_timer" ]; then
 		pkill -P "$_timer" 2>/dev/null || true
 		kill "$_timer" 2>/dev/null || true
 	fi
+	_bg_stop
 	for p in $_pids; do stop_pid "$p" || rc=1; done
 	# A sanitizer report in any daemon's log fails the test.
 	if grep -l 'ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:' \
@@ -102,9 +142,12 @@ _cleanup() {
 }
 trap _cleanup EXIT
 
-# Kill the whole test if it overruns (default 120 s).
+# Kill the whole test if it overruns (default 120 s). Every blkfront-sim
+# it starts gets the same limit (--time-limit), so none outlives it by more
+# than that even when the trap never runs (the test shell was SIGKILLed).
 test_timeout() {
 	local secs=$(( ${1:-120} * SLOW )) me=$$
+	export BLKFRONT_SIM_TIME_LIMIT=$secs
 	# The sleep must not hold the test's stdout/stderr: whoever reads them
 	# through a pipe would otherwise wait for it after the test ended.
 	( sleep "$secs" </dev/null >/dev/null 2>&1

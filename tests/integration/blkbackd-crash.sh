@@ -30,14 +30,17 @@ blkfront-sim --domain g1 --vdev xvda --ring-order 2 --persistent --workload rand
 	--flush-every 16 --seconds "$SECONDS_RUN" --timeout 30 --verify --seed 1 \
 	>"$TEST_DIR/f1.log" 2>&1 &
 f1=$!
+bg_track $f1
 blkfront-sim --domain g1 --vdev xvdb --ring-order 4 --queues 2 --indirect --bs 64k \
 	--workload randrw --qd 48 --seconds "$SECONDS_RUN" --timeout 30 \
 	--verify --seed 2 >"$TEST_DIR/f2.log" 2>&1 &
 f2=$!
+bg_track $f2
 blkfront-sim --domain g2 --vdev xvda --abi x86_32 --workload randwrite --qd 32 \
 	--barrier-every 20 --discard-every 40 --seconds "$SECONDS_RUN" --timeout 30 \
 	--verify --seed 3 >"$TEST_DIR/f3.log" 2>&1 &
 f3=$!
+bg_track $f3
 expect_state "$g1" 51712 4 10 "g1 xvda connect"
 expect_state "$g1" 51728 4 10 "g1 xvdb connect"
 expect_state "$g2" 51712 4 10 "g2 xvda connect"

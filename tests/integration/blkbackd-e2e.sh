@@ -72,6 +72,7 @@ info "online resize while connected"
 fe_restart "$g1" 51712
 bf g1 xvda --workload randread --qd 4 --seconds 5 &
 front=$!
+bg_track $front
 wait_for 5 be_state_is "$g1" 51712 4 || fail "not connected for the resize"
 truncate -s 48M "$TEST_DIR/disk1.img"
 wait_for 3 xs_is "$be/sectors" $((48 * 2048)) ||

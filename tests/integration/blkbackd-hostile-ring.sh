@@ -124,37 +124,55 @@ raw 0 "one grant twice in a request (grant copy: harmless)" --op 0 --sector 0 \
 	--seg new:0:7 --seg dup:0:7
 grep -q 'bad grant in request' "$TEST_DIR/blkbackd.log" || fail "bad grants not logged"
 
-# storm_cpu: runs a 4 s event storm on the hostile vbd and prints
-# blkbackd's CPU over its middle 2 s (connect and close left out) in
-# percent of one core.
+# cpu_ticks PID: user + system clock ticks PID has used, exited threads
+# included (a per-thread sum would lose the beside workload's rings).
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# storm_cpu: runs a 4 s event storm on the hostile vbd and prints, over
+# its middle 2 s (connect and close left out), blkbackd's CPU and the
+# storming frontend's, in per mille of one core.
 storm_cpu() {
-	local t0 t1 hz pid rc=0
+	local b0 b1 f0 f1 w0 w1 hz pid rc=0
 	blkfront-sim --domain g1 --vdev xvda --hostile event-storm --seconds 4 \
 		>>"$TEST_DIR/bf.log" 2>&1 &
 	pid=$!
+	bg_track $pid
 	sleep 1
-	t0=$(blkbackd_cpu_ticks)
+	w0=$(date +%s%N); b0=$(cpu_ticks "$BLKBACKD_PID"); f0=$(cpu_ticks $pid)
 	sleep 2
-	t1=$(blkbackd_cpu_ticks)
+	w1=$(date +%s%N); b1=$(cpu_ticks "$BLKBACKD_PID"); f1=$(cpu_ticks $pid)
 	wait $pid || rc=$?
 	[ $rc -eq 0 ] || { echo "storm failed: $(tail -3 "$TEST_DIR/bf.log")" >&2; return 1; }
+	# per mille of a core: ticks * 1000 / hz / seconds, in microseconds
 	hz=$(getconf CLK_TCK)
-	echo $(( (t1 - t0) * 100 / hz / 2 ))
+	w1=$(( (w1 - w0) / 1000 ))
+	echo $(( (b1 - b0) * 1000000000 / hz / w1 )) $(( (f1 - f0) * 1000000000 / hz / w1 ))
 }
 
 info "T11: event storm on an empty ring, alone"
 CASE="T11 alone"
 fe_restart "$g" 51712
-pct=$(storm_cpu) || fail "$CASE: the storm failed"
-info "  $(grep '^event-storm:' "$TEST_DIR/bf.log" | tail -1); blkbackd CPU ${pct}% of one core"
-# Unthrottled, the ring thread would take a whole core: the guest's
-# notifications cost it a poll and an unmask each.
-! plain_run || [ "$pct" -lt 25 ] || fail "$CASE: blkbackd used ${pct}% of a core"
+cpu=$(storm_cpu) || fail "$CASE: the storm failed"
+be_pm=${cpu% *} fe_pm=${cpu#* }
+info "  $(grep '^event-storm:' "$TEST_DIR/bf.log" | tail -1); CPU of one core: blkbackd $be_pm per mille, the storming guest $fe_pm"
+# The bound is blkbackd's CPU against the guest's own in the same 2 s: on
+# a loaded host both get less of a core, so an absolute figure measured
+# the host as much as blkbackd (25% of a core failed once at 28% under
+# make check -j2). Measured on 2 shared cores: throttled (the 1 ms sleep
+# after a run of empty kicks, and a bounded event drain, in ring.c)
+# blkbackd takes 3-6% of what the guest spends; with an unbounded drain
+# 16-21%; without the sleep 65-90%. Below 10% of a core the guest made
+# no storm worth judging, which fails too.
+if plain_run; then
+	[ "$fe_pm" -ge 100 ] || fail "$CASE: the guest ran ${fe_pm} per mille of a core: no storm"
+	[ $((be_pm * 100)) -lt $((fe_pm * 10)) ] ||
+		fail "$CASE: blkbackd used $be_pm per mille of a core, 10% or more of the guest's $fe_pm"
+fi
 case_end
 
 case_start "T11: event storm on an empty ring, beside a workload"
-pct=$(storm_cpu) || fail "$CASE: the storm failed"
-info "  $(grep '^event-storm:' "$TEST_DIR/bf.log" | tail -1); blkbackd CPU ${pct}% of one core, the workload's share included"
+cpu=$(storm_cpu) || fail "$CASE: the storm failed"
+info "  $(grep '^event-storm:' "$TEST_DIR/bf.log" | tail -1); CPU of one core: blkbackd ${cpu% *} per mille (the workload's share included), the storming guest ${cpu#* }"
 case_end
 
 kill -0 "$BLKBACKD_PID" || fail "blkbackd died"

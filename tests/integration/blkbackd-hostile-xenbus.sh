@@ -122,6 +122,7 @@ t14() {
 	blkfront-sim --domain g1 --vdev xvda --workload randrw --qd 32 --seconds 3 \
 		>>"$TEST_DIR/t14.log" 2>&1 &
 	pid=$!
+	bg_track $pid
 	wait_for 5 be_state_is "$g" 51712 4 || fail "$CASE: not connected"
 	sleep 0.5
 	closed0=$(grep -c "d$g/51712: backend Closed" "$TEST_DIR/blkbackd.log" || true)
@@ -151,6 +152,7 @@ sim_attach g1 xvdb "$TEST_DIR/third.img"
 blkfront-sim --domain g1 --vdev xvdb --workload randread --qd 32 --seconds 3 \
 	>>"$TEST_DIR/t14.log" 2>&1 &
 pid=$!
+bg_track $pid
 wait_for 5 be_state_is "$g" 51728 4 || fail "$CASE: not connected"
 sleep 0.5
 xenstore-rm "$(fe_path "$g" 51728)"

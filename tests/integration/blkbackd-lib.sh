@@ -67,11 +67,13 @@ bf() {
 	blkfront-sim --domain "$dom" --vdev "$vdev" "$@" >>"$TEST_DIR/bf.log" 2>&1
 }
 
-# bf_bg DOMAIN VDEV ARGS...: blkfront-sim in the background; $! is its pid.
+# bf_bg DOMAIN VDEV ARGS...: blkfront-sim in the background; $! is its
+# pid; the EXIT trap stops it if it still runs.
 bf_bg() {
 	local dom=$1 vdev=$2
 	shift 2
 	blkfront-sim --domain "$dom" --vdev "$vdev" "$@" >>"$TEST_DIR/bf.log" 2>&1 &
+	bg_track $!
 }
 
 # fe_restart DOMID DEVID: the frontend starts over (state Initialising)
@@ -118,6 +120,16 @@ beside_start() {
 	blkfront-sim --domain "$1" --vdev "$2" --workload randrw --qd 8 \
 		--seconds "$3" --verify >>"$TEST_DIR/beside.log" 2>&1 &
 	BESIDE_PID=$!
+	bg_track $BESIDE_PID
+}
+# beside_stop WHAT: for a workload started for longer than its case
+# needs: it must still run (so it covered the whole case); SIGTERM ends it
+# cleanly, and it must have passed.
+beside_stop() {
+	kill -0 "$BESIDE_PID" 2>/dev/null ||
+		fail "$1: the verified workload beside it ended before the case did"
+	kill -TERM "$BESIDE_PID"
+	beside_check "$1"
 }
 beside_check() {
 	[ -n "${BESIDE_PID:-}" ] || return 0

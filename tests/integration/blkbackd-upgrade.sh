@@ -29,9 +29,11 @@ sim_attach g2 xvda "$TEST_DIR/b.img"
 blkfront-sim --domain g1 --vdev xvda --workload randrw --qd 32 --flush-every 32 \
 	--seconds 12 --timeout 20 --verify >"$TEST_DIR/f1.log" 2>&1 &
 f1=$!
+bg_track $f1
 blkfront-sim --domain g2 --vdev xvda --ring-order 2 --queues 2 --workload randwrite \
 	--qd 64 --seconds 12 --timeout 20 --verify >"$TEST_DIR/f2.log" 2>&1 &
 f2=$!
+bg_track $f2
 expect_state "$g1" 51712 4 5 "g1 connect"
 expect_state "$g2" 51712 4 5 "g2 connect"
 sleep 1

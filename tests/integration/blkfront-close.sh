@@ -3,7 +3,8 @@
 # Closed, nothing left mapped) and a new run reconnects; the --state map
 # carries across runs, and a corrupted sector on disk makes the read-back
 # fail (the verification can fail); a detach with I/O in flight ends the
-# run with status 3 and every acknowledged write is there after re-attach.
+# run with status 3 and every acknowledged write is there after re-attach;
+# a run past its --time-limit exits 4 and says so.
 . "$top_srcdir/tests/functions.sh"
 . "$top_srcdir/tests/integration/blkfront-lib.sh"
 test_timeout 180
@@ -24,6 +25,7 @@ blkfront-sim --json --domain "$dom" --vdev xvda --workload randwrite --qd 32 \
 	--seconds 60 --verify --state "$st" --size 4M \
 	>"$TEST_DIR/term.json" 2>"$TEST_DIR/term.log" &
 pid=$!
+bg_track $pid
 wait_for 10 xs_is "$fe/state" 4 || fail "frontend never connected"
 sleep 1
 kill -TERM "$pid"
@@ -58,6 +60,7 @@ blkfront-sim --json --domain "$dom" --vdev xvda --workload randwrite --qd 32 \
 	--seconds 60 --verify --state "$st" --size 4M \
 	>"$TEST_DIR/det.json" 2>"$TEST_DIR/det.log" &
 pid=$!
+bg_track $pid
 wait_for 10 xs_is "$fe/state" 4 || fail "frontend never connected"
 sleep 1
 xensim block-detach "$dom" xvda >>"$TEST_DIR/xensim.log" 2>&1 ||
@@ -76,4 +79,17 @@ bf_run rb3 0 --domain "$dom" --vdev xvda --workload readback --verify --state "$
 	--size 4M
 bf_verified rb3
 bf_expect rb3 verified_sectors '>' 1000
+
+info "--time-limit 0 overrides BLKFRONT_SIM_TIME_LIMIT"
+BLKFRONT_SIM_TIME_LIMIT=0.5 bf_run tl0 0 --domain "$dom" --vdev xvda \
+	--workload randread --qd 4 --seconds 2 --size 4M --time-limit 0
+bf_ok tl0
+
+info "BLKFRONT_SIM_TIME_LIMIT: a run of 60 s gives up after 1 s, exit 4, says why"
+rc=0
+BLKFRONT_SIM_TIME_LIMIT=1 blkfront-sim --domain "$dom" --vdev xvda \
+	--workload randread --qd 4 --seconds 60 --size 4M >"$TEST_DIR/tl.log" 2>&1 || rc=$?
+[ "$rc" -eq 4 ] || { cat "$TEST_DIR/tl.log" >&2; fail "time-limited run exited $rc, expected 4"; }
+grep -q 'time limit of 1 s passed' "$TEST_DIR/tl.log" ||
+	fail "no time-limit message: $(tail -n 3 "$TEST_DIR/tl.log")"
 exit 0

@@ -19,6 +19,7 @@ for g in g1 g2; do
 			--seconds 3 --flush-every 50 --verify \
 			>"$TEST_DIR/$g-$v.json" 2>"$TEST_DIR/$g-$v.log" &
 		pids="$pids $!"
+		bg_track $!
 	done
 done
 rc=0

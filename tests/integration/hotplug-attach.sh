@@ -10,8 +10,6 @@
 . "$top_srcdir/tests/integration/xensim-lib.sh"
 test_timeout 120
 command -v xenstore-write >/dev/null || skip "xenstore-utils not installed"
-blkback-ctl --help 2>&1 | grep -q check-target ||
-	skip "blkback-ctl check-target is not available"
 
 SCRIPT="$top_srcdir/hotplug/blkbackd"
 export XENSIM_SCRIPT_DIR="$top_srcdir/hotplug"
