@@ -45,6 +45,7 @@ stalled_start() {
 		--timeout 120 --verify --state "$TEST_DIR/verify.state" --json \
 		>"$TEST_DIR/stalled.json" 2>>"$TEST_DIR/bf.log" &
 	STALLED_PID=$!
+	bg_track "$STALLED_PID"
 	wait_for $((10 * SLOW)) inflight_is "$g1" 51712 32 ||
 		fail "the ring did not fill: $(inflight "$g1" 51712) in flight"
 }

@@ -81,6 +81,7 @@ blkfront-sim --domain g1 --vdev xvda --queues 2 --workload randrw --qd 32 --flus
 	--seconds 8 --timeout 30 --verify --state "$state" --json \
 	>"$TEST_DIR/crash.json" 2>>"$TEST_DIR/bf.log" &
 crash_pid=$!
+bg_track "$crash_pid"
 expect_state "$g1" 51712 4 10 "connect before the kills"
 for round in 1 2 3; do
 	sleep 1.5
@@ -121,6 +122,7 @@ xensim block-detach g1 xvdc || fail "detach of the read-only export"
 # handshake (IO_NBD_CONNECT_TIMEOUT_MS) rather than hang.
 socat "UNIX-LISTEN:$TEST_DIR/mute.sock,fork" EXEC:"sleep 60" >/dev/null 2>&1 &
 mute_pid=$!
+bg_track "$mute_pid"
 wait_for 5 test -S "$TEST_DIR/mute.sock" || fail "socat did not listen"
 attach_refused xvdd w "nbd+unix:///?socket=$TEST_DIR/mute.sock" "handshake"
 kill "$mute_pid"
@@ -132,6 +134,7 @@ sim_attach g1 xvdf "$NBD_URI"
 blkfront-sim --domain g1 --vdev xvdf --workload randrw --bs 4k --qd 32 --seconds 5 --verify \
 	--timeout 30 --json >"$TEST_DIR/restart.json" 2>>"$TEST_DIR/bf.log" &
 load_pid=$!
+bg_track "$load_pid"
 expect_state "$g1" 51792 4 10 "xvdf connect"
 sleep 1.5
 kill -KILL "$NBDKIT_PID"
@@ -150,6 +153,7 @@ beside_start g2 xvda 8
 blkfront-sim --domain g1 --vdev xvde --workload randrw --bs 4k --qd 32 --seconds 6 --verify \
 	--no-readback --json >"$TEST_DIR/killed.json" 2>>"$TEST_DIR/bf.log" &
 load_pid=$!
+bg_track "$load_pid"
 sleep 2
 kill -KILL "$NBDKIT_PID"
 rc=0
