@@ -437,6 +437,13 @@ static void rreq_finish(struct ring *r, struct rreq *q, int16_t status)
 	rreq_free(r, q);
 }
 
+/* q's private copy is req, which may already be it (decoded in place). */
+static void rreq_set_req(struct rreq *q, const struct blkif_req *req)
+{
+	if (req != &q->req)
+		q->req = *req;
+}
+
 static void rreq_copy_queue(struct ring *r, struct rreq *q, enum rreq_stage stage)
 {
 	q->stage = stage;
@@ -711,7 +718,7 @@ static void ring_dispatch(struct ring *r, struct rreq *q, const struct blkif_req
 	uint8_t op = blkif_req_data_op(req);
 	uint64_t bytes = 0;
 
-	q->req = *req;
+	rreq_set_req(q, req);
 	q->flush_after = false;
 	q->offset = req->sector_number << 9;
 	if (op != BLKIF_OP_DISCARD)
@@ -826,7 +833,7 @@ static void ring_take_indirect(struct ring *r, struct rreq *q, struct blkif_req 
 	st = ring_indirect_fetch(r, req, q->big->segs, &reason);
 	if (st != BLKIF_RSP_OKAY) {
 		ring_refuse(r, req, st, reason);
-		q->req = *req;
+		rreq_set_req(q, req);
 		q->refused = true;
 		rreq_finish(r, q, st);
 		return;
@@ -847,7 +854,7 @@ static void ring_take_req(struct ring *r, struct rreq *q, struct blkif_req *req)
 	if (st != BLKIF_RSP_OKAY) {
 		stat_add(&r->stats.err_validation, 1);
 		ring_refuse(r, req, st, reason);
-		q->req = *req;
+		rreq_set_req(q, req);
 		q->refused = true;
 		rreq_finish(r, q, st);
 		return;
@@ -868,16 +875,14 @@ static void ring_take_req(struct ring *r, struct rreq *q, struct blkif_req *req)
 	ring_dispatch(r, q, req);
 }
 
-/* The request read at ring index seq; a request slot is free. */
-static void ring_take(struct ring *r, struct blkif_req *req, uint32_t seq)
+/* The request read at ring index seq into its slot q's private copy. */
+static void ring_take(struct ring *r, struct rreq *q, uint32_t seq)
 {
-	struct rreq *q = rreq_get(r);
-
 	q->seq = seq;
 	if (r->journal)
-		journal_consume(r->journal, (unsigned int)(q - r->reqs), seq, req);
+		journal_consume(r->journal, (unsigned int)(q - r->reqs), seq, &q->req);
 	crash_point(CRASH_CONSUMED);
-	ring_take_req(r, q, req);
+	ring_take_req(r, q, &q->req);
 }
 
 /* The stashed request was consumed, so it is answered like any request
@@ -948,13 +953,15 @@ static bool ring_consume(struct ring *r)
 		return false;
 	}
 	while (r->req_cons != prod && r->free && !r->barrier && !r->stashed) {
-		struct blkif_req req;
+		struct rreq *q = rreq_get(r);
 
-		/* The one and only read of this slot. */
-		blkif_req_decode(r->cfg.abi, blkif_ring_slot(&r->layout, r->sring, r->req_cons), &req);
+		/* The one and only read of this slot, straight into the
+		 * request's own private copy. */
+		blkif_req_decode(r->cfg.abi, blkif_ring_slot(&r->layout, r->sring, r->req_cons),
+				 &q->req);
 		r->req_cons++;
 		took = true;
-		ring_take(r, &req, r->req_cons - 1);
+		ring_take(r, q, r->req_cons - 1);
 	}
 	/* Work left on the ring with no slot (or pool buffer) to take it. */
 	if (r->req_cons != prod && (!r->free || r->stashed))
