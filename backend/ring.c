@@ -3,8 +3,9 @@
  * check it, copy each request once, validate, grant-copy data in one batch
  * per drain, submit to the storage engine, copy read data out, answer,
  * notify only when ring.h's hold-off says so, final check before sleeping.
- * INDIRECT requests fetch their segment pages once by grant copy into
- * private memory and take their data buffer from a bounded per-ring pool.
+ * INDIRECT requests fetch their segment pages once (by grant copy, or
+ * through the persistent grant cache when it is on) into private memory
+ * and take their data buffer from a bounded per-ring pool.
  * The ring thread alone touches the shared ring; the main thread maps it
  * before the thread starts and unmaps it after the thread has exited.
  * With a journal (journal.c) every consumed request and every response is
@@ -123,6 +124,7 @@ struct ring {
 	struct rreq *stash_q;		/* ... holding this request slot */
 	unsigned long stash_waits;	/* times the pool ran dry, for the log */
 	void *ind_pages;		/* private copies of one request's indirect pages */
+	bool ind_copy_only;		/* indirect pages failed to map persistently */
 	xengnttab_grant_copy_segment_t ind_copy[BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST];
 	bool stopping;
 	bool halted;
@@ -297,6 +299,7 @@ void ring_stats_add(struct ring_stats *dst, const struct ring_stats *src)
 	ADD(flushes);
 	ADD(discards);
 	ADD(pgrant_hits);
+	ADD(pgrant_indirect);
 	ADD(pgrant_maps);
 #undef ADD
 	if (atomic_load(&src->lat_max_us) > atomic_load(&dst->lat_max_us))
@@ -762,6 +765,40 @@ static void ring_dispatch(struct ring *r, struct rreq *q, const struct blkif_req
 	}
 }
 
+/* With persistent grants, the indirect pages come through the cache as
+ * the data pages do (a frontend that offers the feature grants them from
+ * its persistent pool too, as Linux blkfront does): each is copied once,
+ * by memcpy, into private memory at the same place a grant copy would
+ * put it. False when a page's grant cannot be mapped (read-only, bad, or
+ * not persistent after all): the grant copy then takes over and reports
+ * it. */
+static bool ring_indirect_fetch_persistent(struct ring *r, const struct blkif_req *req,
+					   unsigned int np)
+{
+	unsigned int left = req->nr_segments, i;
+	uint64_t now = now_ns();
+
+	for (i = 0; i < np; i++) {
+		unsigned int n = left < BLKIF_SEGS_PER_INDIRECT_PAGE ? left :
+				 BLKIF_SEGS_PER_INDIRECT_PAGE;
+		bool mapped;
+		const char *page = pgrant_get(r->pgrants, req->indirect_grefs[i], now, &mapped);
+
+		if (!page)
+			return false;
+		if (mapped)
+			stat_add(&r->stats.pgrant_maps, 1);
+		/* The single read of the guest's page; the decoder and the
+		 * validator only see the private copy. */
+		memcpy((char *)r->ind_pages + (size_t)i * PLAT_PAGE_SIZE, page,
+		       n * sizeof(struct blkif_request_segment));
+		left -= n;
+	}
+	stat_add(&r->stats.pgrant_indirect, np);
+	stat_set32(&r->stats.pgrant_mapped, pgrant_count(r->pgrants));
+	return true;
+}
+
 /* Copies the indirect pages of req (its header validated) once into
  * private memory, decodes its segments into segs and validates them.
  * Only the bytes the segments occupy are copied. */
@@ -773,6 +810,16 @@ static int16_t ring_indirect_fetch(struct ring *r, struct blkif_req *req,
 	int16_t st;
 	int err;
 
+	for (i = 0; i < np; i++)
+		pages[i] = (char *)r->ind_pages + (size_t)i * PLAT_PAGE_SIZE;
+	/* After one failure, grant copy for this ring's indirect pages: a
+	 * frontend that grants them read-only would otherwise cost a failed
+	 * map per page per request. */
+	if (r->pgrants && !r->ind_copy_only) {
+		if (ring_indirect_fetch_persistent(r, req, np))
+			goto decode;
+		r->ind_copy_only = true;
+	}
 	for (i = 0; i < np; i++) {
 		xengnttab_grant_copy_segment_t *g = &r->ind_copy[i];
 		unsigned int n = left < BLKIF_SEGS_PER_INDIRECT_PAGE ? left :
@@ -781,10 +828,9 @@ static int16_t ring_indirect_fetch(struct ring *r, struct blkif_req *req,
 		memset(g, 0, sizeof(*g));
 		g->source.foreign.ref = req->indirect_grefs[i];
 		g->source.foreign.domid = (uint16_t)r->cfg.fe_domid;
-		g->dest.virt = (char *)r->ind_pages + (size_t)i * PLAT_PAGE_SIZE;
+		g->dest.virt = (void *)pages[i];
 		g->len = (uint16_t)(n * sizeof(struct blkif_request_segment));
 		g->flags = GNTCOPY_source_gref;
-		pages[i] = g->dest.virt;
 		left -= n;
 	}
 	err = plat_gnttab_copy(r->gt, np, r->ind_copy);
@@ -800,6 +846,7 @@ static int16_t ring_indirect_fetch(struct ring *r, struct blkif_req *req,
 			return BLKIF_RSP_ERROR;
 		}
 	}
+decode:
 	if (blkif_req_indirect_decode(req, pages, np, segs,
 				      r->cfg.max_indirect_segments) < 0) {
 		*ret_reason = "indirect segments do not decode";

@@ -47,6 +47,13 @@ pmaps=$(counter 51712 persistent_maps)
 [ "$segs" -gt 0 ] || fail "no segment went through persistent grants"
 [ "$pmaps" -gt 0 ] && [ "$pmaps" -lt "$segs" ] || fail "$pmaps maps for $segs segments"
 info "$segs segments through $pmaps persistent maps"
+# The indirect workload's segment pages came through the cache too (each
+# copied once into private memory before it was decoded and validated),
+# so its verified data above was read through them.
+ipages=$(counter 51712 persistent_indirect_pages)
+[ "$ipages" -gt 0 ] || fail "no indirect page went through persistent grants"
+[ "$(counter 51712 errors.grant)" -eq 0 ] || fail "grant errors: $(counter 51712 errors.grant)"
+info "$ipages indirect pages through persistent grants"
 
 info "the cache stays within its limit while the frontend uses more pages"
 # qd 64 x 11-page requests name up to 704 pages; at most 64 stay mapped.
@@ -63,8 +70,13 @@ wait $front || fail "workload with a small cache: $(tail -5 "$TEST_DIR/bf.log")"
 
 info "a frontend without feature-persistent: grant copy"
 before=$(counter 51712 persistent_segments)
+ibefore=$(counter 51712 persistent_indirect_pages)
 bf g1 xvda --workload randrw --qd 32 --seconds 1 --verify || fail "copy workload"
+bf g1 xvda --workload randrw --qd 16 --indirect --bs 64k --seconds 1 --verify ||
+	fail "indirect copy workload"
 [ "$(counter 51712 persistent_segments)" -eq "$before" ] || fail "persistent grants used without the offer"
+[ "$(counter 51712 persistent_indirect_pages)" -eq "$ibefore" ] ||
+	fail "indirect pages mapped persistently without the offer"
 
 info "detach unmaps every persistent grant"
 xensim block-detach g1 xvda || fail "detach xvda"
