@@ -159,7 +159,8 @@ int bf_ring_slots_alloc(struct bf_dev *dev, unsigned int nr_slots,
 			 * (a backend maps persistent grants read-write, since
 			 * one page may serve a read next). */
 			ret = plat_gntshr_share(dev->gs, dev->be_domid, ind_pages,
-						dev->opts->persistent, s->ind_grefs, &s->ind);
+						dev->opts->persistent && !dev->opts->indirect_ro,
+						s->ind_grefs, &s->ind);
 			if (ret < 0) {
 				s->ind = NULL;
 				log_errno(LOG_LEVEL_ERR, ret,
