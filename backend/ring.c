@@ -679,9 +679,11 @@ static void ring_reap(struct ring *r)
 {
 	int n;
 
-	do {
-		n = io_engine_reap(r->engine, ring_complete, r);
-	} while (n > 0);
+	/* One reap a pass: each call reads the engine's eventfd first, so a
+	 * second one was a read() that nearly always found nothing; what
+	 * completes after the first leaves the eventfd readable and the
+	 * poll() ahead returns at once. */
+	n = io_engine_reap(r->engine, ring_complete, r);
 	if (n < 0 && r->errors_logged++ < RING_LOG_ERRORS_MAX)
 		ring_log(r, LOG_LEVEL_WARN, n, "reaping completions failed");
 	ring_copy_flush(r);
@@ -1133,6 +1135,12 @@ static void *ring_thread(void *arg)
 			while ((err = plat_evtchn_pending(r->ev, &port)) >= 0) {
 				kicked = true;
 				plat_evtchn_unmask(r->ev, port);
+				/* The handle binds our port alone, and it stayed
+				 * masked until just now: asking again was a system
+				 * call that found nothing. A kick after the unmask
+				 * shows in the next poll(). */
+				if (port == r->port)
+					break;
 			}
 		}
 	}
