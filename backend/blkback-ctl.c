@@ -307,8 +307,10 @@ static void print_counters(struct json_object *c, const char *indent)
 	       reply_u64(c, "out_of_slot"), reply_u64(c, "inflight"));
 	if (reply_u64(c, "persistent_maps"))
 		printf("%spersistent grants: %" PRIu64 " mapped now, %" PRIu64 " maps, %" PRIu64
-		       " segments through them\n", indent, reply_u64(c, "persistent_mapped"),
-		       reply_u64(c, "persistent_maps"), reply_u64(c, "persistent_segments"));
+		       " segments and %" PRIu64 " indirect pages through them\n", indent,
+		       reply_u64(c, "persistent_mapped"), reply_u64(c, "persistent_maps"),
+		       reply_u64(c, "persistent_segments"),
+		       reply_u64(c, "persistent_indirect_pages"));
 	printf("%slatency (us, log2 buckets): p50 %" PRIu64 " p90 %" PRIu64 " p99 %" PRIu64
 	       " max %" PRIu64 " over %" PRIu64 " requests\n", indent, reply_u64(lat, "p50"),
 	       reply_u64(lat, "p90"), reply_u64(lat, "p99"), reply_u64(lat, "max"), reply_u64(lat, "count"));

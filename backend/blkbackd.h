@@ -99,6 +99,8 @@ struct ring_stats {
 	_Atomic uint64_t discards;		/* discards sent to storage */
 	_Atomic uint64_t pgrant_hits;		/* segments copied through a mapped
 						 * persistent grant */
+	_Atomic uint64_t pgrant_indirect;	/* indirect pages read through a
+						 * mapped persistent grant */
 	_Atomic uint64_t pgrant_maps;		/* persistent grants mapped */
 	_Atomic uint32_t pgrant_mapped;		/* mapped now */
 	_Atomic uint32_t inflight;

@@ -447,6 +447,7 @@ static struct json_object *ring_counters(const struct ring_stats *s)
 	jadd_u64(o, "flushes", LD(flushes));
 	jadd_u64(o, "discards", LD(discards));
 	jadd_u64(o, "persistent_segments", LD(pgrant_hits));
+	jadd_u64(o, "persistent_indirect_pages", LD(pgrant_indirect));
 	jadd_u64(o, "persistent_maps", LD(pgrant_maps));
 	jadd_u64(o, "persistent_mapped", LD(pgrant_mapped));
 	jadd_u64(o, "inflight", LD(inflight));

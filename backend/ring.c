@@ -3,8 +3,9 @@
  * check it, copy each request once, validate, grant-copy data in one batch
  * per drain, submit to the storage engine, copy read data out, answer,
  * notify only when ring.h's hold-off says so, final check before sleeping.
- * INDIRECT requests fetch their segment pages once by grant copy into
- * private memory and take their data buffer from a bounded per-ring pool.
+ * INDIRECT requests fetch their segment pages once (by grant copy, or
+ * through the persistent grant cache when it is on) into private memory
+ * and take their data buffer from a bounded per-ring pool.
  * The ring thread alone touches the shared ring; the main thread maps it
  * before the thread starts and unmaps it after the thread has exited.
  * With a journal (journal.c) every consumed request and every response is
@@ -126,6 +127,7 @@ struct ring {
 	struct rreq *stash_q;		/* ... holding this request slot */
 	unsigned long stash_waits;	/* times the pool ran dry, for the log */
 	void *ind_pages;		/* private copies of one request's indirect pages */
+	bool ind_copy_only;		/* indirect pages failed to map persistently */
 	xengnttab_grant_copy_segment_t ind_copy[BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST];
 	bool stopping;
 	bool halted;
@@ -313,6 +315,7 @@ void ring_stats_add(struct ring_stats *dst, const struct ring_stats *src)
 	ADD(flushes);
 	ADD(discards);
 	ADD(pgrant_hits);
+	ADD(pgrant_indirect);
 	ADD(pgrant_maps);
 #undef ADD
 	if (atomic_load(&src->lat_max_us) > atomic_load(&dst->lat_max_us))
@@ -459,6 +462,13 @@ static void rreq_finish(struct ring *r, struct rreq *q, int16_t status)
 		ring_stat_done(r, blkif_req_data_op(&q->req), q->len, q->t_start, status);
 	ring_respond(r, q->seq, q->req.id, ring_rsp_op(r, &q->req), status);
 	rreq_free(r, q);
+}
+
+/* q's private copy is req, which may already be it (decoded in place). */
+static void rreq_set_req(struct rreq *q, const struct blkif_req *req)
+{
+	if (req != &q->req)
+		q->req = *req;
 }
 
 static void rreq_copy_queue(struct ring *r, struct rreq *q, enum rreq_stage stage)
@@ -693,9 +703,11 @@ static void ring_reap(struct ring *r)
 {
 	int n;
 
-	do {
-		n = io_engine_reap(r->engine, ring_complete, r);
-	} while (n > 0);
+	/* One reap a pass: each call reads the engine's eventfd first, so a
+	 * second one was a read() that nearly always found nothing; what
+	 * completes after the first leaves the eventfd readable and the
+	 * poll() ahead returns at once. */
+	n = io_engine_reap(r->engine, ring_complete, r);
 	if (n < 0 && r->errors_logged++ < RING_LOG_ERRORS_MAX)
 		ring_log(r, LOG_LEVEL_WARN, n, "reaping completions failed");
 	ring_copy_flush(r);
@@ -735,7 +747,7 @@ static void ring_dispatch(struct ring *r, struct rreq *q, const struct blkif_req
 	uint8_t op = blkif_req_data_op(req);
 	uint64_t bytes = 0;
 
-	q->req = *req;
+	rreq_set_req(q, req);
 	q->flush_after = false;
 	q->offset = req->sector_number << 9;
 	if (op != BLKIF_OP_DISCARD)
@@ -779,6 +791,40 @@ static void ring_dispatch(struct ring *r, struct rreq *q, const struct blkif_req
 	}
 }
 
+/* With persistent grants, the indirect pages come through the cache as
+ * the data pages do (a frontend that offers the feature grants them from
+ * its persistent pool too, as Linux blkfront does): each is copied once,
+ * by memcpy, into private memory at the same place a grant copy would
+ * put it. False when a page's grant cannot be mapped (read-only, bad, or
+ * not persistent after all): the grant copy then takes over and reports
+ * it. */
+static bool ring_indirect_fetch_persistent(struct ring *r, const struct blkif_req *req,
+					   unsigned int np)
+{
+	unsigned int left = req->nr_segments, i;
+	uint64_t now = now_ns();
+
+	for (i = 0; i < np; i++) {
+		unsigned int n = left < BLKIF_SEGS_PER_INDIRECT_PAGE ? left :
+				 BLKIF_SEGS_PER_INDIRECT_PAGE;
+		bool mapped;
+		const char *page = pgrant_get(r->pgrants, req->indirect_grefs[i], now, &mapped);
+
+		if (!page)
+			return false;
+		if (mapped)
+			stat_add(&r->stats.pgrant_maps, 1);
+		/* The single read of the guest's page; the decoder and the
+		 * validator only see the private copy. */
+		memcpy((char *)r->ind_pages + (size_t)i * PLAT_PAGE_SIZE, page,
+		       n * sizeof(struct blkif_request_segment));
+		left -= n;
+	}
+	stat_add(&r->stats.pgrant_indirect, np);
+	stat_set32(&r->stats.pgrant_mapped, pgrant_count(r->pgrants));
+	return true;
+}
+
 /* Copies the indirect pages of req (its header validated) once into
  * private memory, decodes its segments into segs and validates them.
  * Only the bytes the segments occupy are copied. */
@@ -790,6 +836,16 @@ static int16_t ring_indirect_fetch(struct ring *r, struct blkif_req *req,
 	int16_t st;
 	int err;
 
+	for (i = 0; i < np; i++)
+		pages[i] = (char *)r->ind_pages + (size_t)i * PLAT_PAGE_SIZE;
+	/* After one failure, grant copy for this ring's indirect pages: a
+	 * frontend that grants them read-only would otherwise cost a failed
+	 * map per page per request. */
+	if (r->pgrants && !r->ind_copy_only) {
+		if (ring_indirect_fetch_persistent(r, req, np))
+			goto decode;
+		r->ind_copy_only = true;
+	}
 	for (i = 0; i < np; i++) {
 		xengnttab_grant_copy_segment_t *g = &r->ind_copy[i];
 		unsigned int n = left < BLKIF_SEGS_PER_INDIRECT_PAGE ? left :
@@ -798,10 +854,9 @@ static int16_t ring_indirect_fetch(struct ring *r, struct blkif_req *req,
 		memset(g, 0, sizeof(*g));
 		g->source.foreign.ref = req->indirect_grefs[i];
 		g->source.foreign.domid = (uint16_t)r->cfg.fe_domid;
-		g->dest.virt = (char *)r->ind_pages + (size_t)i * PLAT_PAGE_SIZE;
+		g->dest.virt = (void *)pages[i];
 		g->len = (uint16_t)(n * sizeof(struct blkif_request_segment));
 		g->flags = GNTCOPY_source_gref;
-		pages[i] = g->dest.virt;
 		left -= n;
 	}
 	err = plat_gnttab_copy(r->gt, np, r->ind_copy);
@@ -817,6 +872,7 @@ static int16_t ring_indirect_fetch(struct ring *r, struct blkif_req *req,
 			return BLKIF_RSP_ERROR;
 		}
 	}
+decode:
 	if (blkif_req_indirect_decode(req, pages, np, segs,
 				      r->cfg.max_indirect_segments) < 0) {
 		*ret_reason = "indirect segments do not decode";
@@ -850,7 +906,7 @@ static void ring_take_indirect(struct ring *r, struct rreq *q, struct blkif_req 
 	st = ring_indirect_fetch(r, req, q->big->segs, &reason);
 	if (st != BLKIF_RSP_OKAY) {
 		ring_refuse(r, req, st, reason);
-		q->req = *req;
+		rreq_set_req(q, req);
 		q->refused = true;
 		rreq_finish(r, q, st);
 		return;
@@ -871,7 +927,7 @@ static void ring_take_req(struct ring *r, struct rreq *q, struct blkif_req *req)
 	if (st != BLKIF_RSP_OKAY) {
 		stat_add(&r->stats.err_validation, 1);
 		ring_refuse(r, req, st, reason);
-		q->req = *req;
+		rreq_set_req(q, req);
 		q->refused = true;
 		rreq_finish(r, q, st);
 		return;
@@ -892,18 +948,16 @@ static void ring_take_req(struct ring *r, struct rreq *q, struct blkif_req *req)
 	ring_dispatch(r, q, req);
 }
 
-/* The request read at ring index seq; a request slot is free. */
-static void ring_take(struct ring *r, struct blkif_req *req, uint32_t seq)
+/* The request read at ring index seq into its slot q's private copy. */
+static void ring_take(struct ring *r, struct rreq *q, uint32_t seq)
 {
-	struct rreq *q = rreq_get(r);
-
 	q->seq = seq;
 	if (r->journal)
-		journal_consume(r->journal, (unsigned int)(q - r->reqs), seq, req);
+		journal_consume(r->journal, (unsigned int)(q - r->reqs), seq, &q->req);
 	crash_point(CRASH_CONSUMED);
-	if (ring_op_is_sync(req->operation))
+	if (ring_op_is_sync(q->req.operation))
 		crash_point(CRASH_SYNC_CONSUMED);
-	ring_take_req(r, q, req);
+	ring_take_req(r, q, &q->req);
 }
 
 /* The stashed request was consumed, so it is answered like any request
@@ -974,13 +1028,15 @@ static bool ring_consume(struct ring *r)
 		return false;
 	}
 	while (r->req_cons != prod && r->free && !r->barrier && !r->stashed) {
-		struct blkif_req req;
+		struct rreq *q = rreq_get(r);
 
-		/* The one and only read of this slot. */
-		blkif_req_decode(r->cfg.abi, blkif_ring_slot(&r->layout, r->sring, r->req_cons), &req);
+		/* The one and only read of this slot, straight into the
+		 * request's own private copy. */
+		blkif_req_decode(r->cfg.abi, blkif_ring_slot(&r->layout, r->sring, r->req_cons),
+				 &q->req);
 		r->req_cons++;
 		took = true;
-		ring_take(r, &req, r->req_cons - 1);
+		ring_take(r, q, r->req_cons - 1);
 	}
 	/* Work left on the ring with no slot (or pool buffer) to take it. */
 	if (r->req_cons != prod && (!r->free || r->stashed))
@@ -1110,6 +1166,12 @@ static void *ring_thread(void *arg)
 			     plat_evtchn_pending(r->ev, &port) >= 0; n++) {
 				kicked = true;
 				plat_evtchn_unmask(r->ev, port);
+				/* The handle binds our port alone, and it stayed
+				 * masked until just now: asking again was a system
+				 * call that found nothing. A kick after the unmask
+				 * shows in the next poll(). */
+				if (port == r->port)
+					break;
 			}
 		}
 	}

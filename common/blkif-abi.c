@@ -348,43 +348,46 @@ int blkif_req_decode(enum blkif_abi abi, const void *slot,
 {
 	const struct blkif_abi_desc *d = blkif_abi_desc_get(abi);
 	unsigned char b[BLKIF_SLOT_MAX];
-	struct blkif_req req;
-	unsigned int i;
+	struct blkif_req *req = ret_req;	/* the one failure comes first */
+	unsigned int i, n;
 
 	if (!d)
 		return -EINVAL;
 	blkif_private_copy(b, slot, d->req_size);
 
-	memset(&req, 0, sizeof(req));
-	req.operation = b[0];
-	req.id = blkif_ld64(b, d->id);
-	req.sector_number = blkif_ld64(b, d->sector);
-	switch (req.operation) {
+	memset(req, 0, sizeof(*req));
+	req->operation = b[0];
+	req->id = blkif_ld64(b, d->id);
+	req->sector_number = blkif_ld64(b, d->sector);
+	switch (req->operation) {
 	case BLKIF_OP_DISCARD:
-		req.discard_flag = b[1];
-		req.handle = blkif_ld16(b, 2);
-		req.discard_nr_sectors = blkif_ld64(b, d->discard_nr_sectors);
+		req->discard_flag = b[1];
+		req->handle = blkif_ld16(b, 2);
+		req->discard_nr_sectors = blkif_ld64(b, d->discard_nr_sectors);
 		break;
 	case BLKIF_OP_INDIRECT:
-		req.indirect_op = b[1];
-		req.nr_segments = blkif_ld16(b, 2);
-		req.handle = blkif_ld16(b, d->ind_handle);
+		req->indirect_op = b[1];
+		req->nr_segments = blkif_ld16(b, 2);
+		req->handle = blkif_ld16(b, d->ind_handle);
 		for (i = 0; i < BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST; i++)
-			req.indirect_grefs[i] =
+			req->indirect_grefs[i] =
 				blkif_ld32(b, d->ind_grefs + 4 * i);
 		break;
 	default:
 		/* Read, write, barrier, flush, and unknown ops, which only
 		 * need operation and id to be answered. */
-		req.nr_segments = b[1];
-		req.handle = blkif_ld16(b, 2);
-		for (i = 0; i < BLKIF_MAX_SEGMENTS_PER_REQUEST; i++)
+		req->nr_segments = b[1];
+		req->handle = blkif_ld16(b, 2);
+		/* Segments past nr_segments mean nothing (and stay zero):
+		 * decoding them cost a tenth of a 4 KiB request's cycles. */
+		n = req->nr_segments < BLKIF_MAX_SEGMENTS_PER_REQUEST ? req->nr_segments :
+		    BLKIF_MAX_SEGMENTS_PER_REQUEST;
+		for (i = 0; i < n; i++)
 			blkif_seg_load(b + d->seg +
 				       i * sizeof(struct blkif_wire_seg),
-				       &req.seg[i]);
+				       &req->seg[i]);
 		break;
 	}
-	*ret_req = req;
 	return 0;
 }
 

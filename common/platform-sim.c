@@ -543,56 +543,85 @@ static int sim_gnttab_unmap(struct plat_gnttab *gt, void *addr, uint32_t count)
 	return 0;
 }
 
-/* One foreign side of a copy: check, pin, and point at the bytes. */
+/* What one side (source, destination) of a grant copy call holds across
+ * its segments, so that gt->lock is taken a few times per call instead of
+ * four times per segment: a pin log record (a segment's pins are dropped
+ * before the next segment's are taken, so one serves the whole call) and
+ * the domain last looked up (a batch names one frontend, as a ring's
+ * requests do). */
 struct copy_side {
-	struct sim_dom *dom;
 	uint32_t rec;
+	struct sim_dom *dom;		/* referenced, or NULL */
 };
 
-static int copy_side_get(struct plat_gnttab *gt, uint32_t domid, uint32_t ref,
-			 uint32_t offset, uint32_t len, bool write,
-			 struct copy_side *cs, uint8_t **ret_ptr)
+struct copy_ctx {
+	bool have_recs;
+	struct copy_side side[2];	/* [write]: source, destination */
+};
+
+/* One foreign side of a copy: check, pin, and point at the bytes. */
+static int copy_side_get(struct plat_gnttab *gt, struct copy_ctx *cx, uint32_t domid,
+			 uint32_t ref, uint32_t offset, uint32_t len, bool write,
+			 uint8_t **ret_ptr)
 {
-	struct sim_dom *d;
-	uint32_t frame, rec;
+	struct copy_side *cs = &cx->side[write];
+	uint32_t frame, recs[2];
 	int r, st;
 
 	if (offset + len > PLAT_PAGE_SIZE)
 		return GNTST_bad_copy_arg;
 	if (domid >= DOMID_FIRST_RESERVED)
 		return GNTST_bad_domain;
-	if (recs_alloc(gt, &rec, 1) < 0)
-		return GNTST_no_space;
-	r = dom_get_locked(gt, domid, &d);
-	if (r < 0) {
-		recs_free(gt, &rec, 1);
-		return r == -ESRCH ? GNTST_bad_domain : GNTST_general_error;
+	if (!cx->have_recs) {
+		if (recs_alloc(gt, recs, 2) < 0)
+			return GNTST_no_space;
+		cx->side[0].rec = recs[0];
+		cx->side[1].rec = recs[1];
+		cx->have_recs = true;
 	}
-	st = simshm_grant_pin(d->gt, d->active, d->nr_grants, d->ram_pages, ref,
-			      gt->domid, !write, &frame, rec_ptr(gt, rec));
-	if (st != GNTST_okay) {
-		dom_unref_locked(gt, d);
-		recs_free(gt, &rec, 1);
+	if (!cs->dom || cs->dom->domid != domid) {
+		pthread_mutex_lock(&gt->lock);
+		if (cs->dom)
+			dom_unref(cs->dom);
+		cs->dom = NULL;
+		r = dom_get(gt, domid, &cs->dom);
+		pthread_mutex_unlock(&gt->lock);
+		if (r < 0)
+			return r == -ESRCH ? GNTST_bad_domain : GNTST_general_error;
+	}
+	st = simshm_grant_pin(cs->dom->gt, cs->dom->active, cs->dom->nr_grants,
+			      cs->dom->ram_pages, ref, gt->domid, !write, &frame,
+			      rec_ptr(gt, cs->rec));
+	if (st != GNTST_okay)
 		return st;
-	}
-	cs->dom = d;
-	cs->rec = rec;
-	*ret_ptr = d->ram + (size_t)frame * PLAT_PAGE_SIZE + offset;
+	*ret_ptr = cs->dom->ram + (size_t)frame * PLAT_PAGE_SIZE + offset;
 	return GNTST_okay;
 }
 
-static void copy_side_put(struct plat_gnttab *gt, struct copy_side *cs, uint32_t ref, bool write)
+static void copy_side_put(struct plat_gnttab *gt, struct copy_ctx *cx, uint32_t ref, bool write)
 {
-	if (!cs->dom)
-		return;
+	struct copy_side *cs = &cx->side[write];
+
 	simshm_grant_unpin(cs->dom->gt, cs->dom->active, ref, !write, rec_ptr(gt, cs->rec));
-	recs_free(gt, &cs->rec, 1);
-	dom_unref_locked(gt, cs->dom);
+}
+
+static void copy_ctx_done(struct plat_gnttab *gt, struct copy_ctx *cx)
+{
+	pthread_mutex_lock(&gt->lock);
+	for (unsigned int i = 0; i < 2; i++) {
+		if (cx->side[i].dom)
+			dom_unref(cx->side[i].dom);
+		if (cx->have_recs)
+			rec_free(gt, cx->side[i].rec);
+	}
+	pthread_mutex_unlock(&gt->lock);
 }
 
 static int sim_gnttab_copy(struct plat_gnttab *gt, uint32_t count,
 			   xengnttab_grant_copy_segment_t *segs)
 {
+	struct copy_ctx cx = { .have_recs = false };
+
 	if (count && !segs)
 		return -EINVAL;
 	/* gntdev refuses local-to-local copies outright. */
@@ -602,24 +631,31 @@ static int sim_gnttab_copy(struct plat_gnttab *gt, uint32_t count,
 
 	for (uint32_t i = 0; i < count; i++) {
 		xengnttab_grant_copy_segment_t *s = &segs[i];
-		struct copy_side sd = { 0 }, dd = { 0 };
 		uint8_t *src = s->source.virt, *dst = s->dest.virt;
+		bool src_pinned = false, dst_pinned = false;
 		int st = GNTST_okay;
 
 		/* Like Xen, the in-use bits are set for the copy's duration,
 		 * so the guest cannot end access in the middle of it. */
-		if (s->flags & GNTCOPY_source_gref)
-			st = copy_side_get(gt, s->source.foreign.domid, s->source.foreign.ref,
-					   s->source.foreign.offset, s->len, false, &sd, &src);
-		if (st == GNTST_okay && (s->flags & GNTCOPY_dest_gref))
-			st = copy_side_get(gt, s->dest.foreign.domid, s->dest.foreign.ref,
-					   s->dest.foreign.offset, s->len, true, &dd, &dst);
+		if (s->flags & GNTCOPY_source_gref) {
+			st = copy_side_get(gt, &cx, s->source.foreign.domid, s->source.foreign.ref,
+					   s->source.foreign.offset, s->len, false, &src);
+			src_pinned = st == GNTST_okay;
+		}
+		if (st == GNTST_okay && (s->flags & GNTCOPY_dest_gref)) {
+			st = copy_side_get(gt, &cx, s->dest.foreign.domid, s->dest.foreign.ref,
+					   s->dest.foreign.offset, s->len, true, &dst);
+			dst_pinned = st == GNTST_okay;
+		}
 		if (st == GNTST_okay)
 			memmove(dst, src, s->len);
-		copy_side_put(gt, &dd, s->dest.foreign.ref, true);
-		copy_side_put(gt, &sd, s->source.foreign.ref, false);
+		if (dst_pinned)
+			copy_side_put(gt, &cx, s->dest.foreign.ref, true);
+		if (src_pinned)
+			copy_side_put(gt, &cx, s->source.foreign.ref, false);
 		s->status = st;
 	}
+	copy_ctx_done(gt, &cx);
 	return 0;
 }
 

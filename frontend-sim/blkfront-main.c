@@ -47,7 +47,7 @@ enum {
 	OPT_JSON, OPT_PROGRESS, OPT_SEED, OPT_RAW, OPT_OP, OPT_NR_SEGS, OPT_SECTOR,
 	OPT_ID, OPT_HANDLE, OPT_SEG, OPT_SEG_AUTO, OPT_IND_OP, OPT_IND_PAGES,
 	OPT_IND_GREF, OPT_DISC_SECTORS, OPT_DISC_FLAG, OPT_EXPECT_STATUS, OPT_WAIT,
-	OPT_VERSION, OPT_PERSISTENT, OPT_HOSTILE, OPT_RING_START, OPT_PLATFORM,
+	OPT_VERSION, OPT_PERSISTENT, OPT_INDIRECT_RO, OPT_HOSTILE, OPT_RING_START, OPT_PLATFORM,
 	OPT_TIME_LIMIT,
 };
 
@@ -75,6 +75,7 @@ static const struct option long_opts[] = {
 	{ "rwmix", required_argument, NULL, OPT_RWMIX },
 	{ "indirect", no_argument, NULL, OPT_INDIRECT },
 	{ "persistent", no_argument, NULL, OPT_PERSISTENT },
+	{ "indirect-readonly", no_argument, NULL, OPT_INDIRECT_RO },
 	{ "verify", no_argument, NULL, OPT_VERIFY },
 	{ "no-readback", no_argument, NULL, OPT_NO_READBACK },
 	{ "state", required_argument, NULL, OPT_STATE },
@@ -138,6 +139,7 @@ static void usage(FILE *f)
 "  --offset SIZE --size SIZE   limit I/O to this area of the disk\n"
 "  --indirect            use INDIRECT requests for all reads and writes\n"
 "  --persistent          offer feature-persistent (data pages are reused)\n"
+"  --indirect-readonly   grant indirect pages read-only even with --persistent\n"
 "  --verify              stamp writes, check reads, read back at the end\n"
 "  --no-readback         skip the final read-back\n"
 "  --state FILE          load and save the verify map across runs\n"
@@ -413,6 +415,9 @@ static int opts_parse(struct bf_opts *o, int argc, char **argv)
 			break;
 		case OPT_PERSISTENT:
 			o->persistent = true;
+			break;
+		case OPT_INDIRECT_RO:
+			o->indirect_ro = true;
 			break;
 		case OPT_VERIFY:
 			o->verify = true;

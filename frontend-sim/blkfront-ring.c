@@ -153,9 +153,14 @@ int bf_ring_slots_alloc(struct bf_dev *dev, unsigned int nr_slots,
 			}
 		}
 		if (ind_pages) {
-			/* The backend only reads indirect segment pages. */
+			/* The backend only reads indirect segment pages; with
+			 * persistent grants they are writable, as Linux
+			 * blkfront grants every page of its persistent pool
+			 * (a backend maps persistent grants read-write, since
+			 * one page may serve a read next). */
 			ret = plat_gntshr_share(dev->gs, dev->be_domid, ind_pages,
-						false, s->ind_grefs, &s->ind);
+						dev->opts->persistent && !dev->opts->indirect_ro,
+						s->ind_grefs, &s->ind);
 			if (ret < 0) {
 				s->ind = NULL;
 				log_errno(LOG_LEVEL_ERR, ret,

@@ -130,6 +130,7 @@ struct bf_opts {
 	int rwmix;			/* percent reads for randrw */
 	bool indirect;			/* force INDIRECT for reads and writes */
 	bool persistent;		/* offer feature-persistent */
+	bool indirect_ro;		/* indirect pages read-only even so */
 	bool verify;
 	bool readback;			/* final read-back (default with --verify) */
 	const char *state_file;

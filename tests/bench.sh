@@ -304,6 +304,15 @@ wait_for 300 sh -c "[ \$(blkback-ctl list --json | jq '[.vbds[] | select(.backen
 	fail "scale: not all $scale_n vbds reached InitWait with storage open"
 t1=$(date +%s%N)
 rss1=$(rss_kb)
+# blkback-ctl with all of them attached (timed here, not in make check:
+# tests/integration/blkback-ctl-scale.sh checks what they print).
+tl0=$(date +%s%N)
+blkback-ctl list >/dev/null || fail "blkback-ctl list"
+tl1=$(date +%s%N)
+blkback-ctl list --json >/dev/null || fail "blkback-ctl list --json"
+tl2=$(date +%s%N)
+blkback-ctl stats --prometheus >/dev/null || fail "blkback-ctl stats"
+tl3=$(date +%s%N)
 info "scale: $scale_n vbds closed"
 scale_op=close scale_write
 wait_for 300 sh -c "[ \$(blkback-ctl list --json | jq '[.vbds[] | select(.backend_state == \"Closed\")] | length') -eq $scale_n ]" ||
@@ -314,9 +323,12 @@ wait_for 300 sh -c "[ \$(blkback-ctl list --json | jq '.vbds | length') -eq 0 ]"
 	fail "scale: vbds still listed after their dirs went"
 t3=$(date +%s%N)
 scale_json=$(jq -nc --argjson n "$scale_n" --argjson a $(( (t1 - t0) / 1000000 )) \
-	--argjson c $(( (t2 - t1) / 1000000 )) --argjson r $(( (t3 - t2) / 1000000 )) \
+	--argjson c $(( (t2 - tl3) / 1000000 )) --argjson r $(( (t3 - t2) / 1000000 )) \
 	--argjson rss0 "$rss0" --argjson rss1 "$rss1" \
-	'{vbds: $n, attach_ms: $a, close_ms: $c, release_ms: $r, rss_before_kb: $rss0,
+	--argjson l $(( (tl1 - tl0) / 1000000 )) --argjson lj $(( (tl2 - tl1) / 1000000 )) \
+	--argjson st $(( (tl3 - tl2) / 1000000 )) \
+	'{vbds: $n, attach_ms: $a, close_ms: $c, release_ms: $r, list_ms: $l, list_json_ms: $lj,
+	  stats_ms: $st, rss_before_kb: $rss0,
 	  rss_after_kb: $rss1, rss_per_idle_vbd_kb: (($rss1 - $rss0) / $n * 10 | round / 10)}')
 
 jq -s --arg file "$file" --argjson size_mb "$size_mb" --argjson secs "$secs" \
@@ -347,6 +359,6 @@ jq -r 'if (.instructions | length) > 0 then
 	"instructions per request, null engine, callgrind (runs of \(.instructions[0].ops[0]) and \(.instructions[0].ops[1]) requests):",
 	(.instructions[] | "  \(.case): \(.ir_per_request) in all, \(.copy_ir_per_request) in memcpy/memmove, \(.ir_per_request_without_copy) without the copy")
 	else "instructions per request: not measured (no valgrind)" end' "$json_out"
-jq -r '.scale | "scale: \(.vbds) vbds on one daemon: attach (claim, InitWait, storage open) \(.attach_ms) ms, close \(.close_ms) ms, release \(.release_ms) ms; RSS \(.rss_before_kb) -> \(.rss_after_kb) KiB, \(.rss_per_idle_vbd_kb) KiB per idle vbd"' "$json_out"
+jq -r '.scale | "scale: \(.vbds) vbds on one daemon: attach (claim, InitWait, storage open) \(.attach_ms) ms, close \(.close_ms) ms, release \(.release_ms) ms; blkback-ctl list \(.list_ms) ms, list --json \(.list_json_ms) ms, stats --prometheus \(.stats_ms) ms; RSS \(.rss_before_kb) -> \(.rss_after_kb) KiB, \(.rss_per_idle_vbd_kb) KiB per idle vbd"' "$json_out"
 echo "JSON: $json_out"
 exit 0

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Persistent grants (feature-persistent): verified workloads over them in
-# both ABIs, ring orders 0 and 4, two queues and indirect requests; the
-# cache stays within --max-persistent-grants while the frontend cycles
-# through more pages than that; a frontend that does not offer the feature
+# both ABIs, ring orders 0 and 4, two queues and indirect requests (their
+# segment pages through the cache too, or by grant copy when the frontend
+# grants them read-only); the cache stays within --max-persistent-grants
+# while the frontend cycles through more pages than that; a frontend that does not offer the feature
 # and a daemon that does not (0) both fall back to grant copy; a detach
 # unmaps every page (no mapping of the guest's memory is left).
 . "$top_srcdir/tests/functions.sh"
@@ -47,6 +48,26 @@ pmaps=$(counter 51712 persistent_maps)
 [ "$segs" -gt 0 ] || fail "no segment went through persistent grants"
 [ "$pmaps" -gt 0 ] && [ "$pmaps" -lt "$segs" ] || fail "$pmaps maps for $segs segments"
 info "$segs segments through $pmaps persistent maps"
+# The indirect workload's segment pages came through the cache too (each
+# copied once into private memory before it was decoded and validated),
+# so its verified data above was read through them.
+ipages=$(counter 51712 persistent_indirect_pages)
+[ "$ipages" -gt 0 ] || fail "no indirect page went through persistent grants"
+[ "$(counter 51712 errors.grant)" -eq 0 ] || fail "grant errors: $(counter 51712 errors.grant)"
+info "$ipages indirect pages through persistent grants"
+
+info "indirect pages granted read-only: grant copy for them, data still persistent"
+# A fresh connection (its ring has not failed an indirect map yet); its
+# indirect pages cannot be mapped writable, so the first one falls back
+# to grant copy and the ring stays there; nothing fails.
+gerr=$(counter 51712 errors.grant)
+segs0=$(counter 51712 persistent_segments)
+bf g1 xvda --persistent --indirect-readonly --indirect --bs 64k --ring-order 1 --workload randrw \
+	--qd 16 --seconds 1 --verify || fail "read-only indirect pages: $(tail -5 "$TEST_DIR/bf.log")"
+[ "$(counter 51712 persistent_indirect_pages)" -eq "$ipages" ] ||
+	fail "read-only indirect pages went through persistent grants"
+[ "$(counter 51712 persistent_segments)" -gt "$segs0" ] || fail "data stopped using persistent grants"
+[ "$(counter 51712 errors.grant)" -eq "$gerr" ] || fail "grant errors with read-only indirect pages"
 
 info "the cache stays within its limit while the frontend uses more pages"
 # qd 64 x 11-page requests name up to 704 pages; at most 64 stay mapped.
@@ -63,8 +84,13 @@ wait $front || fail "workload with a small cache: $(tail -5 "$TEST_DIR/bf.log")"
 
 info "a frontend without feature-persistent: grant copy"
 before=$(counter 51712 persistent_segments)
+ibefore=$(counter 51712 persistent_indirect_pages)
 bf g1 xvda --workload randrw --qd 32 --seconds 1 --verify || fail "copy workload"
+bf g1 xvda --workload randrw --qd 16 --indirect --bs 64k --seconds 1 --verify ||
+	fail "indirect copy workload"
 [ "$(counter 51712 persistent_segments)" -eq "$before" ] || fail "persistent grants used without the offer"
+[ "$(counter 51712 persistent_indirect_pages)" -eq "$ibefore" ] ||
+	fail "indirect pages mapped persistently without the offer"
 
 info "detach unmaps every persistent grant"
 xensim block-detach g1 xvda || fail "detach xvda"

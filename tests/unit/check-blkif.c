@@ -177,7 +177,8 @@ START_TEST(test_layout_native_matches_xen)
 
 	memset(&ent, 0, sizeof(ent));
 	ent.req.operation = BLKIF_OP_READ;
-	ent.req.nr_segments = 3;
+	/* All 11 segments in use, so every segment offset is checked. */
+	ent.req.nr_segments = 11;
 	ent.req.handle = 51712;
 	ent.req.id = 0xabcdef0123456789ull;
 	ent.req.sector_number = 123456789;
@@ -188,7 +189,7 @@ START_TEST(test_layout_native_matches_xen)
 	}
 	ck_assert_int_eq(blkif_req_decode(BLKIF_ABI_NATIVE, &ent, &req), 0);
 	ck_assert_uint_eq(req.operation, BLKIF_OP_READ);
-	ck_assert_uint_eq(req.nr_segments, 3);
+	ck_assert_uint_eq(req.nr_segments, 11);
 	ck_assert_uint_eq(req.handle, 51712);
 	ck_assert_uint_eq(req.id, 0xabcdef0123456789ull);
 	ck_assert_uint_eq(req.sector_number, 123456789);
@@ -197,6 +198,12 @@ START_TEST(test_layout_native_matches_xen)
 		ck_assert_uint_eq(req.seg[i].first_sect, 1);
 		ck_assert_uint_eq(req.seg[i].last_sect, 6);
 	}
+	/* Segments past nr_segments are not decoded: they read as zero. */
+	ent.req.nr_segments = 3;
+	ck_assert_int_eq(blkif_req_decode(BLKIF_ABI_NATIVE, &ent, &req), 0);
+	ck_assert_uint_eq(req.seg[2].gref, 1002);
+	ck_assert_uint_eq(req.seg[3].gref, 0);
+	ck_assert_uint_eq(req.seg[10].last_sect, 0);
 
 	memset(&ent, 0, sizeof(ent));
 	xd = (struct blkif_request_discard *)&ent;
