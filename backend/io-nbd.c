@@ -78,8 +78,6 @@ static int nbd_connect_bounded(const char *uri, struct nbd_handle **ret_h)
 	h = nbd_create();
 	if (!h)
 		return nbd_err();
-	/* Requests past the end or oversized are refused by libnbd before
-	 * they reach the wire; the validator should never let one through. */
 	if (nbd_aio_connect_uri(h, uri) < 0) {
 		r = nbd_err();
 		goto err;
