@@ -4,12 +4,12 @@
 # queues, larger rings and persistent grants, all carrying one verify map
 # across reconnects; every guest flush reaches the server as an NBD flush;
 # the data is in the exported file (read back through a file vbd). The
-# hotplug check refuses an export it cannot use, with the reason: no
-# server, a read-only export asked for rw, a server that never completes
-# the handshake. blkbackd killed -9 three times under load on an export,
-# and the server restarted under load:
-# the guest sees no error. A server killed under load for good: the guest gets
-# error responses, not a hang, blkbackd stays up, and another vbd is
+# hotplug check refuses an export it cannot use, with the reason: in use
+# read-write by another vbd, no server, a read-only export asked for rw,
+# a server that never completes the handshake. blkbackd killed -9 three
+# times under load on an export, and the server restarted under load: the
+# guest sees no error. A server killed under load for good: the guest
+# gets error responses, not a hang, blkbackd stays up, and another vbd is
 # undisturbed.
 . "$top_srcdir/tests/functions.sh"
 . "$top_srcdir/tests/integration/blkbackd-lib.sh"
@@ -111,6 +111,9 @@ attach_refused() {
 }
 
 info "exports the hotplug check refuses"
+sim_attach g1 xvda "$uri"
+attach_refused xvdc w "$uri" "in use read-write by domain $g1"
+xensim block-detach g1 xvda || fail "detach of the export in use"
 attach_refused xvdc w "nbd+unix:///?socket=$TEST_DIR/nobody.sock" "No such file"
 start_nbdkit ro -r file "$TEST_DIR/beside.img"
 attach_refused xvdc w "$NBD_URI" "read-only"
