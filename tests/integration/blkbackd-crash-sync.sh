@@ -54,12 +54,6 @@ restart() {
 	BLKBACKD_PID=$!
 	_pids="$BLKBACKD_PID $_pids"
 }
-# wait_dead PID: it is gone within 20 s; its wait status in $dead_rc.
-wait_dead() {
-	wait_for 20 sh -c "! kill -0 $1 2>/dev/null" || fail "blkbackd $1 did not die"
-	dead_rc=0
-	wait "$1" 2>/dev/null || dead_rc=$?
-}
 
 i=0
 while [ $i -lt $ROUNDS ]; do

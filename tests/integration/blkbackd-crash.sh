@@ -53,12 +53,6 @@ restart() {
 	_pids="$BLKBACKD_PID $_pids"
 }
 
-# wait_dead PID: it is gone within 20 s; its wait status in $dead_rc.
-wait_dead() {
-	wait_for 20 sh -c "! kill -0 $1 2>/dev/null" || fail "blkbackd $1 did not die"
-	dead_rc=0
-	wait "$1" 2>/dev/null || dead_rc=$?
-}
 
 random_ms() { echo $(( $(od -An -N2 -tu2 /dev/urandom) % $1 + $2 )); }
 

@@ -83,6 +83,13 @@ fe_restart() {
 	expect_state "$1" "$2" 2 1 "reconnect after Closed"
 }
 
+# wait_dead PID: it is gone within 20 s; its wait status in $dead_rc.
+wait_dead() {
+	wait_for 20 sh -c "! kill -0 $1 2>/dev/null" || fail "blkbackd $1 did not die"
+	dead_rc=0
+	wait "$1" 2>/dev/null || dead_rc=$?
+}
+
 # fds_at_most N: blkbackd holds at most N fds (re-counted on every call,
 # so it can be polled with wait_for).
 fds_at_most() { [ "$(blkbackd_fds)" -le "$1" ]; }
