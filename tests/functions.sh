@@ -164,7 +164,7 @@ start_xensimd() {
 	wait_for $((10 * SLOW)) test -S "$XENSIM_DIR/sim" || fail "xensimd sim socket missing"
 }
 
-# ---- blkbackd helpers (owner: blkbackd) ----
+# ---- blkbackd helpers ----
 # start_blkbackd [ARGS...]: blkbackd on the simulator in the foreground,
 # verbose, logging to $TEST_DIR/blkbackd.log; stopped by the EXIT trap
 # before xensimd. Sets BLKBACKD_PID.

@@ -94,7 +94,7 @@ wait_dead() {
 # so it can be polled with wait_for).
 fds_at_most() { [ "$(blkbackd_fds)" -le "$1" ]; }
 
-# ---- NBD exports (owner: nbd) ----
+# ---- NBD exports ----
 # start_nbdkit NAME ARGS...: nbdkit in the foreground serving ARGS (plugin,
 # filters...) on $TEST_DIR/NAME.sock, logging to $TEST_DIR/nbdkit-NAME.log;
 # stopped by the EXIT trap. Sets NBD_URI (the export's URI) and NBDKIT_PID.
@@ -119,7 +119,7 @@ nbd_pause() {
 	[ "$(printf %s "$2" | socat -t 30 - "UNIX-CONNECT:$1")" = "$want" ]
 }
 
-# ---- hostile tests (owner: hostile) ----
+# ---- hostile tests ----
 # beside_start DOMAIN VDEV SECONDS: a verified workload on another vbd for
 # the length of a hostile case (log: $TEST_DIR/beside.log); beside_check
 # WHAT waits for it and fails the test unless it passed untouched.
