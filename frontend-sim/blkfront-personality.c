@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
+#include <time.h>
 #include <xen/io/xenbus.h>
 
 #include "blkfront.h"
@@ -26,26 +27,27 @@
 #define SYNC_ID_BARRIER	0xffffffff0001ull
 #define SYNC_ID_FLUSH	0xffffffff0002ull
 
-static const char *const names[] = {
-	[BF_PERS_LINUX] = "linux", [BF_PERS_OVMF] = "ovmf", [BF_PERS_KDUMP] = "kdump",
-	[BF_PERS_WINDOWS] = "windows", [BF_PERS_BSD] = "bsd", [BF_PERS_MINIOS] = "minios",
-};
-
 int bf_personality_parse(const char *name, enum bf_personality *ret)
 {
 	unsigned int i;
 
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcmp(name, names[i]) == 0) {
+	for (i = 0; i < BF_PERS_MAX; i++)
+		if (strcmp(name, bf_personality_name((enum bf_personality)i)) == 0) {
 			*ret = (enum bf_personality)i;
 			return 0;
 		}
 	return -EINVAL;
 }
 
-const char *bf_personality_name(enum bf_personality p)
+/* A guest's vCPU may be descheduled between writing its state and
+ * reading the backend's (OVMF under TCG, a kdump kernel on a loaded
+ * host): the pause makes the backend's answer decide, not who wins the
+ * race to xenstore. */
+static void vcpu_pause(void)
 {
-	return names[p];
+	struct timespec ts = { 0, 200 * 1000 * 1000 };
+
+	nanosleep(&ts, NULL);
 }
 
 static bool st_is_closing(int st) { return st == XenbusStateClosing; }
@@ -88,6 +90,7 @@ int bf_personality_kdump_reset(struct bf_dev *dev)
 		ret = bf_xenbus_fe_state_set(dev, steps[i].write);
 		if (ret < 0)
 			return ret;
+		vcpu_pause();
 		ret = bf_xenbus_wait_state(dev, steps[i].pred, 5.0, steps[i].want);
 		if (ret == -ETIMEDOUT)
 			bf_fail(dev, "kdump: the backend never showed %s (now %s): "
@@ -167,6 +170,7 @@ static void ovmf_close(struct bf_dev *dev)
 	dev->connected = false;
 	if (bf_xenbus_fe_state_set(dev, XenbusStateClosing) < 0)
 		goto out;
+	vcpu_pause();
 	/* XenPvBlkWaitForBackendState(Closing): a later state is FAIL. */
 	st = bf_xenbus_wait_state(dev, st_closing_or_later, dev->opts->timeout, "follow Closing");
 	if (st != XenbusStateClosing) {
