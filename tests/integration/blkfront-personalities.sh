@@ -90,4 +90,19 @@ for s in ovmf kdump win bsd minios; do
 		fail "Linux read-back of $s's writes: $(last)"
 	n=$((n + 1))
 done
+info "keys: physical-sector-size divides the size, discard keys absent when off"
+# 8 MiB + 512 bytes: st_blksize (4096 here) does not divide it.
+truncate -s $((8 * 1048576 + 512)) "$TEST_DIR/odd.img"
+XENSIM_SCRIPT_DIR="$top_srcdir/hotplug" xensim block-attach g1 \
+	"vdev=xvdb, access=w, script=blkbackd, no-discard, target=$TEST_DIR/odd.img" ||
+	fail "block-attach xvdb"
+bf g1 xvdb --workload randrw --bs 512 --qd 4 --ops 200 --verify || fail "xvdb: $(last)"
+beb=$(be_path "$g" 51728)
+xs_is "$beb/sectors" $((8 * 2048 + 1)) || fail "xvdb sectors $(xenstore-read "$beb/sectors")"
+xs_is "$beb/physical-sector-size" 512 ||
+	fail "physical-sector-size $(xenstore-read "$beb/physical-sector-size") does not divide the size"
+for k in feature-discard discard-granularity discard-alignment discard-secure; do
+	xenstore-exists "$beb/$k" && fail "$k written with discard off: $(xenstore-read "$beb/$k")"
+done
+xs_is "$be/feature-discard" 1 || fail "xvda (discard on) has no feature-discard 1"
 kill -0 "$BLKBACKD_PID" || fail "blkbackd died"
