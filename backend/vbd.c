@@ -19,6 +19,9 @@
  *  FOREIGN     | script basename now matches            | -> NEW
  *  NEW         | backend 4 or 5 and frontend 4: an      | takeover: probe features, no
  *              | earlier blkbackd served it             | state write -> INITWAIT
+ *  NEW         | backend 5, frontend not 4, online,     | -> CLOSING (an earlier blkbackd
+ *              | no detach                              | answered Closing: its wait
+ *              |                                        | for the frontend goes on)
  *  NEW         | backend 4 or 5, frontend not 4         | write 6 -> CLOSED (orphaned)
  *  NEW         | toolstack close                        | write 6 -> CLOSED
  *  NEW         | otherwise                              | configure: probe features,
@@ -957,7 +960,7 @@ bool vbd_is_detach_done(const struct vbd *v, bool force)
 
 /* A vbd an earlier blkbackd had connected (or was closing) whose frontend
  * closed or vanished while nobody served it: its close is finished
- * straight to Closed, never through InitWait. */
+ * without InitWait (Closing held as before, or Closed). */
 static bool vbd_is_orphaned(struct vbd *v, const struct vbd_input *in)
 {
 	unsigned long long fe_state = XenbusStateUnknown;
@@ -1027,6 +1030,11 @@ static bool vbd_step(struct vbd *v)
 		if (was_serving && !vbd_is_orphaned(v, &in)) {
 			if (vbd_configure(v, true) == 0)
 				v->phase = VBD_INITWAIT;
+		} else if (was_serving && in.be_state == XenbusStateClosing && in.online &&
+			   !v->detach) {
+			/* The earlier process answered the frontend's Closing:
+			 * wait for its Closed as that process would have. */
+			v->phase = VBD_CLOSING;
 		} else if (toolstack_close || was_serving) {
 			if (vbd_set_state(v, XenbusStateClosed) == 0)
 				v->phase = VBD_CLOSED;

@@ -106,4 +106,23 @@ sleep 1
 [ "$(grep -c ': released' "$TEST_DIR/blkbackd.log")" -eq 7 ] ||
 	fail "expected 7 releases, log has $(grep -c ': released' "$TEST_DIR/blkbackd.log")"
 kill -0 "$BLKBACKD_PID" || fail "blkbackd died"
+
+info "a restart while Closing is held keeps waiting for the frontend's Closed"
+vbd_write 5 8 "$TEST_DIR/disk.img" $S
+expect_state 5 8 2 1 "attach"
+xenstore-write "$(fe_path 5 8)/state" 5
+expect_state 5 8 5 1 "frontend Closing"
+first=$BLKBACKD_PID
+kill -TERM "$first"
+rc=0
+wait "$first" || rc=$?
+[ $rc -eq 0 ] || fail "blkbackd exit $rc on SIGTERM"
+start_blkbackd
+sleep 1
+be_state_is 5 8 5 || fail "a new blkbackd moved a held Closing to $(xenstore-read "$(be_path 5 8)/state")"
+xenstore-write "$(fe_path 5 8)/state" 6
+expect_state 5 8 6 2 "frontend Closed after the restart"
+xenstore-write "$(fe_path 5 8)/state" 1
+expect_state 5 8 2 2 "reconnect after the restart"
+kill -0 "$BLKBACKD_PID" || fail "blkbackd died"
 exit 0
