@@ -11,7 +11,10 @@
  *   3             4 Connected  read sectors/info/features, -> 4
  *   3/4           5/6/gone     backend closes: drain, -> 5, -> 6
  *   4             (close)      -> 5, wait backend 5/6, -> 6, wait backend 6
- * Every watch event re-reads the backend state (level-triggered). */
+ * Every watch event re-reads the backend state (level-triggered).
+ * --personality changes single rows (OVMF goes 1 -> 4 with its ring, the
+ * BSDs read max-ring-pages, ...); the dances that differ as a whole are in
+ * blkfront-personality.c. */
 #include "config.h"
 
 #include <ctype.h>

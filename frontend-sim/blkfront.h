@@ -1,7 +1,8 @@
 /* blkfront-sim's internal header, sectioned by the file that defines each
  * symbol. blkfront-sim is a single-threaded guest frontend: it connects to
- * one vbd the way Linux xen-blkfront does, then runs a workload, a
- * verification pass or one raw request over the shared ring. */
+ * one vbd the way Linux xen-blkfront does (or another frontend, with
+ * --personality), then runs a workload, a verification pass or one raw
+ * request over the shared ring. */
 #ifndef BLKFRONT_H
 #define BLKFRONT_H
 
