@@ -1413,6 +1413,7 @@ int ring_start(struct vbd *v, unsigned int index, const struct ring_config *cfg,
 	struct blkbackd *d = v->d;
 	RING_IDX req_prod, rsp_prod;
 	struct ring *r;
+	struct io_error ioerr;
 	int err;
 
 	pthread_once(&crash_once, crash_init);
@@ -1491,9 +1492,12 @@ int ring_start(struct vbd *v, unsigned int index, const struct ring_config *cfg,
 	if (err < 0)
 		goto fail;
 	r->bound = true;
-	err = io_engine_new(cfg->engine, v->backing, r->layout.nr_ents, &r->engine);
-	if (err < 0)
+	err = io_engine_new(cfg->engine, v->backing, r->layout.nr_ents, &r->engine, &ioerr);
+	if (err < 0) {
+		if (*ioerr.msg)
+			ring_log(r, LOG_LEVEL_WARN, 0, "storage: %s", ioerr.msg);
 		goto fail;
+	}
 	r->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (r->stop_fd < 0) {
 		err = -errno;
@@ -1509,7 +1513,7 @@ int ring_start(struct vbd *v, unsigned int index, const struct ring_config *cfg,
 	r->thread_started = true;
 	ring_log(r, LOG_LEVEL_DEBUG, 0, "started: %u entries, %s engine, port %" PRIu32
 		 ", %u indirect segments, %u indirect buffers",
-		 r->layout.nr_ents, io_engine_kind_name(io_engine_kind_of(r->engine)), r->port,
+		 r->layout.nr_ents, io_engine_name(r->engine), r->port,
 		 cfg->max_indirect_segments, r->bigs_nr);
 	*ret = r;
 	return 0;
