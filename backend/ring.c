@@ -1312,14 +1312,12 @@ static int ring_recover(struct ring *r, const struct journal_ring_id *id, RING_I
 	}
 	for (i = 0; i < plan->nr_replay; i++) {
 		struct rreq *q = ring_hold_slot(r, plan->replay[i]);
-		const struct blkif_req *req;
 
 		if (!q) {
 			err = -EUCLEAN;
 			goto out;
 		}
-		req = journal_req(j, plan->replay[i], &q->seq);
-		q->req = *req;
+		journal_req(j, plan->replay[i], &q->seq, &q->req);
 		r->replay[r->nr_replay++] = q;
 	}
 	for (i = 0; i < plan->nr_answered; i++)
@@ -1363,10 +1361,11 @@ static int ring_journal_open(struct ring *r, RING_IDX rsp_prod, RING_IDX req_pro
 		err = ring_recover(r, &id, rsp_prod, req_prod);
 		if (err == 0)
 			return 0;
-		if (err != -ENOENT && err != -ESTALE)
+		if (err != -ENOENT && err != -ESTALE && err != -EPROTONOSUPPORT)
 			return err;
 		ring_log(r, LOG_LEVEL_WARN, 0, "no journal of this ring (%s): resuming at "
-			 "rsp_prod %u", err == -ENOENT ? "none left" : "another ring's",
+			 "rsp_prod %u", err == -ENOENT ? "none left" :
+			 err == -ESTALE ? "another ring's" : "a format this blkbackd does not read",
 			 rsp_prod);
 	}
 	return journal_create(r->cfg.journal_dir, &id, r->layout.nr_ents, &r->journal);
