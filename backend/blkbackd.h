@@ -310,6 +310,10 @@ struct ring_config {
 	bool recover;				/* resume from an earlier journal */
 	bool recover_fail;			/* answer recovered requests with an
 						 * error instead of issuing them */
+	/* How the ring tells its owner to look at it (a halt to report, the
+	 * thread stopped). Called on the ring thread; must not block. */
+	void (*wake)(void *opaque);
+	void *wake_opaque;
 };
 
 /* Maps the ring (attach form: never initialises it), binds the event

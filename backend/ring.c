@@ -358,7 +358,7 @@ static void ring_halt(struct ring *r, const char *fmt, ...)
 	/* The main thread logs it once, with the vbd's error node. */
 	ring_log(r, LOG_LEVEL_DEBUG, 0, "halted: %s", r->halt_msg);
 	atomic_store_explicit(&r->halt_pending, true, memory_order_release);
-	blkbackd_wake(r->vbd->d);
+	r->cfg.wake(r->cfg.wake_opaque);
 }
 
 /* ---- responses ---- */
@@ -1169,7 +1169,7 @@ static void *ring_thread(void *arg)
 		 "%lu waits for an indirect buffer", r->req_cons, r->rsp_prod_pvt, r->stash_waits);
 	/* After this store the main thread may release the ring. */
 	atomic_store_explicit(&r->stopped, true, memory_order_release);
-	blkbackd_wake(r->vbd->d);
+	r->cfg.wake(r->cfg.wake_opaque);
 	return NULL;
 }
 
@@ -1403,6 +1403,8 @@ int ring_start(struct vbd *v, unsigned int index, const struct ring_config *cfg,
 	struct io_error ioerr;
 	int err;
 
+	if (!cfg->wake)
+		return -EINVAL;
 	pthread_once(&crash_once, crash_init);
 	r = calloc(1, sizeof(*r));
 	if (!r)
