@@ -20,6 +20,8 @@
 
 #include <json-c/json.h>
 
+#include "stats.h"
+
 #define DEFAULT_CONTROL		"/run/blkbackd/control"
 #define SIM_CONTROL_NAME	"blkbackd.control"	/* blkbackd on the simulator */
 #define REPLY_MAX		(64u << 20)
@@ -287,35 +289,6 @@ static void print_list(struct json_object *rep)
 	}
 }
 
-static const char *const op_names[] = { "read", "write", "barrier", "flush", "discard", "other" };
-
-static void print_counters(struct json_object *c, const char *indent)
-{
-	struct json_object *req = reply_get(c, "requests"), *err = reply_get(c, "errors"),
-			   *lat = reply_get(c, "latency_us");
-	size_t i;
-
-	printf("%srequests:", indent);
-	for (i = 0; i < sizeof(op_names) / sizeof(op_names[0]); i++)
-		printf(" %s %" PRIu64, op_names[i], reply_u64(req, op_names[i]));
-	printf("\n%ssectors: read %" PRIu64 " written %" PRIu64 "\n", indent,
-	       reply_u64(c, "sectors_read"), reply_u64(c, "sectors_written"));
-	printf("%serrors: validation %" PRIu64 " grant %" PRIu64 " storage %" PRIu64 "\n", indent,
-	       reply_u64(err, "validation"), reply_u64(err, "grant"), reply_u64(err, "storage"));
-	printf("%sflushes %" PRIu64 " discards %" PRIu64 " out-of-slot %" PRIu64
-	       " in-flight %" PRIu64 "\n", indent, reply_u64(c, "flushes"), reply_u64(c, "discards"),
-	       reply_u64(c, "out_of_slot"), reply_u64(c, "inflight"));
-	if (reply_u64(c, "persistent_maps"))
-		printf("%spersistent grants: %" PRIu64 " mapped now, %" PRIu64 " maps, %" PRIu64
-		       " segments and %" PRIu64 " indirect pages through them\n", indent,
-		       reply_u64(c, "persistent_mapped"), reply_u64(c, "persistent_maps"),
-		       reply_u64(c, "persistent_segments"),
-		       reply_u64(c, "persistent_indirect_pages"));
-	printf("%slatency (us, log2 buckets): p50 %" PRIu64 " p90 %" PRIu64 " p99 %" PRIu64
-	       " max %" PRIu64 " over %" PRIu64 " requests\n", indent, reply_u64(lat, "p50"),
-	       reply_u64(lat, "p90"), reply_u64(lat, "p99"), reply_u64(lat, "max"), reply_u64(lat, "count"));
-}
-
 /* Restarts this vbd lived through, and what each had to do again. */
 static void print_recovery(struct json_object *rec)
 {
@@ -366,7 +339,7 @@ static void print_show(struct json_object *rep)
 		       json_object_get_boolean(reply_get(f, "discard_secure")) ? " secure-discard" : "",
 		       json_object_get_boolean(reply_get(f, "persistent")) ? " persistent" : "",
 		       reply_u64(f, "max_indirect_segments"));
-		print_counters(reply_get(r, "counters"), "    ");
+		stats_print_human(stdout, reply_get(r, "counters"), "    ");
 	}
 }
 
@@ -383,122 +356,12 @@ static void print_stats(struct json_object *rep)
 		       reply_u64(v, "devid"), dash(reply_str(v, "domain")), dash(reply_str(v, "vdev")), nr,
 		       nr == 1 ? "" : "s");
 		printf("  total:\n");
-		print_counters(reply_get(v, "total"), "    ");
+		stats_print_human(stdout, reply_get(v, "total"), "    ");
 		for (j = 0; j < nr; j++) {
 			struct json_object *r = json_object_array_get_idx(rings, j);
 
 			printf("  ring %" PRIu64 ":\n", reply_u64(r, "index"));
-			print_counters(r, "    ");
-		}
-	}
-}
-
-/* ---- Prometheus text format (node-exporter textfile collector) ---- */
-
-/* A label value: backslash, double quote and newline escaped. */
-static void prom_label(const char *s)
-{
-	for (; *s; s++) {
-		if (*s == '\\' || *s == '"')
-			printf("\\%c", *s);
-		else if (*s == '\n')
-			fputs("\\n", stdout);
-		else
-			putchar(*s);
-	}
-}
-
-struct prom_metric {
-	const char *name;
-	const char *type;
-	const char *help;
-};
-
-static const struct prom_metric prom_metrics[] = {
-	{ "blkbackd_requests_total", "counter", "Requests answered, by operation." },
-	{ "blkbackd_sectors_read_total", "counter", "512-byte sectors read successfully." },
-	{ "blkbackd_sectors_written_total", "counter", "512-byte sectors written successfully." },
-	{ "blkbackd_errors_total", "counter", "Requests failed, by kind (validation, grant, storage)." },
-	{ "blkbackd_out_of_slot_total", "counter", "Times requests waited for a free slot." },
-	{ "blkbackd_flushes_total", "counter", "Flushes sent to storage." },
-	{ "blkbackd_discards_total", "counter", "Discards sent to storage." },
-	{ "blkbackd_inflight_requests", "gauge", "Requests taken and not yet answered." },
-	{ "blkbackd_request_latency_seconds", "gauge",
-	  "Request latency quantiles (upper bound of a log2 bucket) and maximum." },
-};
-
-static void prom_labels(struct json_object *v)
-{
-	printf("{domid=\"%" PRIu64 "\",domain=\"", reply_u64(v, "domid"));
-	prom_label(reply_str(v, "domain"));
-	printf("\",devid=\"%" PRIu64 "\",vdev=\"", reply_u64(v, "devid"));
-	prom_label(reply_str(v, "vdev"));
-	putchar('"');
-}
-
-static void print_prometheus(struct json_object *rep)
-{
-	static const char *const quantiles[][2] = {
-		{ "p50", "0.5" }, { "p90", "0.9" }, { "p99", "0.99" }, { "max", "1" },
-	};
-	struct json_object *vbds = reply_get(rep, "vbds");
-	size_t n = vbds ? json_object_array_length(vbds) : 0, m, i, k;
-
-	for (m = 0; m < sizeof(prom_metrics) / sizeof(prom_metrics[0]); m++) {
-		const struct prom_metric *pm = &prom_metrics[m];
-
-		printf("# HELP %s %s\n# TYPE %s %s\n", pm->name, pm->help, pm->name, pm->type);
-		for (i = 0; i < n; i++) {
-			struct json_object *v = json_object_array_get_idx(vbds, i);
-
-			/* Per vbd totals: they survive reconnections, so the
-			 * counters only ever grow. */
-			{
-				struct json_object *r = reply_get(v, "total");
-
-				switch (m) {
-				case 0:
-					for (k = 0; k < 6; k++) {
-						printf("%s", pm->name);
-						prom_labels(v);
-						printf(",op=\"%s\"} %" PRIu64 "\n", op_names[k],
-						       reply_u64(reply_get(r, "requests"), op_names[k]));
-					}
-					break;
-				case 3: {
-					static const char *const kinds[] = { "validation", "grant",
-									     "storage" };
-
-					for (k = 0; k < 3; k++) {
-						printf("%s", pm->name);
-						prom_labels(v);
-						printf(",kind=\"%s\"} %" PRIu64 "\n", kinds[k],
-						       reply_u64(reply_get(r, "errors"), kinds[k]));
-					}
-					break;
-				}
-				case 8:
-					for (k = 0; k < 4; k++) {
-						printf("%s", pm->name);
-						prom_labels(v);
-						printf(",quantile=\"%s\"} %.6f\n", quantiles[k][1],
-						       (double)reply_u64(reply_get(r, "latency_us"),
-								    quantiles[k][0]) / 1e6);
-					}
-					break;
-				default: {
-					static const char *const keys[] = {
-						NULL, "sectors_read", "sectors_written", NULL,
-						"out_of_slot", "flushes", "discards", "inflight",
-					};
-
-					printf("%s", pm->name);
-					prom_labels(v);
-					printf("} %" PRIu64 "\n", reply_u64(r, keys[m]));
-					break;
-				}
-				}
-			}
+			stats_print_human(stdout, r, "    ");
 		}
 	}
 }
@@ -848,7 +711,7 @@ int main(int argc, char **argv)
 	else if (strcmp(cmd, "status") == 0)
 		print_status(rep);
 	else if (strcmp(cmd, "stats") == 0)
-		prom ? print_prometheus(rep) : print_stats(rep);
+		prom ? stats_print_prometheus(stdout, rep) : print_stats(rep);
 out:
 	json_object_put(req);
 	json_object_put(rep);

@@ -398,78 +398,6 @@ static struct json_object *vbd_row(struct vbd *v)
 	return o;
 }
 
-/* The latency quantile q (0..1) as the upper bound of its log2 bucket. */
-static uint64_t lat_quantile(const uint64_t *b, uint64_t total, double q, uint64_t max)
-{
-	uint64_t want, seen = 0;
-	unsigned int i;
-
-	if (!total)
-		return 0;
-	want = (uint64_t)(q * (double)total);
-	if (want < 1)
-		want = 1;
-	for (i = 0; i < RING_LAT_BUCKETS; i++) {
-		seen += b[i];
-		if (seen >= want) {
-			uint64_t bound = i ? (1ull << i) : 1;
-
-			return bound < max ? bound : max;
-		}
-	}
-	return max;
-}
-
-static const char *const op_names[RING_OP_CLASSES] = {
-	"read", "write", "barrier", "flush", "discard", "other",
-};
-
-/* Every counter of one ring. */
-static struct json_object *ring_counters(const struct ring_stats *s)
-{
-	struct json_object *o = json_object_new_object(), *ops, *errs, *lat, *bk;
-	uint64_t b[RING_LAT_BUCKETS], total = 0, max;
-	unsigned int i;
-
-#define LD(x) atomic_load_explicit(&s->x, memory_order_relaxed)
-	ops = json_object_new_object();
-	for (i = 0; i < RING_OP_CLASSES; i++)
-		jadd_u64(ops, op_names[i], LD(ops[i]));
-	jadd(o, "requests", ops);
-	jadd_u64(o, "sectors_read", LD(sectors_read));
-	jadd_u64(o, "sectors_written", LD(sectors_written));
-	errs = json_object_new_object();
-	jadd_u64(errs, "validation", LD(err_validation));
-	jadd_u64(errs, "grant", LD(err_grant));
-	jadd_u64(errs, "storage", LD(err_storage));
-	jadd(o, "errors", errs);
-	jadd_u64(o, "out_of_slot", LD(out_of_slot));
-	jadd_u64(o, "flushes", LD(flushes));
-	jadd_u64(o, "discards", LD(discards));
-	jadd_u64(o, "persistent_segments", LD(pgrant_hits));
-	jadd_u64(o, "persistent_indirect_pages", LD(pgrant_indirect));
-	jadd_u64(o, "persistent_maps", LD(pgrant_maps));
-	jadd_u64(o, "persistent_mapped", LD(pgrant_mapped));
-	jadd_u64(o, "inflight", LD(inflight));
-	bk = json_object_new_array();
-	for (i = 0; i < RING_LAT_BUCKETS; i++) {
-		b[i] = LD(lat[i]);
-		total += b[i];
-		json_object_array_add(bk, json_object_new_uint64(b[i]));
-	}
-	max = LD(lat_max_us);
-#undef LD
-	lat = json_object_new_object();
-	jadd_u64(lat, "count", total);
-	jadd_u64(lat, "p50", lat_quantile(b, total, 0.50, max));
-	jadd_u64(lat, "p90", lat_quantile(b, total, 0.90, max));
-	jadd_u64(lat, "p99", lat_quantile(b, total, 0.99, max));
-	jadd_u64(lat, "max", max);
-	jadd(lat, "buckets", bk);
-	jadd(o, "latency_us", lat);
-	return o;
-}
-
 static struct json_object *ring_detail(const struct vbd *v, const struct ring *r)
 {
 	const struct ring_stats *s = ring_get_stats(r);
@@ -485,8 +413,7 @@ static struct json_object *ring_detail(const struct vbd *v, const struct ring *r
 	jadd_str(o, "abi", abi ? abi : "?");
 	jadd_u64(o, "port", ri.port);
 	jadd_u64(o, "remote_port", ri.remote_port);
-	jadd_u64(o, "req_cons", atomic_load_explicit(&s->req_cons, memory_order_relaxed));
-	jadd_u64(o, "rsp_prod", atomic_load_explicit(&s->rsp_prod, memory_order_relaxed));
+	ring_stats_indexes_to_json(o, s);
 	jadd_str(o, "step", ri.stopped ? "stopped" :
 		 v->phase == VBD_CLOSING ? "draining" : "running");
 	jadd(o, "journal", json_object_new_boolean(ri.journal));
@@ -499,7 +426,7 @@ static struct json_object *ring_detail(const struct vbd *v, const struct ring *r
 	jadd_u64(f, "max_indirect_segments", ri.max_indirect_segments);
 	jadd(f, "persistent", json_object_new_boolean(ri.persistent));
 	jadd(o, "features", f);
-	jadd(o, "counters", ring_counters(s));
+	jadd(o, "counters", ring_stats_to_json(s));
 	return o;
 }
 
@@ -544,9 +471,10 @@ static struct json_object *vbd_stats(struct vbd *v)
 	 * released and started again (Prometheus counters must not). */
 	memset(&total, 0, sizeof(total));
 	ring_stats_add(&total, &v->released);
-	for (i = 0; i < v->nr_rings; i++)
+	for (i = 0; i < v->nr_rings; i++) {
 		ring_stats_add(&total, ring_get_stats(v->rings[i]));
-	atomic_store(&total.inflight, vbd_inflight(v));
+		ring_stats_add_gauges(&total, ring_get_stats(v->rings[i]));
+	}
 
 	jadd_u64(o, "domid", v->fe_domid);
 	jadd_str(o, "domain", vbd_dom_name(v));
@@ -554,13 +482,13 @@ static struct json_object *vbd_stats(struct vbd *v)
 	jadd_str(o, "vdev", vbd_vdev_name(v));
 	rings = json_object_new_array();
 	for (i = 0; i < v->nr_rings; i++) {
-		struct json_object *r = ring_counters(ring_get_stats(v->rings[i]));
+		struct json_object *r = ring_stats_to_json(ring_get_stats(v->rings[i]));
 
 		jadd_u64(r, "index", i);
 		json_object_array_add(rings, r);
 	}
 	jadd(o, "ring_list", rings);
-	jadd(o, "total", ring_counters(&total));
+	jadd(o, "total", ring_stats_to_json(&total));
 	return o;
 }
 
