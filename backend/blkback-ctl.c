@@ -20,10 +20,9 @@
 
 #include <json-c/json.h>
 
+#include "control-proto.h"
 #include "stats.h"
 
-#define DEFAULT_CONTROL		"/run/blkbackd/control"
-#define SIM_CONTROL_NAME	"blkbackd.control"	/* blkbackd on the simulator */
 #define REPLY_MAX		(64u << 20)
 #define REPLY_TIMEOUT_MS	30000
 #define DETACH_POLL_MS		200
@@ -55,8 +54,8 @@ static const char usage_text[] =
 	"                                      installed, without an I/O error (30 s)\n\n"
 	"Options:\n"
 	"  -c, --control PATH   control socket (default: $BLKBACK_CTL_SOCKET, else\n"
-	"                       $XENSIM_DIR/" SIM_CONTROL_NAME " when XENSIM_DIR is set,\n"
-	"                       else " DEFAULT_CONTROL ")\n"
+	"                       $XENSIM_DIR/" CONTROL_SIM_NAME " when XENSIM_DIR is set,\n"
+	"                       else " CONTROL_PATH_DEFAULT ")\n"
 	"  -j, --json           JSON output (one object, the daemon's reply)\n"
 	"  -P, --prometheus     stats in the Prometheus text format\n"
 	"  -f, --force          detach: do not wait for the frontend\n"
@@ -201,14 +200,21 @@ static uint64_t reply_u64(struct json_object *o, const char *key)
 	return v ? json_object_get_uint64(v) : 0;
 }
 
+static enum control_error reply_code(struct json_object *rep)
+{
+	struct json_object *v = reply_get(rep, CONTROL_KEY_CODE);
+
+	return control_error_parse(v ? json_object_get_string(v) : NULL);
+}
+
 /* The daemon said no: print its reason. */
 static int reply_check(struct json_object *rep)
 {
-	if (json_object_get_boolean(reply_get(rep, "ok")))
+	if (json_object_get_boolean(reply_get(rep, CONTROL_KEY_OK)))
 		return EXIT_OK;
-	fprintf(stderr, "blkback-ctl: %s\n", reply_str(rep, "error"));
+	fprintf(stderr, "blkback-ctl: %s\n", reply_str(rep, CONTROL_KEY_ERROR));
 	/* A refused peer is not a failed command: say so distinctly. */
-	if (strncmp(reply_str(rep, "error"), "permission denied", 17) == 0)
+	if (reply_code(rep) == CONTROL_E_PERMISSION)
 		return EXIT_COMM;
 	return EXIT_FAILED;
 }
@@ -217,8 +223,8 @@ static struct json_object *request(const char *cmd)
 {
 	struct json_object *o = json_object_new_object();
 
-	json_object_object_add(o, "version", json_object_new_int(1));
-	json_object_object_add(o, "command", json_object_new_string(cmd));
+	json_object_object_add(o, CONTROL_KEY_VERSION, json_object_new_int(CONTROL_VERSION));
+	json_object_object_add(o, CONTROL_KEY_COMMAND, json_object_new_string(cmd));
 	return o;
 }
 
@@ -390,8 +396,8 @@ static struct json_object *vbd_request(const char *cmd, const char *dom, const c
 	if (parse_uint(dom, "domain id", 0x7fef, &domid) < 0)
 		return NULL;
 	req = request(cmd);
-	json_object_object_add(req, "domid", json_object_new_int64((int64_t)domid));
-	json_object_object_add(req, "device", json_object_new_string(dev));
+	json_object_object_add(req, CONTROL_KEY_DOMID, json_object_new_int64((int64_t)domid));
+	json_object_object_add(req, CONTROL_KEY_DEVICE, json_object_new_string(dev));
 	return req;
 }
 
@@ -420,9 +426,9 @@ static int cmd_detach(struct ctl *c, struct json_object *req, bool json, unsigne
 		r = ctl_call(c, req, &rep);
 		if (r != EXIT_OK)
 			goto out;
-		if (!json_object_get_boolean(reply_get(rep, "ok"))) {
+		if (!json_object_get_boolean(reply_get(rep, CONTROL_KEY_OK))) {
 			/* Gone after we asked: the toolstack removed it. */
-			if (!first && strncmp(reply_str(rep, "error"), "no vbd", 6) == 0) {
+			if (!first && reply_code(rep) == CONTROL_E_NO_VBD) {
 				if (!json)
 					printf("detached: the vbd was removed\n");
 				r = EXIT_OK;
@@ -513,7 +519,7 @@ static int cmd_upgrade(struct ctl *c, struct json_object *req, bool json,
 		       reply_str(rep, "exec"));
 	fflush(stdout);
 	for (;;) {
-		struct json_object *sreq = request("status");
+		struct json_object *sreq = request(CONTROL_CMD_STATUS);
 		/* Not listening yet is expected here: no message for that. */
 		struct ctl probe = { .path = c->path, .fd = -1, .quiet = true };
 
@@ -526,7 +532,7 @@ static int cmd_upgrade(struct ctl *c, struct json_object *req, bool json,
 		free(probe.buf);
 		if (probe.fd >= 0)
 			close(probe.fd);
-		if (r == EXIT_OK && json_object_get_boolean(reply_get(st, "ok")) &&
+		if (r == EXIT_OK && json_object_get_boolean(reply_get(st, CONTROL_KEY_OK)) &&
 		    strcmp(reply_str(st, "instance"), old ? old : "") != 0)
 			break;
 		if (ms_since(&t0) >= (long)timeout_s * 1000) {
@@ -589,12 +595,12 @@ int main(int argc, char **argv)
 	if (!c.path || !*c.path) {
 		const char *dir = getenv("XENSIM_DIR");
 
-		c.path = DEFAULT_CONTROL;
+		c.path = CONTROL_PATH_DEFAULT;
 		/* blkbackd on the simulator keeps its socket in the DIR.
 		 * Every exit below goes through out:, which frees it: on the
 		 * sanitizer build a leak at exit turns even --help into
 		 * status 23 and loses its buffered stdout. */
-		if (dir && *dir && asprintf(&sim_path, "%s/%s", dir, SIM_CONTROL_NAME) > 0)
+		if (dir && *dir && asprintf(&sim_path, "%s/%s", dir, CONTROL_SIM_NAME) > 0)
 			c.path = sim_path;
 	}
 	while ((opt = getopt_long(argc, argv, "c:jPft:m:hV", opts, NULL)) != -1) {
@@ -644,11 +650,11 @@ int main(int argc, char **argv)
 	nargs = argc - optind - 1;
 
 	if (strcmp(cmd, "list") == 0 && nargs == 0) {
-		req = request("list");
+		req = request(CONTROL_CMD_LIST);
 	} else if ((strcmp(cmd, "status") == 0 || strcmp(cmd, "upgrade") == 0) && nargs == 0) {
 		req = request(cmd);
 	} else if (strcmp(cmd, "stats") == 0 && nargs == 0 && !(json && prom)) {
-		req = request("stats");
+		req = request(CONTROL_CMD_STATS);
 	} else if ((strcmp(cmd, "show") == 0 || strcmp(cmd, "detach") == 0) && nargs == 2) {
 		req = vbd_request(cmd, args[0], args[1]);
 		if (!req) {
@@ -656,7 +662,7 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		if (force)
-			json_object_object_add(req, "force", json_object_new_boolean(true));
+			json_object_object_add(req, CONTROL_KEY_FORCE, json_object_new_boolean(true));
 	} else if (strcmp(cmd, "check-target") == 0 && nargs == 1) {
 		char *abs = NULL, cwd[PATH_MAX];
 
@@ -674,9 +680,10 @@ int main(int argc, char **argv)
 				goto out;
 			}
 		}
-		req = request("check-target");
-		json_object_object_add(req, "target", json_object_new_string(abs ? abs : args[0]));
-		json_object_object_add(req, "mode", json_object_new_string(mode));
+		req = request(CONTROL_CMD_CHECK_TARGET);
+		json_object_object_add(req, CONTROL_KEY_TARGET,
+				       json_object_new_string(abs ? abs : args[0]));
+		json_object_object_add(req, CONTROL_KEY_MODE, json_object_new_string(mode));
 		free(abs);
 	} else {
 		fprintf(stderr, "blkback-ctl: unknown command or wrong arguments: %s\n", cmd);

@@ -29,8 +29,8 @@
 #include <xen/io/xenbus.h>
 
 #include "blkbackd.h"
+#include "control-proto.h"
 
-#define CONTROL_VERSION		1
 #define CONTROL_MAX_LINE	4096		/* one request */
 #define CONTROL_MAX_OUT		(32u << 20)	/* one reply */
 #define CONTROL_MAX_CLIENTS	32
@@ -498,22 +498,46 @@ static struct json_object *reply_new(void)
 {
 	struct json_object *o = json_object_new_object();
 
-	jadd_u64(o, "version", CONTROL_VERSION);
+	jadd_u64(o, CONTROL_KEY_VERSION, CONTROL_VERSION);
 	return o;
 }
 
-static struct json_object *reply_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static struct json_object *reply_error(const char *fmt, ...)
+static struct json_object *reply_verror(enum control_error code, const char *fmt, va_list ap)
 {
 	struct json_object *o = reply_new();
 	char msg[512];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	jadd(o, CONTROL_KEY_OK, json_object_new_boolean(false));
+	jadd_str(o, CONTROL_KEY_ERROR, msg);
+	jadd_str(o, CONTROL_KEY_CODE, control_error_code(code));
+	return o;
+}
+
+/* A failure that a client tells apart from others by its code. */
+static struct json_object *reply_fail(enum control_error code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static struct json_object *reply_fail(enum control_error code, const char *fmt, ...)
+{
+	struct json_object *o;
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	o = reply_verror(code, fmt, ap);
 	va_end(ap);
-	jadd(o, "ok", json_object_new_boolean(false));
-	jadd_str(o, "error", msg);
+	return o;
+}
+
+/* The command failed (code "failed"). */
+static struct json_object *reply_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static struct json_object *reply_error(const char *fmt, ...)
+{
+	struct json_object *o;
+	va_list ap;
+
+	va_start(ap, fmt);
+	o = reply_verror(CONTROL_E_FAILED, fmt, ap);
+	va_end(ap);
 	return o;
 }
 
@@ -521,7 +545,7 @@ static struct json_object *reply_ok(void)
 {
 	struct json_object *o = reply_new();
 
-	jadd(o, "ok", json_object_new_boolean(true));
+	jadd(o, CONTROL_KEY_OK, json_object_new_boolean(true));
 	return o;
 }
 
@@ -543,7 +567,9 @@ static struct json_object *cmd_list(struct blkbackd *d, bool stats)
 }
 
 /* "domid" and "device" (devid number or vdev name) of a request. */
-static struct vbd *req_vbd(struct blkbackd *d, struct json_object *req, char *err, size_t len)
+/* The vbd a show or detach request names; NULL with *ret_err the reply. */
+static struct vbd *req_vbd(struct blkbackd *d, struct json_object *req,
+			   struct json_object **ret_err)
 {
 	struct json_object *jd, *jv;
 	const char *dev;
@@ -552,10 +578,12 @@ static struct vbd *req_vbd(struct blkbackd *d, struct json_object *req, char *er
 	char *end;
 	unsigned long devid = ULONG_MAX;
 
-	if (!json_object_object_get_ex(req, "domid", &jd) || !json_object_is_type(jd, json_type_int) ||
-	    !json_object_object_get_ex(req, "device", &jv) ||
+	if (!json_object_object_get_ex(req, CONTROL_KEY_DOMID, &jd) ||
+	    !json_object_is_type(jd, json_type_int) ||
+	    !json_object_object_get_ex(req, CONTROL_KEY_DEVICE, &jv) ||
 	    !json_object_is_type(jv, json_type_string)) {
-		snprintf(err, len, "needs \"domid\" (a number) and \"device\" (a string)");
+		*ret_err = reply_fail(CONTROL_E_BAD_REQUEST, "needs \"" CONTROL_KEY_DOMID
+				      "\" (a number) and \"" CONTROL_KEY_DEVICE "\" (a string)");
 		return NULL;
 	}
 	domid = json_object_get_int64(jd);
@@ -572,18 +600,17 @@ static struct vbd *req_vbd(struct blkbackd *d, struct json_object *req, char *er
 		if (devid != ULONG_MAX ? v->devid == devid : strcmp(vbd_vdev_name(v), dev) == 0)
 			return v;
 	}
-	snprintf(err, len, "no vbd %" PRId64 "/%s", domid, dev);
+	*ret_err = reply_fail(CONTROL_E_NO_VBD, "no vbd %" PRId64 "/%s", domid, dev);
 	return NULL;
 }
 
 static struct json_object *cmd_show(struct blkbackd *d, struct json_object *req)
 {
-	struct json_object *o;
-	char err[160];
-	struct vbd *v = req_vbd(d, req, err, sizeof(err));
+	struct json_object *o, *err;
+	struct vbd *v = req_vbd(d, req, &err);
 
 	if (!v)
-		return reply_error("%s", err);
+		return err;
 	o = reply_ok();
 	jadd(o, "vbd", vbd_detail(v));
 	return o;
@@ -595,14 +622,13 @@ static struct json_object *cmd_show(struct blkbackd *d, struct json_object *req)
  * and (unless force) the frontend has closed too. */
 static struct json_object *cmd_detach(struct blkbackd *d, struct json_object *req)
 {
-	struct json_object *o, *jf;
+	struct json_object *o, *jf, *err;
 	bool force = false, fe_closed;
-	char err[160];
-	struct vbd *v = req_vbd(d, req, err, sizeof(err));
+	struct vbd *v = req_vbd(d, req, &err);
 
 	if (!v)
-		return reply_error("%s", err);
-	if (json_object_object_get_ex(req, "force", &jf))
+		return err;
+	if (json_object_object_get_ex(req, CONTROL_KEY_FORCE, &jf))
 		force = json_object_get_boolean(jf);
 	if (!v->detach) {
 		unsigned int at_request = vbd_inflight(v);
@@ -612,8 +638,9 @@ static struct json_object *cmd_detach(struct blkbackd *d, struct json_object *re
 		v->detach = true;
 		vbd_update(v);
 		/* vbd_update may have released and forgotten it. */
-		v = req_vbd(d, req, err, sizeof(err));
+		v = req_vbd(d, req, &err);
 		if (!v) {
+			json_object_put(err);
 			o = reply_ok();
 			jadd_u64(o, "inflight_at_request", at_request);
 			jadd(o, "done", json_object_new_boolean(true));
@@ -702,10 +729,12 @@ static struct json_object *cmd_check_target(struct blkbackd *d, struct json_obje
 	struct vbd *v;
 	int fd, ro = 0;
 
-	if (!json_object_object_get_ex(req, "target", &jt) ||
+	if (!json_object_object_get_ex(req, CONTROL_KEY_TARGET, &jt) ||
 	    !json_object_is_type(jt, json_type_string) ||
-	    !json_object_object_get_ex(req, "mode", &jm) || !json_object_is_type(jm, json_type_string))
-		return reply_error("needs \"target\" and \"mode\" strings");
+	    !json_object_object_get_ex(req, CONTROL_KEY_MODE, &jm) ||
+	    !json_object_is_type(jm, json_type_string))
+		return reply_fail(CONTROL_E_BAD_REQUEST, "needs \"" CONTROL_KEY_TARGET "\" and \""
+				  CONTROL_KEY_MODE "\" strings");
 	target = json_object_get_string(jt);
 	mode = json_object_get_string(jm);
 	if (strcmp(mode, "r") != 0 && strcmp(mode, "w") != 0)
@@ -803,41 +832,41 @@ struct json_object *control_handle(struct blkbackd *d, const char *line, size_t 
 	req = json_tokener_parse_ex(tok, line, (int)len);
 	if (!req || json_tokener_get_error(tok) != json_tokener_success ||
 	    tok->char_offset != (int)len) {
-		rep = reply_error("not a JSON object on one line");
+		rep = reply_fail(CONTROL_E_BAD_REQUEST, "not a JSON object on one line");
 		goto out;
 	}
 	if (!json_object_is_type(req, json_type_object)) {
-		rep = reply_error("not a JSON object");
+		rep = reply_fail(CONTROL_E_BAD_REQUEST, "not a JSON object");
 		goto out;
 	}
-	if (!json_object_object_get_ex(req, "version", &jv) ||
+	if (!json_object_object_get_ex(req, CONTROL_KEY_VERSION, &jv) ||
 	    !json_object_is_type(jv, json_type_int) ||
 	    json_object_get_int64(jv) != CONTROL_VERSION) {
-		rep = reply_error("protocol version %d only", CONTROL_VERSION);
+		rep = reply_fail(CONTROL_E_VERSION, "protocol version %d only", CONTROL_VERSION);
 		goto out;
 	}
-	if (!json_object_object_get_ex(req, "command", &jc) ||
+	if (!json_object_object_get_ex(req, CONTROL_KEY_COMMAND, &jc) ||
 	    !json_object_is_type(jc, json_type_string)) {
-		rep = reply_error("no \"command\"");
+		rep = reply_fail(CONTROL_E_BAD_REQUEST, "no \"" CONTROL_KEY_COMMAND "\"");
 		goto out;
 	}
 	cmd = json_object_get_string(jc);
-	if (strcmp(cmd, "list") == 0)
+	if (strcmp(cmd, CONTROL_CMD_LIST) == 0)
 		rep = cmd_list(d, false);
-	else if (strcmp(cmd, "stats") == 0)
+	else if (strcmp(cmd, CONTROL_CMD_STATS) == 0)
 		rep = cmd_list(d, true);
-	else if (strcmp(cmd, "show") == 0)
+	else if (strcmp(cmd, CONTROL_CMD_SHOW) == 0)
 		rep = cmd_show(d, req);
-	else if (strcmp(cmd, "detach") == 0)
+	else if (strcmp(cmd, CONTROL_CMD_DETACH) == 0)
 		rep = cmd_detach(d, req);
-	else if (strcmp(cmd, "check-target") == 0)
+	else if (strcmp(cmd, CONTROL_CMD_CHECK_TARGET) == 0)
 		rep = cmd_check_target(d, req);
-	else if (strcmp(cmd, "status") == 0)
+	else if (strcmp(cmd, CONTROL_CMD_STATUS) == 0)
 		rep = cmd_status(d);
-	else if (strcmp(cmd, "upgrade") == 0)
+	else if (strcmp(cmd, CONTROL_CMD_UPGRADE) == 0)
 		rep = cmd_upgrade(d);
 	else
-		rep = reply_error("unknown command '%.64s'", cmd);
+		rep = reply_fail(CONTROL_E_UNKNOWN_COMMAND, "unknown command '%.64s'", cmd);
 out:
 	json_object_put(req);
 	json_tokener_free(tok);
@@ -1011,9 +1040,10 @@ static void control_accept(struct control *c)
 			log_warn("control socket: refused uid %u gid %u pid %d",
 				 (unsigned int)cred.uid, (unsigned int)cred.gid, (int)cred.pid);
 			cl->close_after = true;
-			client_reply(c, cl, reply_error("permission denied: uid %u is not root%s",
-							(unsigned int)cred.uid,
-							c->have_gid ? " nor in the control group" : ""));
+			client_reply(c, cl, reply_fail(CONTROL_E_PERMISSION,
+						       "permission denied: uid %u is not root%s",
+						       (unsigned int)cred.uid,
+						       c->have_gid ? " nor in the control group" : ""));
 			client_write(c, cl);
 		}
 	}
