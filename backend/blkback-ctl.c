@@ -22,6 +22,7 @@
 
 #include "control-proto.h"
 #include "stats.h"
+#include "util.h"
 
 #define REPLY_MAX		(64u << 20)
 #define REPLY_TIMEOUT_MS	30000
@@ -401,12 +402,9 @@ static struct json_object *vbd_request(const char *cmd, const char *dom, const c
 	return req;
 }
 
-static long ms_since(const struct timespec *t0)
+static long ms_since(uint64_t t0_ms)
 {
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
+	return (long)(clock_mono_ms() - t0_ms);
 }
 
 /* Repeats the detach request (it is idempotent and reports progress)
@@ -414,12 +412,12 @@ static long ms_since(const struct timespec *t0)
 static int cmd_detach(struct ctl *c, struct json_object *req, bool json, unsigned long timeout_s)
 {
 	struct json_object *rep = NULL;
-	struct timespec t0, ts = { 0, DETACH_POLL_MS * 1000000L };
+	struct timespec ts = { 0, DETACH_POLL_MS * 1000000L };
+	uint64_t t0 = clock_mono_ms();
 	long last_inflight = -1;
 	bool first = true;
 	int r;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		json_object_put(rep);
 		rep = NULL;
@@ -458,7 +456,7 @@ static int cmd_detach(struct ctl *c, struct json_object *req, bool json, unsigne
 			r = EXIT_OK;
 			goto out;
 		}
-		if (ms_since(&t0) >= (long)timeout_s * 1000) {
+		if (ms_since(t0) >= (long)timeout_s * 1000) {
 			if (json)
 				print_json(rep);
 			fprintf(stderr, "blkback-ctl: detach timed out after %lu s: backend %s, "
@@ -501,11 +499,11 @@ static int cmd_upgrade(struct ctl *c, struct json_object *req, bool json,
 		       unsigned long timeout_s)
 {
 	struct json_object *rep = NULL, *st = NULL;
-	struct timespec t0, ts = { 0, UPGRADE_POLL_MS * 1000000L };
+	struct timespec ts = { 0, UPGRADE_POLL_MS * 1000000L };
+	uint64_t t0 = clock_mono_ms();
 	char *old = NULL;
 	int r;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = ctl_call(c, req, &rep);
 	if (r != EXIT_OK)
 		goto out;
@@ -535,7 +533,7 @@ static int cmd_upgrade(struct ctl *c, struct json_object *req, bool json,
 		if (r == EXIT_OK && json_object_get_boolean(reply_get(st, CONTROL_KEY_OK)) &&
 		    strcmp(reply_str(st, "instance"), old ? old : "") != 0)
 			break;
-		if (ms_since(&t0) >= (long)timeout_s * 1000) {
+		if (ms_since(t0) >= (long)timeout_s * 1000) {
 			fprintf(stderr, "blkback-ctl: no upgraded blkbackd answered within %lu s\n",
 				timeout_s);
 			r = EXIT_TIMEOUT;
@@ -549,7 +547,7 @@ static int cmd_upgrade(struct ctl *c, struct json_object *req, bool json,
 		printf("upgraded: blkbackd %s, pid %" PRIu64 ", instance %s, serving %" PRIu64
 		       " vbd%s, after %ld ms\n", reply_str(st, "daemon_version"),
 		       reply_u64(st, "pid"), reply_str(st, "instance"), reply_u64(st, "vbds"),
-		       reply_u64(st, "vbds") == 1 ? "" : "s", ms_since(&t0));
+		       reply_u64(st, "vbds") == 1 ? "" : "s", ms_since(t0));
 	r = EXIT_OK;
 out:
 	free(old);

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "platform.h"
 #include "stats.h"
+#include "xenbus.h"
 
 struct vbd;
 struct ring;
@@ -27,46 +28,7 @@ struct control;
 /* Seconds of per-vbd request totals kept for the IOPS column. */
 #define CONTROL_IOPS_SAMPLES	6
 
-/* xenstore keys, relative to a vbd's backend or frontend dir. */
-#define XK_STATE		"state"
-#define XK_ONLINE		"online"
-#define XK_SCRIPT		"script"
-#define XK_PARAMS		"params"
-#define XK_MODE			"mode"
-#define XK_DEVICE_TYPE		"device-type"
-#define XK_DISCARD_ENABLE	"discard-enable"
-#define XK_DIRECT_IO_SAFE	"direct-io-safe"
-#define XK_FRONTEND		"frontend"
-#define XK_FRONTEND_ID		"frontend-id"
-#define XK_HOTPLUG_STATUS	"hotplug-status"
-#define XK_DEV			"dev"		/* vdev name, for blkback-ctl */
-#define XK_DOMAIN_NAME		"name"		/* under /local/domain/<id> */
-#define XK_ERROR		"error"
-#define XK_RECOVERY_POLICY	"recovery-policy"	/* ours: reissue | fail */
-#define XK_MAX_RING_PAGE_ORDER	"max-ring-page-order"
-#define XK_MAX_INDIRECT_SEGS	"feature-max-indirect-segments"
-#define XK_MQ_MAX_QUEUES	"multi-queue-max-queues"
-#define XK_FEATURE_FLUSH	"feature-flush-cache"
-#define XK_FEATURE_BARRIER	"feature-barrier"
-#define XK_FEATURE_DISCARD	"feature-discard"
-#define XK_FEATURE_PERSISTENT	"feature-persistent"	/* both ends */
-#define XK_DISCARD_GRANULARITY	"discard-granularity"
-#define XK_DISCARD_ALIGNMENT	"discard-alignment"
-#define XK_DISCARD_SECURE	"discard-secure"
-#define XK_SECTORS		"sectors"
-#define XK_INFO			"info"
-#define XK_SECTOR_SIZE		"sector-size"
-#define XK_PHYS_SECTOR_SIZE	"physical-sector-size"
-/* frontend keys */
-#define XK_RING_REF		"ring-ref"
-#define XK_RING_REF_FMT		"ring-ref%u"
-#define XK_RING_PAGE_ORDER	"ring-page-order"
-#define XK_EVENT_CHANNEL	"event-channel"
-#define XK_PROTOCOL		"protocol"
-#define XK_MQ_NUM_QUEUES	"multi-queue-num-queues"
-#define XK_QUEUE_DIR_FMT	"queue-%u"	/* per-queue ring-ref*, event-channel */
-
-#define HOTPLUG_CONNECTED	"connected"
+/* xenstore keys (XK_*) are in common/xenbus.h. */
 #define RECOVERY_REISSUE	"reissue"
 #define RECOVERY_FAIL		"fail"
 #define BLKBACKD_MAX_RING_ORDER	4u
@@ -157,14 +119,10 @@ int xenbus_fd(struct blkbackd *d);
 void xenbus_dispatch(struct blkbackd *d);
 /* Lists backend/vbd and claims or forgets vbds to match it. */
 void xenbus_scan(struct blkbackd *d);
-/* Text of a XenbusState for logs. */
-const char *xenbus_state_name(unsigned int state);
-/* The pure parsers behind the reads (exposed for tests/fuzz): strict
- * unsigned decimal, at most 20 digits, -EINVAL on garbage, -ERANGE above
- * max; and "<domid>/<devid>[/...]" at the head of a path relative to
- * backend/vbd, returning how many numbers it found (0, 1 or 2). */
-int xenbus_parse_uint(const char *s, unsigned long long max,
-		      unsigned long long *ret_val);
+/* The pure parser behind the scan (exposed for tests/fuzz; the number
+ * parser and state names are in common/xenbus.h): "<domid>/<devid>[/...]"
+ * at the head of a path relative to backend/vbd, returning how many
+ * numbers it found (0, 1 or 2). */
 int xenbus_parse_vbd_path(const char *rel, uint32_t *ret_domid, uint32_t *ret_devid);
 
 /* ---- vbd.c: one virtual block device and its state machine ---- */

@@ -30,6 +30,7 @@
 
 #include "blkbackd.h"
 #include "control-proto.h"
+#include "util.h"
 
 #define CONTROL_MAX_LINE	4096		/* one request */
 #define CONTROL_MAX_OUT		(32u << 20)	/* one reply */
@@ -60,14 +61,6 @@ struct control {
 	/* epoll tags for the two fds that are not clients */
 	char tag_listen, tag_timer;
 };
-
-static time_t mono_sec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
 
 /* ---- socket set-up ---- */
 
@@ -276,7 +269,7 @@ static const char *vbd_dom_name(struct vbd *v)
 
 	if (!v->dom_name) {
 		snprintf(dir, sizeof(dir), "/local/domain/%" PRIu32, v->fe_domid);
-		if (xenbus_read(v->d, XBT_NULL, dir, XK_DOMAIN_NAME, &v->dom_name) < 0)
+		if (xenbus_read(v->d, XBT_NULL, dir, XK_NAME, &v->dom_name) < 0)
 			v->dom_name = strdup("");
 	}
 	return v->dom_name ? v->dom_name : "";
@@ -362,11 +355,6 @@ static void jadd_u64(struct json_object *o, const char *key, uint64_t val)
 	jadd(o, key, json_object_new_uint64(val));
 }
 
-static const char *xs_state_name(unsigned int s)
-{
-	return xenbus_state_name(s);
-}
-
 /* The columns of list; show and stats start from these too. */
 static struct json_object *vbd_row(struct vbd *v)
 {
@@ -378,8 +366,8 @@ static struct json_object *vbd_row(struct vbd *v)
 	jadd_u64(o, "devid", v->devid);
 	jadd_str(o, "vdev", vbd_vdev_name(v));
 	jadd_str(o, "phase", vbd_phase_name(v->phase));
-	jadd_str(o, "backend_state", xs_state_name(v->seen_be_state));
-	jadd_str(o, "frontend_state", xs_state_name(v->seen_fe_state));
+	jadd_str(o, "backend_state", xenbus_state_name(v->seen_be_state));
+	jadd_str(o, "frontend_state", xenbus_state_name(v->seen_fe_state));
 	jadd_str(o, "target", open ? v->backing->path : "");
 	jadd_u64(o, "sectors", open ? v->props.sectors : 0);
 	jadd_u64(o, "size", open ? v->props.sectors << 9 : 0);
@@ -658,7 +646,7 @@ static struct json_object *cmd_detach(struct blkbackd *d, struct json_object *re
 		    v->seen_fe_state == XenbusStateUnknown;
 	jadd(o, "done", json_object_new_boolean(v->phase == VBD_CLOSED && (force || fe_closed)));
 	jadd_str(o, "phase", vbd_phase_name(v->phase));
-	jadd_str(o, "frontend_state", xs_state_name(v->seen_fe_state));
+	jadd_str(o, "frontend_state", xenbus_state_name(v->seen_fe_state));
 	jadd_u64(o, "inflight", vbd_inflight(v));
 	return o;
 }
@@ -923,7 +911,7 @@ static bool client_write(struct control *c, struct client *cl)
 			return false;
 		}
 		cl->out_off += (size_t)n;
-		cl->last = mono_sec();
+		cl->last = clock_mono_sec();
 	}
 	free(cl->out);
 	cl->out = NULL;
@@ -948,7 +936,7 @@ static void client_read(struct blkbackd *d, struct control *c, struct client *cl
 	if (n < 0)
 		return;
 	cl->in_len += (size_t)n;
-	cl->last = mono_sec();
+	cl->last = clock_mono_sec();
 	nl = memchr(cl->in, '\n', cl->in_len);
 	if (!nl) {
 		if (cl->in_len == sizeof(cl->in)) {
@@ -1028,7 +1016,7 @@ static void control_accept(struct control *c)
 			continue;
 		}
 		cl->fd = fd;
-		cl->last = mono_sec();
+		cl->last = clock_mono_sec();
 		cl->next = c->clients;
 		c->clients = cl;
 		c->nr_clients++;
@@ -1052,7 +1040,7 @@ static void control_accept(struct control *c)
 static void control_expire(struct control *c)
 {
 	struct client *cl, *next;
-	time_t now = mono_sec();
+	time_t now = clock_mono_sec();
 
 	for (cl = c->clients; cl; cl = next) {
 		next = cl->next;
