@@ -1,7 +1,7 @@
 /* blkback-ctl: the operator's view into blkbackd through its control
  * socket. Sends one JSON request per line (json-c), reads one reply per
  * line, and prints it as a table, as JSON or in the Prometheus text
- * format. The protocol is described in blkback-ctl(8) and control.c. */
+ * format. The protocol is described in blkback-ctl(8) and control-proto.h. */
 #include "config.h"
 
 #include <errno.h>

@@ -489,8 +489,6 @@ out:
 	return r;
 }
 
-/* The default control path keeps simulator daemons (tests) apart: each
- * simulator DIR has its own. "none" turns the socket off. */
 /* A path the options may leave unset (*path NULL): dflt on Xen, DIR/name
  * in the simulator, so each simulator DIR (each test) has its own.
  * "none" becomes NULL: off. */

@@ -1,6 +1,7 @@
-/* xenstore helpers for xensim: libxenstore's bool/NULL + errno turned into
- * -errno, libxl's transaction retry and path cleanup, and waiting for a
- * xenbus state with a watch (never by polling the node). */
+/* xenstore helpers for xensim, on common/xenbus.c's -errno calls: path
+ * based reads and writes, permissions, libxl's transaction retry and path
+ * cleanup, and waiting for a xenbus state with a watch (never by polling
+ * the node). */
 #include "config.h"
 
 #include <errno.h>
