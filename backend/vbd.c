@@ -79,7 +79,8 @@ struct vbd_input {
 	bool hotplug_ok;
 };
 
-/* One key of a transactional update; val NULL removes the key. */
+/* One key of a transactional update: written as sval when set, else as
+ * val; removed instead when rm is set. */
 struct vbd_kv {
 	const char *key;
 	char val[32];
