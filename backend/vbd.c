@@ -101,7 +101,8 @@ struct vbd_input {
 	bool hotplug_ok;
 };
 
-/* One key of a transactional update; val NULL removes the key. */
+/* One key of a transactional update: written as sval when set, else as
+ * val; removed instead when rm is set. */
 struct vbd_kv {
 	const char *key;
 	char val[32];
@@ -387,6 +388,7 @@ static int vbd_open_backing(struct vbd *v)
 	struct blkbackd *d = v->d;
 	unsigned long long discard, direct;
 	struct io_backing *b;
+	struct io_error err;
 	unsigned int flags;
 	char *params = NULL, *mode = NULL, *devtype = NULL;
 	int r;
@@ -427,17 +429,14 @@ static int vbd_open_backing(struct vbd *v)
 		flags |= IO_BACKING_DIRECT;
 	if (d->sector_4k)
 		flags |= IO_BACKING_SECTOR_4K;
-	r = io_backing_open(params, flags, &v->backing);
+	r = io_backing_open(params, flags, &v->backing, &err);
 	if (r < 0) {
-		if (io_nbd_is_uri(params) && *io_nbd_last_error())
-			vbd_fail(v, r, "cannot open %s: %s", params, io_nbd_last_error());
-		else
-			vbd_fail(v, r, "cannot open %s", params);
+		vbd_fail(v, r, "cannot open %s%s%s", params, *err.msg ? ": " : "", err.msg);
 		goto out;
 	}
 	b = v->backing;
-	b->nbd_reconnect_ms = d->nbd_reconnect_s * 1000u;
-	v->props.direct_io = b->direct;		/* an NBD export has no page cache of ours */
+	b->reconnect_ms = d->nbd_reconnect_s * 1000u;
+	v->props.direct_io = b->direct;		/* remote storage has no page cache of ours */
 	v->props.sector_size = b->logical_sector_size;
 	v->props.phys_sector_size = b->physical_sector_size;
 	v->props.discard = discard && b->can_discard && !v->props.readonly;
@@ -546,6 +545,12 @@ static void vbd_unconfigure(struct vbd *v)
 /* Reads the frontend's keys for one ring: protocol and ring-page-order are
  * top-level for every queue (as in Linux), ring-ref* and event-channel come
  * from qdir (the frontend dir itself, or its queue-N subdir). */
+/* A ring's wake hook: the main loop looks at every vbd's rings. */
+static void vbd_ring_wake(void *opaque)
+{
+	blkbackd_wake(opaque);
+}
+
 static int vbd_read_ring_config(struct vbd *v, const char *qdir, struct ring_config *cfg)
 {
 	struct blkbackd *d = v->d;
@@ -562,6 +567,8 @@ static int vbd_read_ring_config(struct vbd *v, const char *qdir, struct ring_con
 	cfg->max_pgrants = v->persistent ? d->max_pgrants : 0;
 	cfg->recover = v->takeover;
 	cfg->recover_fail = v->recover_fail;
+	cfg->wake = vbd_ring_wake;
+	cfg->wake_opaque = d;
 
 	r = xenbus_read(d, XBT_NULL, v->fe_path, XK_PROTOCOL, &proto);
 	if (r < 0 && r != -ENOENT) {
@@ -698,8 +705,8 @@ static const char *vbd_sector_size_reason(const struct vbd *v)
 
 	if (v->d->sector_4k)
 		return "--sector-size 4096";
-	if (b->is_nbd)
-		return "the NBD export's minimum block size";
+	if (b->fd < 0)
+		return "the remote export's minimum block size";
 	if (b->is_blockdev)
 		return "the block device's logical block size";
 	if (b->direct)

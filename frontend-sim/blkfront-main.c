@@ -20,13 +20,11 @@
 
 #include "blkfront.h"
 #include "log.h"
+#include "util.h"
 
 uint64_t bf_now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return clock_mono_ns();
 }
 
 void bf_fail(struct bf_dev *dev, const char *fmt, ...)
@@ -683,7 +681,7 @@ static int dev_connect(struct bf_dev *dev)
 	if (order > dev->be.max_ring_order) {
 		log_err("--ring-order %u: the backend allows at most %u%s", order,
 			dev->be.max_ring_order, o->personality == BF_PERS_BSD ?
-			" (in " BF_KEY_MAX_RING_PAGES ")" : "");
+			" (in " XK_MAX_RING_PAGES ")" : "");
 		return -EINVAL;
 	}
 	nq = o->queues;

@@ -85,7 +85,7 @@ int bf_personality_kdump_reset(struct bf_dev *dev)
 	    be != XenbusStateConnected)
 		return 0;
 	log_info("kdump: resetting the crashed kernel's connection (frontend %s)",
-		 bf_xenbus_state_name(fe));
+		 xenbus_state_name(fe));
 	for (i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
 		ret = bf_xenbus_fe_state_set(dev, steps[i].write);
 		if (ret < 0)
@@ -95,7 +95,7 @@ int bf_personality_kdump_reset(struct bf_dev *dev)
 		if (ret == -ETIMEDOUT)
 			bf_fail(dev, "kdump: the backend never showed %s (now %s): "
 				"xenbus_reset_frontend loses 5 s on this disk", steps[i].want,
-				bf_xenbus_state_name(dev->be_state));
+				xenbus_state_name(dev->be_state));
 		else if (ret < 0)
 			return ret;
 	}
@@ -176,7 +176,7 @@ static void ovmf_close(struct bf_dev *dev)
 	if (st != XenbusStateClosing) {
 		bf_fail(dev, "ovmf: backend is %s where XenPvBlkDxe waits for exactly Closing: "
 			"its shutdown fails and leaves the disk half closed for the OS",
-			st < 0 ? "not answering" : bf_xenbus_state_name(st));
+			st < 0 ? "not answering" : xenbus_state_name(st));
 		goto out;
 	}
 	if (bf_xenbus_fe_state_set(dev, XenbusStateClosed) < 0)
@@ -184,16 +184,16 @@ static void ovmf_close(struct bf_dev *dev)
 	st = bf_xenbus_wait_state(dev, st_closed_or_later, dev->opts->timeout, "close");
 	if (st != XenbusStateClosed) {
 		bf_fail(dev, "ovmf: backend is %s, not Closed",
-			st < 0 ? "not answering" : bf_xenbus_state_name(st));
+			st < 0 ? "not answering" : xenbus_state_name(st));
 		goto out;
 	}
 	if (bf_xenbus_fe_state_set(dev, XenbusStateInitialising) < 0)
 		goto out;
 	bf_xenbus_wait_state(dev, st_ovmf_reopened, dev->opts->timeout, "reopen");
 out:
-	bf_xenbus_fe_key_rm(dev, BF_KEY_RING_REF);
-	bf_xenbus_fe_key_rm(dev, BF_KEY_EVENT_CHANNEL);
-	bf_xenbus_fe_key_rm(dev, BF_KEY_PROTOCOL);
+	bf_xenbus_fe_key_rm(dev, XK_RING_REF);
+	bf_xenbus_fe_key_rm(dev, XK_EVENT_CHANNEL);
+	bf_xenbus_fe_key_rm(dev, XK_PROTOCOL);
 }
 
 static void minios_close(struct bf_dev *dev)
@@ -219,10 +219,10 @@ static void minios_close(struct bf_dev *dev)
 	st = bf_xenbus_wait_state(dev, st_minios_reopened, dev->opts->timeout, "go InitWait");
 	if (st == -ETIMEDOUT)
 		bf_fail(dev, "minios: backend stayed %s after our Initialising: "
-			"shutdown_blkfront would wait for ever", bf_xenbus_state_name(dev->be_state));
+			"shutdown_blkfront would wait for ever", xenbus_state_name(dev->be_state));
 out:
-	bf_xenbus_fe_key_rm(dev, BF_KEY_RING_REF);
-	bf_xenbus_fe_key_rm(dev, BF_KEY_EVENT_CHANNEL);
+	bf_xenbus_fe_key_rm(dev, XK_RING_REF);
+	bf_xenbus_fe_key_rm(dev, XK_EVENT_CHANNEL);
 }
 
 bool bf_personality_close(struct bf_dev *dev)
