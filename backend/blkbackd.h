@@ -131,7 +131,8 @@ enum vbd_phase {
 	VBD_NEW,	/* claimed, storage closed, nothing published */
 	VBD_INITWAIT,	/* storage open, probe keys written, state 2 */
 	VBD_CONNECTED,	/* rings running, state 4 */
-	VBD_CLOSING,	/* rings told to stop, waiting for in-flight I/O */
+	VBD_CLOSING,	/* state 5: rings draining, then released; waits
+			 * for the frontend's Closed (or the toolstack) */
 	VBD_CLOSED,	/* rings released, state 6; may reconnect */
 	VBD_FOREIGN,	/* not ours (script names another handler) */
 };
@@ -183,6 +184,9 @@ struct vbd {
 	bool takeover;
 	bool recover_fail;		/* recovery-policy, read at start */
 	bool persistent;		/* both ends offer feature-persistent */
+	/* the rings ran since the last configure: a detach waits for the
+	 * frontend to let go; one never connected has nothing to let go */
+	bool served;
 	unsigned int recoveries;	/* times we resumed an earlier process */
 	time_t last_recovery;		/* wall clock of the last one */
 	uint64_t reissued;		/* requests issued again, all recoveries */
@@ -217,6 +221,9 @@ void vbd_check_resize(struct vbd *v);
  * xenstore is left as it is so a restarted daemon can take the vbd over. */
 void vbd_shutdown(struct vbd *v);
 bool vbd_is_busy(const struct vbd *v);
+/* blkback-ctl detach is done: Closed, and the frontend has let go (or
+ * never connected, or force). */
+bool vbd_is_detach_done(const struct vbd *v, bool force);
 /* Logs with the vbd's prefix. */
 void vbd_log(const struct vbd *v, enum log_level level, int errnum, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

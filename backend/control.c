@@ -607,11 +607,12 @@ static struct json_object *cmd_show(struct blkbackd *d, struct json_object *req)
 /* The graceful path: the vbd closes as for online = 0 (stop, drain,
  * Closed); rings are released only once their in-flight I/O is answered.
  * Repeating the request reports progress; "done" says the vbd is Closed
- * and (unless force) the frontend has closed too. */
+ * and (unless force) the frontend has let go: it left Connected, or was
+ * never connected in this round. */
 static struct json_object *cmd_detach(struct blkbackd *d, struct json_object *req)
 {
 	struct json_object *o, *jf, *err;
-	bool force = false, fe_closed;
+	bool force = false;
 	struct vbd *v = req_vbd(d, req, &err);
 
 	if (!v)
@@ -641,10 +642,7 @@ static struct json_object *cmd_detach(struct blkbackd *d, struct json_object *re
 	} else {
 		o = reply_ok();
 	}
-	fe_closed = v->seen_fe_state == XenbusStateClosing ||
-		    v->seen_fe_state == XenbusStateClosed ||
-		    v->seen_fe_state == XenbusStateUnknown;
-	jadd(o, "done", json_object_new_boolean(v->phase == VBD_CLOSED && (force || fe_closed)));
+	jadd(o, "done", json_object_new_boolean(vbd_is_detach_done(v, force)));
 	jadd_str(o, "phase", vbd_phase_name(v->phase));
 	jadd_str(o, "frontend_state", xenbus_state_name(v->seen_fe_state));
 	jadd_u64(o, "inflight", vbd_inflight(v));
