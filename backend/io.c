@@ -29,6 +29,9 @@
  * this order; local paths go to the local engines. */
 static const struct io_provider *const providers[] = {
 	&io_provider_nbd,
+#ifdef HAVE_RBD
+	&io_provider_rbd,
+#endif
 	&io_provider_uring,
 	&io_provider_thread,
 	&io_provider_null,

@@ -267,6 +267,9 @@ extern const struct io_provider io_provider_uring;
 extern const struct io_provider io_provider_thread;
 extern const struct io_provider io_provider_null;
 extern const struct io_provider io_provider_nbd;
+#ifdef HAVE_RBD
+extern const struct io_provider io_provider_rbd;
+#endif
 
 /* backing.c: local storage (regular files and block devices), the open,
  * close, refresh and identity every local engine shares. */
