@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <rados/librados.h>
+#include <rbd/features.h>
 #include <rbd/librbd.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -33,6 +34,9 @@
  * Ceph allows for pool and image names. */
 #define RBD_NAME_MAX 256
 #define RBD_TARGET_MAX 4096
+
+/* Exclusive-lock owners read at most (there is one in practice). */
+#define RBD_LOCK_OWNERS_MAX 8
 
 /* Completions collected per rbd_poll_io_events() call. */
 #define RBD_POLL_BATCH 64
@@ -480,6 +484,42 @@ static bool rbd_is_target(const struct io_backing *b, const char *target)
 	return strcmp(b->path, target) == 0;
 }
 
+/* Every exclusive-lock owner other than our own connection is another
+ * client writing the image: another host, or an rbd map. Ours (a vbd of
+ * this daemon on the same cluster connection) is left to the caller's
+ * own sharing rules. A snapshot never changes, so it is anyone's to read. */
+static int rbd_check_foreign(const struct io_backing *b, struct io_error *err)
+{
+	const struct rbd_backing *rb = rbd_backing_of(b);
+	char *owners[RBD_LOCK_OWNERS_MAX], *ours = NULL;
+	size_t n = RBD_LOCK_OWNERS_MAX, i;
+	rbd_lock_mode_t mode;
+	int r;
+
+	if (rb->spec.snap || !(rb->features & RBD_FEATURE_EXCLUSIVE_LOCK))
+		return 0;
+	r = rbd_lock_get_owners(rb->image, &mode, owners, &n);
+	if (r == -ENOENT)
+		return 0;	/* nobody holds it */
+	if (r < 0) {
+		io_error_set(err, "cannot read the image's lock owners");
+		return r;
+	}
+	if (rados_getaddrs(rb->cluster->rados, &ours) < 0)
+		ours = NULL;
+	r = 0;
+	for (i = 0; i < n && r == 0; i++) {
+		if (ours && strcmp(owners[i], ours) == 0)
+			continue;
+		io_error_set(err, "image locked for writing by another Ceph client (%s)", owners[i]);
+		r = -EBUSY;
+	}
+	if (ours)
+		rados_buffer_free(ours);
+	rbd_lock_get_owners_cleanup(owners, n);
+	return r;
+}
+
 /* ---- the engine ---- */
 
 struct rbd_engine {
@@ -702,6 +742,7 @@ const struct io_provider io_provider_rbd = {
 	.close = rbd_close_backing,
 	.refresh_size = rbd_refresh_size,
 	.is_target = rbd_is_target,
+	.check_foreign = rbd_check_foreign,
 	.init = rbd_engine_init,
 	.done = rbd_engine_done,
 	.queue = rbd_engine_queue,

@@ -162,6 +162,13 @@ bool io_backing_is_target(const struct io_backing *b, const char *target)
 	return b->provider->is_target(b, target);
 }
 
+int io_backing_check_foreign(const struct io_backing *b, struct io_error *err)
+{
+	if (err)
+		err->msg[0] = '\0';
+	return b->provider->check_foreign ? b->provider->check_foreign(b, err) : 0;
+}
+
 const char *io_backing_kind(const struct io_backing *b)
 {
 	return b->provider->claims ? b->provider->name : "file";

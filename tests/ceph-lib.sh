@@ -115,6 +115,18 @@ ceph_start() {
 	osd op num shards = 1
 	osd op num threads per shard = 2
 	mgr initial modules =
+	# A client killed without closing its image (blkbackd under kill -9)
+	# keeps the image's exclusive lock until the OSD times its watch out
+	# (30 s by default); the next client breaks the lock only then. 10 s
+	# keeps the crash tests' pause within their frontends' timeouts.
+	osd client watch timeout = 10
+	[client]
+	# Each client process its own admin socket (perf dump of librbd's
+	# counters): several run as client.admin at once.
+	admin socket = $CEPH_DIR/run/\$name.\$pid.asok
+	# As blkbackd runs librbd: every other client (rbd bench, fio's rbd
+	# engine) compares like with like.
+	rbd cache = false
 	EOF
 	ceph-authtool --create-keyring "$CEPH_DIR/keyring" --gen-key -n mon. --cap mon 'allow *' \
 		>"$CEPH_DIR/log/setup.out" 2>&1 || skip "ceph-authtool failed: $(tail -1 "$CEPH_DIR/log/setup.out")"
@@ -138,6 +150,15 @@ ceph_start() {
 		skip "rbd pool init failed: $(tail -1 "$CEPH_DIR/log/setup.out")"
 	wait_for 60 ceph_pgs_clean || skip "the pool's placement groups were not active+clean within 60 s"
 	info "ceph: mon, mgr and one bluestore OSD up on 127.0.0.1:$port in $((SECONDS - t0)) s, $(_ceph_rss_mb) MiB resident"
+}
+
+# rbd_perf PID COUNTER: librbd's COUNTER (flush, discard, wr, rd...) summed
+# over every image the client process PID has open, from its admin socket.
+rbd_perf() {
+	local sock="$CEPH_DIR/run/client.admin.$1.asok"
+	[ -S "$sock" ] || fail "no admin socket $sock for client $1"
+	ceph --admin-daemon "$sock" perf dump |
+		jq --arg c "$2" '[to_entries[] | select(.key | startswith("librbd-")) | .value[$c] // 0] | add // 0'
 }
 
 # ceph_pgs_clean: every placement group is active+clean.
