@@ -618,10 +618,14 @@ out:
 	return r;
 }
 
-/* scheme "://" with a scheme of letters, digits, '+', '-', '.' (RFC 3986). */
+/* scheme "://" with a scheme of letters, digits, '+', '-', '.' (RFC 3986),
+ * or a Ceph image in QEMU's spelling (rbd:POOL/IMAGE...). */
 static bool target_is_uri(const char *t)
 {
 	const char *p = t;
+
+	if (strncmp(t, "rbd:", 4) == 0)
+		return true;
 
 	while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
 	       (p > t && ((*p >= '0' && *p <= '9') || *p == '+' || *p == '-' || *p == '.')))
@@ -732,7 +736,8 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		/* The daemon runs elsewhere: hand it an absolute path. A URI
-		 * (an NBD export: scheme, then "://") goes as it is. */
+		 * (an NBD export: scheme, then "://"; an rbd: image) goes as
+		 * it is. */
 		if (args[0][0] != '/' && !target_is_uri(args[0])) {
 			if (!getcwd(cwd, sizeof(cwd)) || asprintf(&abs, "%s/%s", cwd, args[0]) < 0) {
 				fprintf(stderr, "blkback-ctl: cannot make %s absolute\n", args[0]);

@@ -677,7 +677,8 @@ static struct json_object *reply_in_use(const char *target, const struct vbd *v)
 }
 
 /* Remote storage is usable when it opens (an export answers the
- * handshake) and, for w, is writable; it closes again at once. */
+ * handshake), for w is writable, and no client elsewhere writes it (a
+ * Ceph image's lock owner); it closes again at once. */
 static struct json_object *check_target_remote(struct blkbackd *d, const char *target,
 					       bool want_w)
 {
@@ -690,7 +691,11 @@ static struct json_object *check_target_remote(struct blkbackd *d, const char *t
 	if (r < 0)
 		return reply_error("%s: %s%s%s", target, strerror(-r), *err.msg ? ": " : "",
 				   err.msg);
+	r = io_backing_check_foreign(b, &err);
 	io_backing_close(b);
+	if (r < 0)
+		return reply_error("%s: %s%s%s", target, strerror(-r), *err.msg ? ": " : "",
+				   err.msg);
 	v = target_conflict(d, target, want_w);
 	return v ? reply_in_use(target, v) : reply_ok();
 }
