@@ -12,7 +12,7 @@
 # Environment: XENLAB_DIR (default /var/tmp/blkbackd-xenlab: the image,
 # about 3.5 GB with caches, and runs/), QUICK=1 (fewer step-1 workloads),
 # STEPS=1,7 (only those job steps; setup always runs), XEN_TIMEOUT
-# (seconds for the whole boot and job, default 2400), XENLAB_DEBS (a
+# (seconds for the whole boot and job, default 3600), XENLAB_DEBS (a
 # directory with blkbackd_*.deb and blkbackd-simulator_*.deb to use instead
 # of building them).
 set -u
@@ -106,7 +106,7 @@ mkdir -p "$RUN"; : > "$RUN/console.log"
 # the job's lines, live, from dom0's console; tail ends with this script
 tail --pid=$$ -n +1 -F "$RUN/console.log" 2>/dev/null | sed -un 's/^JOB| //p' &
 tailpid=$!
-bash "$HERE/run-job.sh" -t "${XEN_TIMEOUT:-2400}" "$HERE/job.sh" "$STAGE/deb" \
+bash "$HERE/run-job.sh" -t "${XEN_TIMEOUT:-3600}" "$HERE/job.sh" "$STAGE/deb" \
 	> "$RUN.job.out" 2> "$RUN.run.err"
 rc=$?
 sleep 1; kill $tailpid 2>/dev/null; wait $tailpid 2>/dev/null; tailpid=

@@ -267,7 +267,7 @@ if guest_create g3; then
 		# every acknowledged block, and the pattern, must be in the file
 		lost=0; n=0
 		while [ $n -le ${acked:--1} ]; do
-			want=$(yes "BLKBACKD-ACK-$n-0123456789abcdef" | head -c 65536 | md5sum | cut -d' ' -f1)
+			want=$(yes "BLKBACKD-ACK-$n-0123456789abcdef" 2>/dev/null | head -c 65536 | md5sum | cut -d' ' -f1)
 			got=$(dd if=/var/lib/xen/images/s3.img bs=64k skip=$((256 + n)) count=1 2>/dev/null | md5sum | cut -d' ' -f1)
 			[ "$want" = "$got" ] || { lost=$((lost+1)); echo "  block $n: lost"; }
 			n=$((n+1))
@@ -355,11 +355,13 @@ acks_grow() {
 # guest_errors NAME: what the guest saw go wrong (the writer stops on an
 # I/O error; the kernel logs one)
 guest_errors() { grep -E 'DOMU-WRITER-END|I/O error|blk_update_request|Buffer I/O' $CONS/guest-$1.log 2>/dev/null | head -n 3; }
-# lost_blocks FILE ACKED: how many of blocks 0..ACKED are not in FILE
+# lost_blocks FILE ACKED: how many of blocks 0..ACKED are not in FILE.
+# systemd starts services with SIGPIPE ignored, so yes(1) would complain
+# of EPIPE rather than die quietly: hence its 2>/dev/null.
 lost_blocks() {
 	local n=0 lost=0 want got
 	while [ $n -le ${2:--1} ]; do
-		want=$(yes "BLKBACKD-ACK-$n-0123456789abcdef" | head -c 65536 | md5sum | cut -d' ' -f1)
+		want=$(yes "BLKBACKD-ACK-$n-0123456789abcdef" 2>/dev/null | head -c 65536 | md5sum | cut -d' ' -f1)
 		got=$(dd if=$1 bs=64k skip=$((256 + n)) count=1 2>/dev/null | md5sum | cut -d' ' -f1)
 		[ "$want" = "$got" ] || lost=$((lost+1))
 		n=$((n+1))
@@ -589,7 +591,9 @@ result $s10 "step 10 PV guest booted by pygrub from a blkbackd disk ($s10_why)"
 rm -f $IMG10
 fi
 
-if want 5; then
+if want 5 && [ "${QUICK:-0}" = 1 ]; then
+	result SKIP "step 5 comparison: QUICK=1 (a measurement, not a check; the full run has it)"
+elif want 5; then
 # ---- step 5: the same guest workload on xen-blkback and qdisk --------------
 # Only after every blkbackd vbd is gone: xen-blkback claims whatever exists.
 log "step 5: comparison"
