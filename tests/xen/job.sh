@@ -438,7 +438,9 @@ if writer_start g8 $IMG7; then
 	p=$(bpid)
 	ev reload systemctl reload blkbackd.service
 	[ "$(bpid)" = "$p" ] || s7_why="$s7_why reload: the pid changed (not a live upgrade);"
+	p=$(bpid)
 	ev upgrade dpkg -i deb/blkbackd_*.deb
+	[ "$(bpid)" = "$p" ] || s7_why="$s7_why package upgrade: the pid changed (restarted, not the live upgrade);"
 	grep -q 'upgrade' "$OUT/s7-upgrade.log" && head -n 5 "$OUT/s7-upgrade.log"
 	systemctl show -p StatusText --value blkbackd.service
 	a=$(acked g8)
@@ -446,7 +448,8 @@ if writer_start g8 $IMG7; then
 	sleep 1
 	lost=$(lost_blocks $IMG7 $a)
 	[ "$lost" = 0 ] || s7_why="$s7_why $lost of $((a+1)) acknowledged blocks lost;"
-	blog; grep -E 'upgrade|takes over|journal|recover' "$OUT/blkbackd.log" | tail -n 8
+	blog; grep -E 'upgrade|exec|takes over|journal|recover|Reload|Stopp|Start|watchdog|signal|status=' \
+		"$OUT/blkbackd.log" | tail -n 30
 	[ -z "$s7_why" ] && s7=PASS s7_why="no guest I/O error, $((a+1)) acknowledged blocks intact"
 fi
 guest_save g8
