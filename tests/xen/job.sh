@@ -36,6 +36,14 @@ log "xen-start took $(since $t)s"
 xl info | grep -E '^(xen_version|free_memory|nr_cpus)'
 ls -l /dev/xen/
 
+# Step 1's and step 6's blkfront-sim are dom0's frontend, but udev (which
+# runs now that dom0 boots systemd) loads the kernel's xen-blkfront for
+# the first vbd frontend in dom0, and the two then fight over it: the
+# kernel driver hit BUG() in talk_to_blkback and the first blkfront-sim
+# run saw its requests unanswered. No autoloading, then; step 10 (pygrub)
+# loads it by name, as a dom0 that boots guests with pygrub does.
+echo "blacklist xen-blkfront" > /etc/modprobe.d/xenlab-no-blkfront-autoload.conf
+
 # The package must warn when the kernel's backend is loaded: load it
 # first (nothing blocks it yet), install, then unload it.
 modprobe xen-blkback 2>/dev/null || true
