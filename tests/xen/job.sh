@@ -75,6 +75,8 @@ if [ -z "$pkg_why" ]; then
 else
 	result FAIL "setup: the packages: $pkg_why"
 fi
+# images where operators keep them, opened read-write by the service
+mkdir -p /var/lib/xen/images
 # the service's main pid (it changes on restart, not on reload)
 bpid() { systemctl show -p MainPID --value blkbackd.service; }
 BPID=$(bpid)
@@ -274,8 +276,6 @@ fi
 if want 3; then
 # ---- step 3: xl block-detach with I/O in flight ---------------------------
 log "step 3: xl block-detach with writes in flight"
-# an image where operators keep them, opened read-write by the service
-mkdir -p /var/lib/xen/images
 truncate -s 64M /var/lib/xen/images/s3.img
 guest_cfg g3 "format=raw, vdev=xvda, access=rw, script=blkbackd, target=/var/lib/xen/images/s3.img" "xltest=writer"
 s3=FAIL; s3_why="xl create failed"
