@@ -49,7 +49,8 @@ static const char usage_text[] =
 	"  stats [--json|--prometheus]         counters and latency of every ring\n"
 	"  detach DOMAIN DEVID|VDEV [--force] [--timeout S]\n"
 	"                                      close a vbd gracefully (default 30 s)\n"
-	"  check-target --mode r|w TARGET      may TARGET back a new vbd?\n"
+	"  check-target --mode r|w [--domain N] TARGET\n"
+	"                                      may TARGET back a new vbd (of domain N)?\n"
 	"  status [--json]                     the daemon: pid, version, instance\n"
 	"  upgrade [--timeout S]               hand every vbd over to the binary now\n"
 	"                                      installed, without an I/O error (30 s)\n\n"
@@ -62,6 +63,8 @@ static const char usage_text[] =
 	"  -f, --force          detach: do not wait for the frontend\n"
 	"  -t, --timeout S      detach, upgrade: give up after S seconds\n"
 	"  -m, --mode r|w       check-target: the access wanted\n"
+	"  -D, --domain N       check-target: the domain the vbd is for; another\n"
+	"                       domain of the same VM may share a read-write target\n"
 	"  -h, --help           this text\n"
 	"  -V, --version        print the version\n"
 	"DOMAIN is a domain id or name, as xl takes it.\n";
@@ -642,6 +645,7 @@ int main(int argc, char **argv)
 		{ "force", no_argument, NULL, 'f' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "mode", required_argument, NULL, 'm' },
+		{ "domain", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -649,7 +653,8 @@ int main(int argc, char **argv)
 	struct ctl c = { .fd = -1 };
 	struct json_object *req = NULL, *rep = NULL;
 	bool json = false, prom = false, force = false;
-	unsigned long timeout_s = DETACH_TIMEOUT_S;
+	unsigned long timeout_s = DETACH_TIMEOUT_S, for_domid = 0;
+	bool have_domid = false;
 	const char *mode = NULL, *cmd;
 	char *sim_path = NULL;
 	int opt, nargs, r = EXIT_USAGE;
@@ -667,7 +672,7 @@ int main(int argc, char **argv)
 		if (dir && *dir && asprintf(&sim_path, "%s/%s", dir, CONTROL_SIM_NAME) > 0)
 			c.path = sim_path;
 	}
-	while ((opt = getopt_long(argc, argv, "c:jPft:m:hV", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:jPft:m:D:hV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			c.path = optarg;
@@ -689,6 +694,13 @@ int main(int argc, char **argv)
 			break;
 		case 'm':
 			mode = optarg;
+			break;
+		case 'D':
+			if (parse_uint(optarg, "domain", UINT32_MAX, &for_domid) < 0) {
+				r = EXIT_USAGE;
+				goto out;
+			}
+			have_domid = true;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -749,6 +761,9 @@ int main(int argc, char **argv)
 		json_object_object_add(req, CONTROL_KEY_TARGET,
 				       json_object_new_string(abs ? abs : args[0]));
 		json_object_object_add(req, CONTROL_KEY_MODE, json_object_new_string(mode));
+		if (have_domid)
+			json_object_object_add(req, CONTROL_KEY_DOMID,
+					       json_object_new_int64((int64_t)for_domid));
 		free(abs);
 	} else {
 		fprintf(stderr, "blkback-ctl: unknown command or wrong arguments: %s\n", cmd);

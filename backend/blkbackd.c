@@ -22,6 +22,7 @@
 
 #include "blkbackd.h"
 #include "control-proto.h"
+#include "kernel-blkback.h"
 
 #define DEFAULT_SCRIPT_NAME	"blkbackd"
 #define DEFAULT_RESIZE_MS	1000
@@ -274,6 +275,28 @@ static void notify(const char *state)
 		log_errno(LOG_LEVEL_DEBUG, r, "sd_notify %s", state);
 }
 
+/* STATUS= for systemctl status: how many vbds are served, when it changed
+ * since the last call (after each event the main loop handled). */
+static void notify_status(struct blkbackd *d)
+{
+	static unsigned int last_claimed = ~0u, last_connected = ~0u;
+	unsigned int claimed = 0, connected = 0;
+	struct vbd *v;
+
+	for (v = d->vbds; v; v = v->next) {
+		if (v->phase == VBD_FOREIGN)
+			continue;
+		claimed++;
+		connected += v->phase == VBD_CONNECTED;
+	}
+	if (claimed == last_claimed && connected == last_connected)
+		return;
+	last_claimed = claimed;
+	last_connected = connected;
+	sd_notifyf(0, "STATUS=serving %u vbd%s, %u connected", claimed,
+		   claimed == 1 ? "" : "s", connected);
+}
+
 /* A timerfd firing at half systemd's WatchdogSec (0: no watchdog wanted).
  * Pinging from the loop itself, not a thread, is the point: a wedged main
  * loop stops the pings and systemd restarts us. */
@@ -438,6 +461,7 @@ static int blkbackd_run(struct blkbackd *d, int sfd)
 	xenbus_dispatch(d);
 	blkbackd_sweep_journals(d);
 	notify("READY=1");
+	notify_status(d);
 
 	while (!d->quitting) {
 		n = epoll_wait(ep, evs, 8, -1);
@@ -478,6 +502,7 @@ static int blkbackd_run(struct blkbackd *d, int sfd)
 				break;
 			}
 		}
+		notify_status(d);
 	}
 	r = 0;
 out:
@@ -620,6 +645,8 @@ int main(int argc, char **argv)
 	}
 	log_info("platform %s, domain %u, io engine %s", platform_name(d.plat), d.domid,
 		 io_engine_kind_name(d.engine));
+	if (strcmp(platform_name(d.plat), "xen") == 0 && kernel_blkback_check("/sys") < 0)
+		goto out;
 	if (check) {
 		status = EXIT_SUCCESS;
 		goto out;

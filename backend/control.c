@@ -649,12 +649,32 @@ static struct json_object *cmd_detach(struct blkbackd *d, struct json_object *re
 	return o;
 }
 
+/* Domains a and b are one VM: their vm nodes (/vm/<uuid>) are present and
+ * equal, as for the two domains of an xl migrate to the same host. */
+static bool same_vm(struct blkbackd *d, uint32_t a, uint32_t b)
+{
+	char pa[64], pb[64], *va = NULL, *vb = NULL;
+	bool same;
+
+	snprintf(pa, sizeof(pa), "/local/domain/%" PRIu32 "/vm", a);
+	snprintf(pb, sizeof(pb), "/local/domain/%" PRIu32 "/vm", b);
+	same = xenbus_read(d, XBT_NULL, pa, NULL, &va) == 0 &&
+	       xenbus_read(d, XBT_NULL, pb, NULL, &vb) == 0 && *va && strcmp(va, vb) == 0;
+	free(va);
+	free(vb);
+	return same;
+}
+
 /* The vbd that already has target read-write, or that has it at all when
  * we want it read-write (the storage decides what "the same" is: same
  * inode or device for files, same URI for exports). Only vbds past their
  * hotplug step count: the vbd being attached may have opened its storage
- * already. */
-static struct vbd *target_conflict(struct blkbackd *d, const char *target, bool want_w)
+ * already. A vbd of another domain of the requester's VM (for_domid, -1:
+ * unknown) is no conflict: during a migration to the same host both
+ * domains have the disk, one of them paused, as Xen's block script
+ * allows. */
+static struct vbd *target_conflict(struct blkbackd *d, const char *target, bool want_w,
+				   int64_t for_domid)
 {
 	struct vbd *v;
 
@@ -664,8 +684,12 @@ static struct vbd *target_conflict(struct blkbackd *d, const char *target, bool 
 			continue;
 		if (!io_backing_is_target(v->backing, target))
 			continue;
-		if (want_w || !v->props.readonly)
-			return v;
+		if (!want_w && v->props.readonly)
+			continue;
+		if (for_domid >= 0 && (uint32_t)for_domid != v->fe_domid &&
+		    same_vm(d, (uint32_t)for_domid, v->fe_domid))
+			continue;
+		return v;
 	}
 	return NULL;
 }
@@ -680,7 +704,7 @@ static struct json_object *reply_in_use(const char *target, const struct vbd *v)
  * handshake), for w is writable, and no client elsewhere writes it (a
  * Ceph image's lock owner); it closes again at once. */
 static struct json_object *check_target_remote(struct blkbackd *d, const char *target,
-					       bool want_w)
+					       bool want_w, int64_t for_domid)
 {
 	struct io_backing *b;
 	struct io_error err;
@@ -696,14 +720,15 @@ static struct json_object *check_target_remote(struct blkbackd *d, const char *t
 	if (r < 0)
 		return reply_error("%s: %s%s%s", target, strerror(-r), *err.msg ? ": " : "",
 				   err.msg);
-	v = target_conflict(d, target, want_w);
+	v = target_conflict(d, target, want_w, for_domid);
 	return v ? reply_in_use(target, v) : reply_ok();
 }
 
 static struct json_object *cmd_check_target(struct blkbackd *d, struct json_object *req)
 {
-	struct json_object *jt, *jm;
+	struct json_object *jt, *jm, *jd;
 	const char *target, *mode;
+	int64_t for_domid = -1;
 	bool want_w;
 	struct stat st;
 	struct vbd *v;
@@ -720,8 +745,16 @@ static struct json_object *cmd_check_target(struct blkbackd *d, struct json_obje
 	if (strcmp(mode, "r") != 0 && strcmp(mode, "w") != 0)
 		return reply_error("mode is r or w, not '%s'", mode);
 	want_w = mode[0] == 'w';
+	/* The domain the new vbd is for, when the caller knows it. */
+	if (json_object_object_get_ex(req, CONTROL_KEY_DOMID, &jd)) {
+		if (!json_object_is_type(jd, json_type_int) || json_object_get_int64(jd) < 0 ||
+		    json_object_get_int64(jd) > UINT32_MAX)
+			return reply_fail(CONTROL_E_BAD_REQUEST, "\"" CONTROL_KEY_DOMID
+					  "\" is a domain number");
+		for_domid = json_object_get_int64(jd);
+	}
 	if (!io_target_is_local(target))
-		return check_target_remote(d, target, want_w);
+		return check_target_remote(d, target, want_w, for_domid);
 	if (target[0] != '/')
 		return reply_error("%s: not an absolute path", target);
 	if (stat(target, &st) < 0)
@@ -747,7 +780,7 @@ static struct json_object *cmd_check_target(struct blkbackd *d, struct json_obje
 			return reply_error("%s: not writable: %s", target, strerror(errno));
 		close(fd);
 	}
-	v = target_conflict(d, target, want_w);
+	v = target_conflict(d, target, want_w, for_domid);
 	return v ? reply_in_use(target, v) : reply_ok();
 }
 

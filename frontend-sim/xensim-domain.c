@@ -140,6 +140,20 @@ static int name_check(const char *name)
 	return 0;
 }
 
+/* 8-4-4-4-12 hex digits, as libxl prints a domain's uuid. */
+static bool uuid_valid(const char *u)
+{
+	size_t i;
+
+	for (i = 0; i < 36; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+		if (!u[i] || (dash ? u[i] != '-' : !isxdigit((unsigned char)u[i])))
+			return false;
+	}
+	return u[36] == '\0';
+}
+
 static int uuid_new(char *buf, size_t len)
 {
 	FILE *f = fopen("/proc/sys/kernel/random/uuid", "re");
@@ -292,9 +306,11 @@ int xensim_cmd_create(struct xensim *x, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "memory", required_argument, NULL, 'm' },
+		{ "uuid", required_argument, NULL, 'u' },
 		{ 0 }
 	};
 	struct create_ctx c = { .x = x, .memory_mib = MEMORY_DEFAULT_MIB };
+	const char *want_uuid = NULL;
 	struct simctl *sc;
 	struct xs_handle *xs;
 	uint32_t *ids = NULL, domid;
@@ -304,7 +320,7 @@ int xensim_cmd_create(struct xensim *x, int argc, char **argv)
 	char *end;
 	int opt, r;
 
-	while ((opt = getopt_long(argc, argv, "m:", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "m:u:", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'm':
 			errno = 0;
@@ -317,13 +333,21 @@ int xensim_cmd_create(struct xensim *x, int argc, char **argv)
 			}
 			c.memory_mib = (uint32_t)mib;
 			break;
+		case 'u':
+			if (!uuid_valid(optarg)) {
+				xensim_err("create: bad --uuid '%s' (want "
+					   "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, hex)", optarg);
+				return -EINVAL;
+			}
+			want_uuid = optarg;
+			break;
 		default:
-			xensim_err("usage: create NAME [--memory MiB]");
+			xensim_err("usage: create NAME [--memory MiB] [--uuid UUID]");
 			return -EINVAL;
 		}
 	}
 	if (optind != argc - 1) {
-		xensim_err("usage: create NAME [--memory MiB]");
+		xensim_err("usage: create NAME [--memory MiB] [--uuid UUID]");
 		return -EINVAL;
 	}
 	c.name = argv[optind];
@@ -342,7 +366,9 @@ int xensim_cmd_create(struct xensim *x, int argc, char **argv)
 			   c.name, domid);
 		return -EEXIST;
 	}
-	if ((r = uuid_new(uuid, sizeof(uuid))) < 0) {
+	if (want_uuid)
+		snprintf(uuid, sizeof(uuid), "%s", want_uuid);
+	else if ((r = uuid_new(uuid, sizeof(uuid))) < 0) {
 		xensim_err("cannot make a uuid: %s", strerror(-r));
 		return r;
 	}

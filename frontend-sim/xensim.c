@@ -23,7 +23,7 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{ "create", xensim_cmd_create, "create NAME [--memory MiB]" },
+	{ "create", xensim_cmd_create, "create NAME [--memory MiB] [--uuid UUID]" },
 	{ "destroy", xensim_cmd_destroy, "destroy DOMAIN [--timeout S]" },
 	{ "list", xensim_cmd_list, "list" },
 	{ "block-attach", xensim_cmd_block_attach,

@@ -50,12 +50,16 @@ attach g1 xvda w "$TEST_DIR/good.img"
 [ $rc = 0 ] || fail "block-attach good: $rc $(cat "$TEST_DIR/err")"
 xs_is "$(be_path "$g" 51712)/hotplug-status" connected || fail "not connected"
 xenstore-exists "$(be_path "$g" 51712)/hotplug-error" && fail "hotplug-error after success"
+xs_is "$(be_path "$g" 51712)/physical-device-path" "$(readlink -f "$TEST_DIR/good.img")" ||
+	fail "physical-device-path is '$(xenstore-read "$(be_path "$g" 51712)/physical-device-path" 2>&1)'"
 
 info "a target with spaces and commas (target= last)"
 attach g1 xvdb w "$TEST_DIR/my disk, 1.img"
 [ $rc = 0 ] || fail "block-attach spaced: $rc $(cat "$TEST_DIR/err")"
 xs_is "$(be_path "$g" 51728)/params" "$TEST_DIR/my disk, 1.img" || fail "params mangled"
 xs_is "$(be_path "$g" 51728)/hotplug-status" connected || fail "spaced not connected"
+xs_is "$(be_path "$g" 51728)/physical-device-path" "$(readlink -f "$TEST_DIR/my disk, 1.img")" ||
+	fail "spaced physical-device-path mangled"
 
 info "read-only file with access=w: refused with the reason"
 attach g1 xvdc w "$TEST_DIR/ro.img"
@@ -140,11 +144,37 @@ herr=$(xenstore-read "$be9/hotplug-error")
 [ -n "$herr" ] || fail "no daemon: empty hotplug-error"
 xs_is "$be9/hotplug-status" error || fail "no daemon: status not error"
 
-info "remove withdraws hotplug-status and hotplug-error"
+info "by hand: physical-device-path for a symlink and NBD URIs"
+# blkback-ctl stands in (true): the local path is the script's own answer.
+(cd "$TEST_DIR" && ln -s ro.img link.img)
+xenstore-write "$be9/params" "$TEST_DIR/link.img" "$be9/mode" r
+run_script add 9 51712 BLKBACK_CTL=true
+[ $rc = 0 ] || fail "symlink: exit $rc $(cat "$TEST_DIR/err")"
+xs_is "$be9/physical-device-path" "$(readlink -f "$TEST_DIR/ro.img")" ||
+	fail "symlink: physical-device-path '$(xenstore-read "$be9/physical-device-path")'"
+for uri in nbd://127.0.0.1:10809/vm1 'nbd+unix:///vm1?socket=/run/nbd/vm1.sock'; do
+	xenstore-write "$be9/params" "$uri"
+	run_script add 9 51712 BLKBACK_CTL=true
+	[ $rc = 0 ] || fail "$uri: exit $rc $(cat "$TEST_DIR/err")"
+	xs_is "$be9/physical-device-path" "$uri" ||
+		fail "$uri: physical-device-path '$(xenstore-read "$be9/physical-device-path")'"
+done
+for uri in nbds://127.0.0.1/vm1 'nbd+vsock:///vm1'; do
+	xenstore-write "$be9/params" "$uri"
+	run_script add 9 51712 BLKBACK_CTL=true
+	[ $rc = 0 ] || fail "$uri: exit $rc $(cat "$TEST_DIR/err")"
+	expect_gone "$be9/physical-device-path"
+done
+xenstore-write "$be9/params" "$TEST_DIR/ro.img"
+run_script add 9 51712 BLKBACK_CTL=true
+xenstore-exists "$be9/physical-device-path" || fail "no physical-device-path for ro.img"
+
+info "remove withdraws hotplug-status, hotplug-error and physical-device-path"
 run_script remove 9 51712
 [ $rc = 0 ] || fail "remove: exit $rc"
 expect_gone "$be9/hotplug-status"
 expect_gone "$be9/hotplug-error"
+expect_gone "$be9/physical-device-path"
 xenstore-exists "$be9/params" || fail "remove deleted the backend's other nodes"
 run_script remove 9 4242
 [ $rc = 0 ] || fail "remove of a missing dir: exit $rc"

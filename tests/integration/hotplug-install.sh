@@ -22,20 +22,37 @@ mandir=$(dir mandir)
 scripts=$(dir xenscriptsdir)
 unitdir=$(dir systemdsystemunitdir)
 modprobedir=$(dir modprobedir)
-[ "$scripts" = "$(dir sysconfdir)/xen/scripts" ] || fail "script dir $scripts"
+# xl looks in /etc/xen/scripts whatever our prefix; configure's default
+[ "$scripts" = "$(sed -n 's/^xenscriptsdir = //p' "$top_builddir/hotplug/Makefile")" ] ||
+	fail "script dir $scripts"
+grep -q -- '--with-xen-scripts-dir' "$top_builddir/config.log" ||
+	[ "$scripts" = /etc/xen/scripts ] || fail "default script dir is $scripts, not /etc/xen/scripts"
 [ "$modprobedir" = "$(dir prefix)/lib/modprobe.d" ] || fail "modprobe dir $modprobedir"
 
 info "programs"
-for p in "$sbindir/blkbackd" "$sbindir/blkback-ctl" "$sbindir/xensimd" \
-	"$bindir/xensim" "$bindir/blkfront-sim"; do
+for p in "$sbindir/blkbackd" "$sbindir/blkback-ctl"; do
 	[ -x "$inst$p" ] || fail "$p not installed"
 done
 "$inst$sbindir/blkbackd" --version | grep -q '^blkbackd ' || fail "installed blkbackd does not run"
-
-info "man pages"
-for m in man8/blkbackd.8 man8/xensimd.8 man1/xensim.1 man1/blkfront-sim.1; do
+for m in man8/blkbackd.8 man8/blkback-ctl.8; do
 	[ -f "$inst$mandir/$m" ] || fail "$mandir/$m not installed"
 done
+
+# The simulator's programs and pages: only with --enable-simulator-install.
+sim="$sbindir/xensimd $bindir/xensim $bindir/blkfront-sim $mandir/man8/xensimd.8 \
+	$mandir/man1/xensim.1 $mandir/man1/blkfront-sim.1"
+if grep -qxF 'S["SIMULATOR_INSTALL_TRUE"]=""' "$top_builddir/config.status"; then
+	info "simulator programs, installed on request"
+	for p in $sim; do [ -f "$inst$p" ] || fail "$p not installed"; done
+else
+	info "simulator programs, not installed without --enable-simulator-install"
+	for p in $sim; do [ ! -e "$inst$p" ] || fail "$p installed without the opt-in"; done
+fi
+
+info "the commented defaults file the unit reads"
+def="$inst$(dir sysconfdir)/default/blkbackd"
+[ -f "$def" ] || fail "$(dir sysconfdir)/default/blkbackd not installed"
+grep -q '^BLKBACKD_OPTS=' "$def" || fail "no BLKBACKD_OPTS in the defaults file"
 
 info "hotplug script, executable, pointing at the installed blkback-ctl"
 [ -x "$inst$scripts/blkbackd" ] || fail "$scripts/blkbackd not installed executable"

@@ -1,9 +1,11 @@
 #!/bin/sh
 # blkbackd under a stand-in for systemd's notify socket (Type=notify):
 # READY=1 after the initial scan, WATCHDOG=1 at about half WatchdogSec
-# from the main loop, STOPPING=1 on SIGTERM; no watchdog, no pings.
+# from the main loop, STOPPING=1 on SIGTERM; no watchdog, no pings;
+# STATUS= counts the vbds served (systemctl status shows it).
 . "$top_srcdir/tests/functions.sh"
 . "$top_srcdir/tests/integration/blkbackd-lib.sh"
+. "$top_srcdir/tests/integration/xensim-lib.sh"
 test_timeout 60
 command -v python3 >/dev/null || skip "python3 not installed (the stand-in notify socket)"
 
@@ -45,4 +47,18 @@ NOTIFY_SOCKET="$TEST_DIR/notify" start_blkbackd
 wait_for 5 grep -qx READY=1 "$TEST_DIR/notify.log" || fail "no READY=1 the second time"
 sleep 1
 grep -qx WATCHDOG=1 "$TEST_DIR/notify.log" && fail "pings without a watchdog"
+
+info "STATUS counts the vbds served"
+grep -qx 'STATUS=serving 0 vbds, 0 connected' "$TEST_DIR/notify.log" ||
+	fail "no STATUS at start: $(cat "$TEST_DIR/notify.log")"
+export XENSIM_SCRIPT_DIR="$top_srcdir/hotplug"
+truncate -s 8M "$TEST_DIR/d.img"
+sim_guest g1 >/dev/null || fail "xensim create"
+xensim block-attach g1 "vdev=xvda, access=w, script=blkbackd, target=$TEST_DIR/d.img" ||
+	fail "block-attach"
+wait_for 5 grep -qx 'STATUS=serving 1 vbd, 0 connected' "$TEST_DIR/notify.log" ||
+	fail "no STATUS for one vbd: $(grep STATUS "$TEST_DIR/notify.log")"
+xensim block-detach g1 xvda --timeout 5 || fail "block-detach"
+wait_for 5 sh -c "tail -n 1 '$TEST_DIR/notify.log' | grep -qx 'STATUS=serving 0 vbds, 0 connected'" ||
+	fail "STATUS not back to 0: $(grep STATUS "$TEST_DIR/notify.log")"
 exit 0

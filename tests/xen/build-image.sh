@@ -16,7 +16,9 @@ IMG_SIZE=${IMG_SIZE:-6G}
 BASE_TAR=$XENLAB_DIR/base-rootfs.tar
 CACHE=$XENLAB_DIR/debcache
 ROOT=$XENLAB_DIR/rootfs
-PKGS=linux-image-amd64,xen-utils-4.17,xenstore-utils,kmod,udev,procps,util-linux,e2fsprogs,busybox-static,cpio,iproute2,ifupdown,qemu-system-xen,qemu-utils,libxen-dev,gcc,libc6-dev,fio,liburing2,libjson-c5,libnbd0,libsystemd0
+# systemd: dom0 boots with it as PID 1, as a Debian dom0 does, and the
+# blkbackd package's unit is started by it; nbdkit serves the NBD exports.
+PKGS=linux-image-amd64,systemd,systemd-sysv,nbdkit,xen-utils-4.17,xenstore-utils,kmod,udev,procps,util-linux,e2fsprogs,busybox-static,cpio,iproute2,ifupdown,qemu-system-xen,qemu-utils,libxen-dev,gcc,libc6-dev,fio,liburing2,libjson-c5,libnbd0,libsystemd0
 
 t0=$(date +%s)
 mkdir -p "$XENLAB_DIR" "$CACHE"
@@ -57,12 +59,45 @@ else
   tar -C "$ROOT" -xf "$BASE_TAR"
 fi
 
+# Point-release and security updates, as on any maintained dom0: the
+# blkbackd package is built on this host, against the Xen libraries it has
+# (bookworm-security's), and its dependencies say so. Done once and kept
+# in the base tarball.
+if [ ! -f "$ROOT/var/lib/xenlab/base-updated" ]; then
+  echo "=== apt-get upgrade from this machine's apt sources ==="
+  rm -f "$ROOT/etc/apt/sources.list"
+  cp /etc/apt/sources.list.d/*.sources "$ROOT/etc/apt/sources.list.d/" 2>/dev/null || true
+  [ -f /etc/apt/sources.list ] && cp /etc/apt/sources.list "$ROOT/etc/apt/sources.list"
+  cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+  printf '#!/bin/sh\nexit 101\n' > "$ROOT/usr/sbin/policy-rc.d"; chmod 0755 "$ROOT/usr/sbin/policy-rc.d"
+  mount -t proc proc "$ROOT/proc"
+  ok=0
+  DEBIAN_FRONTEND=noninteractive chroot "$ROOT" sh -c \
+    'apt-get update -q && apt-get -y -q -o Dir::Cache::archives=/var/cache/apt/archives upgrade' && ok=1
+  umount "$ROOT/proc"
+  rm -f "$ROOT/usr/sbin/policy-rc.d"
+  [ $ok = 1 ] || { echo "apt-get upgrade in the dom0 tree failed" >&2; exit 1; }
+  chroot "$ROOT" apt-get clean
+  mkdir -p "$ROOT/var/lib/xenlab"; touch "$ROOT/var/lib/xenlab/base-updated"
+  tar -C "$ROOT" -cf "$BASE_TAR" .
+fi
+
 KVER=$(ls "$ROOT"/lib/modules | sort -V | tail -n1)
 echo "kernel: $KVER"
 
 # ---- overlay: our init + helper scripts ------------------------------------
 install -m 0755 "$HERE/guest/xenlab-init" "$ROOT/usr/local/sbin/xenlab-init"
 install -m 0755 "$HERE/guest/xen-start"   "$ROOT/usr/local/sbin/xen-start"
+# systemd runs the job (xenlab-init) once the system is up. Debian's own
+# xen and xendomains init scripts are masked: xen-start stands in for them
+# (guest console logs, gntalloc's limit), and nothing else starts domains.
+# No getty on the console: the job owns it.
+install -m 0644 "$HERE/guest/xenlab-job.service" "$ROOT/etc/systemd/system/xenlab-job.service"
+mkdir -p "$ROOT/etc/systemd/system/multi-user.target.wants"
+ln -sf /etc/systemd/system/xenlab-job.service "$ROOT/etc/systemd/system/multi-user.target.wants/xenlab-job.service"
+for u in xen.service xendomains.service serial-getty@hvc0.service getty@tty1.service console-getty.service; do
+  ln -sf /dev/null "$ROOT/etc/systemd/system/$u"
+done
 install -d "$ROOT/mnt/xenlab" "$ROOT/var/lib/xenlab" "$ROOT/var/log/xen/console"
 echo xenlab-dom0 > "$ROOT/etc/hostname"
 printf '/dev/vda / ext4 rw,noatime 0 1\n' > "$ROOT/etc/fstab"

@@ -1,14 +1,20 @@
 #!/bin/bash
-# make check-xen: blkbackd on real Xen. Boots the Xen 4.17 hypervisor and a
-# Debian dom0 under QEMU's software emulation (build-image.sh, run-job.sh),
-# carries the host-built blkbackd, blkback-ctl, blkfront-sim and the hotplug
-# script into dom0 and runs job.sh there: five steps, one PASS/FAIL line
-# each. Exit 0 when all pass, 1 on any failure, 77 (skip, with the reason)
-# when this machine cannot install or run QEMU and the hypervisor.
+# make check-xen: blkbackd on real Xen, as an operator installs it. Builds
+# the Debian packages from this tree (dpkg-buildpackage on a clean copy of
+# the tracked files, then lintian), boots the Xen 4.17 hypervisor and a
+# Debian dom0 with systemd under QEMU's software emulation (build-image.sh,
+# run-job.sh), carries the packages into dom0 and runs job.sh there: the
+# packages installed with dpkg -i, blkbackd.service, guests by xl; one
+# PASS/FAIL line per step. Exit 0 when all pass, 1 on any failure, 77
+# (skip, with the reason) when this machine cannot install or run QEMU and
+# the hypervisor.
 # Usage: check-xen.sh TOP_BUILDDIR TOP_SRCDIR
 # Environment: XENLAB_DIR (default /var/tmp/blkbackd-xenlab: the image,
 # about 3.5 GB with caches, and runs/), QUICK=1 (fewer step-1 workloads),
-# XEN_TIMEOUT (seconds for the whole boot and job, default 2400).
+# STEPS=1,7 (only those job steps; setup always runs), XEN_TIMEOUT
+# (seconds for the whole boot and job, default 3600), XENLAB_DEBS (a
+# directory with blkbackd_*.deb and blkbackd-simulator_*.deb to use instead
+# of building them).
 set -u
 BUILD=${1:?usage: check-xen.sh TOP_BUILDDIR TOP_SRCDIR}
 SRC=${2:?usage: check-xen.sh TOP_BUILDDIR TOP_SRCDIR}
@@ -27,6 +33,12 @@ command -v qemu-system-x86_64 >/dev/null || need="$need qemu-system-x86"
 command -v debootstrap >/dev/null || need="$need debootstrap"
 command -v mke2fs >/dev/null || need="$need e2fsprogs"
 command -v cpio >/dev/null || need="$need cpio"
+if [ -z "${XENLAB_DEBS:-}" ]; then
+	command -v dh >/dev/null || need="$need debhelper"
+	command -v dpkg-buildpackage >/dev/null || need="$need dpkg-dev"
+	command -v lintian >/dev/null || need="$need lintian"
+	command -v git >/dev/null || need="$need git"
+fi
 if [ -n "$need" ]; then
 	echo "# installing:$need"
 	{ apt-get update -q && DEBIAN_FRONTEND=noninteractive \
@@ -42,8 +54,6 @@ qp=$!; sleep 2
 if kill -0 $qp 2>/dev/null; then kill $qp; wait $qp 2>/dev/null; else
 	wait $qp; skip "qemu-system-x86_64 does not start here"
 fi
-for p in blkbackd blkback-ctl; do [ -x "$BUILD/backend/$p" ] || fail "build first: no $BUILD/backend/$p"; done
-[ -x "$BUILD/frontend-sim/blkfront-sim" ] || fail "build first: no blkfront-sim"
 
 # ---- the image: built at run time, rebuilt when its sources change -------
 stamp=$(cat "$HERE/build-image.sh" "$HERE"/guest/* | md5sum | cut -d' ' -f1)
@@ -62,20 +72,41 @@ if [ "$(cat "$XENLAB_DIR/image.stamp" 2>/dev/null)" != "$stamp" ] ||
 	echo "# image built in $(( $(date +%s) - t0 ))s"
 fi
 
-# ---- stage the programs and run the job in dom0 --------------------------
+# ---- the packages: built from this tree as Debian builds them ------------
 STAGE=$(mktemp -d /tmp/check-xen.XXXXXX)
 trap 'rm -rf "$STAGE"; [ -n "${tailpid:-}" ] && kill $tailpid 2>/dev/null' EXIT
-mkdir -p "$STAGE/bin"
-cp "$BUILD/backend/blkbackd" "$BUILD/backend/blkback-ctl" "$BUILD/frontend-sim/blkfront-sim" "$STAGE/bin/"
-cp "$SRC/hotplug/blkbackd" "$STAGE/hotplug-blkbackd"
+mkdir -p "$STAGE/deb"
+if [ -n "${XENLAB_DEBS:-}" ]; then
+	cp "$XENLAB_DEBS"/blkbackd_*.deb "$XENLAB_DEBS"/blkbackd-simulator_*.deb "$STAGE/deb/" ||
+		fail "no blkbackd_*.deb and blkbackd-simulator_*.deb in $XENLAB_DEBS"
+else
+	git -C "$SRC" rev-parse --git-dir >/dev/null 2>&1 ||
+		fail "$SRC is not a git checkout: build the packages and set XENLAB_DEBS"
+	t1=$(date +%s)
+	# the tracked files as they are now, committed or not: a clean tree
+	mkdir -p "$STAGE/src/blkbackd"
+	git -C "$SRC" ls-files -z | tar -C "$SRC" --null -T - -cf - | tar -C "$STAGE/src/blkbackd" -xf -
+	if ! (cd "$STAGE/src/blkbackd" && dpkg-buildpackage -us -uc -b -j2) > "$STAGE/deb-build.log" 2>&1; then
+		tail -n 15 "$STAGE/deb-build.log"
+		fail "dpkg-buildpackage failed"
+	fi
+	cp "$STAGE"/src/blkbackd_*.deb "$STAGE"/src/blkbackd-simulator_*.deb "$STAGE/deb/"
+	lintian --fail-on error "$STAGE"/src/blkbackd_*.changes > "$STAGE/lintian.log" 2>&1 ||
+		{ cat "$STAGE/lintian.log"; fail "lintian found errors in the packages"; }
+	grep -v 'running with root privileges' "$STAGE/lintian.log" | sed 's/^/# lintian: /'
+	echo "# packages built and linted in $(( $(date +%s) - t1 ))s: $(cd "$STAGE/deb" && echo *.deb)"
+	rm -rf "$STAGE/src"
+fi
+
+# ---- run the job in dom0 ---------------------------------------------------
 RUN=$XENLAB_DIR/runs/$(date +%Y%m%d-%H%M%S)-$$
 export XENLAB_RUN=$RUN
-export XENLAB_ENV="QUICK=${QUICK:-0}"
+export XENLAB_ENV="QUICK=${QUICK:-0} STEPS=${STEPS:-all}"
 mkdir -p "$RUN"; : > "$RUN/console.log"
 # the job's lines, live, from dom0's console; tail ends with this script
 tail --pid=$$ -n +1 -F "$RUN/console.log" 2>/dev/null | sed -un 's/^JOB| //p' &
 tailpid=$!
-bash "$HERE/run-job.sh" -t "${XEN_TIMEOUT:-2400}" "$HERE/job.sh" "$STAGE/bin" "$STAGE/hotplug-blkbackd" \
+bash "$HERE/run-job.sh" -t "${XEN_TIMEOUT:-3600}" "$HERE/job.sh" "$STAGE/deb" \
 	> "$RUN.job.out" 2> "$RUN.run.err"
 rc=$?
 sleep 1; kill $tailpid 2>/dev/null; wait $tailpid 2>/dev/null; tailpid=

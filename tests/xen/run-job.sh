@@ -33,7 +33,9 @@ ACCEL=${XENLAB_ACCEL:-tcg,thread=multi}
 # (3 crashes in ~10 runs). Nehalem: 0 in 5.
 CPU=${XENLAB_CPU:-Nehalem}
 XEN_ARGS="console=com1 com1=115200,8n1 dom0_mem=${DOM0_MB}M,max:${DOM0_MB}M dom0_max_vcpus=2 smap=0 loglvl=all guest_loglvl=all ${XENLAB_XEN_ARGS:-}"
-DOM0_ARGS="root=/dev/vda rw console=hvc0 earlyprintk=xen init=/usr/local/sbin/xenlab-init ${XENLAB_DOM0_ARGS:-}"
+# dom0 boots systemd as PID 1, which runs the job as xenlab-job.service;
+# XENLAB_DOM0_ARGS=init=/usr/local/sbin/xenlab-init runs it without systemd.
+DOM0_ARGS="root=/dev/vda rw console=hvc0 earlyprintk=xen ${XENLAB_DOM0_ARGS:-}"
 t0=$(date +%s.%N)
 qemu-system-x86_64 -accel "$ACCEL" -cpu "$CPU" -m "$MEM" -smp 2 \
   -nodefaults -display none -no-reboot -monitor none -serial "file:$LOG" \
