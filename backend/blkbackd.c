@@ -356,7 +356,7 @@ static void handle_signal(struct blkbackd *d, int sfd)
 	}
 }
 
-enum { EV_XENSTORE, EV_SIGNAL, EV_WAKE, EV_TIMER, EV_CONTROL, EV_WATCHDOG };
+enum { EV_XENSTORE, EV_FRONTEND, EV_SIGNAL, EV_WAKE, EV_TIMER, EV_CONTROL, EV_WATCHDOG };
 
 static int epoll_add(int ep, int fd, uint32_t tag)
 {
@@ -401,6 +401,8 @@ static int blkbackd_run(struct blkbackd *d, int sfd)
 	if (ep < 0)
 		return -errno;
 	r = epoll_add(ep, xenbus_fd(d), EV_XENSTORE);
+	if (r >= 0)
+		r = epoll_add(ep, fewatch_fd(d), EV_FRONTEND);
 	if (r >= 0)
 		r = epoll_add(ep, sfd, EV_SIGNAL);
 	if (r >= 0)
@@ -452,6 +454,10 @@ static int blkbackd_run(struct blkbackd *d, int sfd)
 			switch (evs[i].data.u32) {
 			case EV_XENSTORE:
 				xenbus_dispatch(d);
+				break;
+			case EV_FRONTEND:
+				fewatch_collect(d);
+				xenbus_run_dirty(d);
 				break;
 			case EV_SIGNAL:
 				handle_signal(d, sfd);
@@ -612,6 +618,9 @@ int main(int argc, char **argv)
 	r = xenbus_open(&d);
 	if (r < 0)
 		goto out;
+	r = fewatch_start(&d);
+	if (r < 0)
+		goto out;
 	pc.name = d.platform_name;
 	pc.sim_dir = d.sim_dir;
 	pc.sim_domid = (int)d.domid;
@@ -655,6 +664,7 @@ out:
 	free(control_buf);
 	free(journal_buf);
 	platform_close(d.plat);
+	fewatch_stop(&d);
 	xenbus_close(&d);
 	if (d.wake_fd >= 0)
 		close(d.wake_fd);

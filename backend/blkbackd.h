@@ -146,6 +146,7 @@ struct blkbackd {
 	uint64_t instance;		/* random, tells an upgraded process apart */
 	time_t started;
 	struct control *ctl;		/* the control socket, NULL when off */
+	struct fewatch *fewatch;	/* frontend state watches (fewatch.c) */
 };
 
 /* Ring threads call this (any thread) to make the main loop look at vbds. */
@@ -186,6 +187,8 @@ int xenbus_fd(struct blkbackd *d);
 /* Drains queued watch events and runs the state machine of every vbd they
  * touch, each once. */
 void xenbus_dispatch(struct blkbackd *d);
+/* Runs the state machine of every vbd an event marked, each once. */
+void xenbus_run_dirty(struct blkbackd *d);
 /* Lists backend/vbd and claims or forgets vbds to match it. */
 void xenbus_scan(struct blkbackd *d);
 /* Text of a XenbusState for logs. */
@@ -197,6 +200,21 @@ const char *xenbus_state_name(unsigned int state);
 int xenbus_parse_uint(const char *s, unsigned long long max,
 		      unsigned long long *ret_val);
 int xenbus_parse_vbd_path(const char *rel, uint32_t *ret_domid, uint32_t *ret_devid);
+
+/* ---- fewatch.c: frontend state watches, drained off the main thread ---- */
+
+struct fewatch;
+/* A second xenstore connection and the thread that drains its events. */
+int fewatch_start(struct blkbackd *d);
+/* Stops the thread and closes the connection; safe when never started. */
+void fewatch_stop(struct blkbackd *d);
+/* Readable when a watched node changed: then call fewatch_collect. */
+int fewatch_fd(struct blkbackd *d);
+/* Marks dirty every vbd whose watched node changed since the last call. */
+void fewatch_collect(struct blkbackd *d);
+/* Watches path (the vbd's frontend state node) and nothing below it. */
+int fewatch_add(struct vbd *v, const char *path);
+void fewatch_remove(struct vbd *v, const char *path);
 
 /* ---- vbd.c: one virtual block device and its state machine ---- */
 

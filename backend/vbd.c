@@ -338,7 +338,7 @@ static int vbd_read_frontend_path(struct vbd *v)
 		return 0;
 	}
 	if (v->fe_watch) {
-		xenbus_unwatch(d, v->fe_watch, "fe");
+		fewatch_remove(v, v->fe_watch);
 		free(v->fe_watch);
 		v->fe_watch = NULL;
 	}
@@ -349,8 +349,9 @@ static int vbd_read_frontend_path(struct vbd *v)
 		return -ENOMEM;
 	}
 	/* Only the frontend's state node: a guest rewriting its other keys
-	 * in a loop costs us nothing. Removing the dir fires it too. */
-	r = xenbus_watch(d, v->fe_watch, "fe");
+	 * in a loop costs us nothing, nor one writing below the node (those
+	 * events are dropped as they come). Removing the dir fires it too. */
+	r = fewatch_add(v, v->fe_watch);
 	if (r < 0) {
 		vbd_fail(v, r, "cannot watch %s", v->fe_watch);
 		free(v->fe_watch);
@@ -508,7 +509,7 @@ static int vbd_configure(struct vbd *v, bool takeover)
 static void vbd_unconfigure(struct vbd *v)
 {
 	if (v->fe_watch) {
-		xenbus_unwatch(v->d, v->fe_watch, "fe");
+		fewatch_remove(v, v->fe_watch);
 		free(v->fe_watch);
 		v->fe_watch = NULL;
 	}
