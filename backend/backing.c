@@ -1,8 +1,9 @@
-/* Opening the storage behind a vbd: a regular file or a block device (an
- * NBD URI is handed to io-nbd.c).
- * Learns what the guest is told (size, sector sizes, discard support) and
- * re-reads the size for online resize. Everything here runs on the main
- * thread; the engines only use the fd and the capability flags. */
+/* Local storage behind a vbd, shared by every local engine: opening a
+ * regular file or a block device, learning what the guest is told (size,
+ * sector sizes, discard support), re-reading the size for online resize,
+ * and telling whether a path names the same storage. The open touches
+ * nothing but the backing, so it may run on any thread; the engines only
+ * use the fd and the capability flags. */
 #include "config.h"
 
 #include <errno.h>
@@ -179,86 +180,42 @@ static int file_probe(struct io_backing *b, const struct stat *st, unsigned int 
 	return 0;
 }
 
-int io_backing_open(const char *path, unsigned int flags, struct io_backing **ret_backing)
+int io_local_open(struct io_backing *b, unsigned int flags, struct io_error *err)
 {
-	struct io_backing *b;
 	struct stat st;
-	int oflags, r;
+	int oflags;
 
-	if (!path || !*path ||
-	    (flags & ~(IO_BACKING_READ_ONLY | IO_BACKING_DIRECT | IO_BACKING_SECTOR_4K)))
-		return -EINVAL;
-	b = calloc(1, sizeof(*b));
-	if (!b)
-		return -ENOMEM;
-	b->fd = -1;
-	b->read_only = flags & IO_BACKING_READ_ONLY;
-	b->direct = flags & IO_BACKING_DIRECT;
-	b->path = strdup(path);
-	if (!b->path) {
-		r = -ENOMEM;
-		goto err;
-	}
-
-	if (io_nbd_is_uri(path)) {
-		b->is_nbd = true;
-		b->direct = false;	/* no page cache of ours in the way */
-		r = io_nbd_probe(b, flags);
-		if (r < 0)
-			goto err;
-		*ret_backing = b;
-		return 0;
-	}
-
+	(void)err;	/* the errno says it all */
 	oflags = (b->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY;
 	if (b->direct)
 		oflags |= O_DIRECT;
-	b->fd = open(path, oflags);
-	if (b->fd < 0) {
-		r = -errno;
-		goto err;
-	}
-	if (fstat(b->fd, &st) < 0) {
-		r = -errno;
-		goto err;
-	}
-
+	b->fd = open(b->path, oflags);
+	if (b->fd < 0)
+		return -errno;
+	if (fstat(b->fd, &st) < 0)
+		return -errno;
 	if (S_ISBLK(st.st_mode)) {
 		b->is_blockdev = true;
-		r = bdev_probe(b, &st);
-	} else if (S_ISREG(st.st_mode)) {
-		r = file_probe(b, &st, flags);
-	} else {
-		r = -EINVAL;
+		return bdev_probe(b, &st);
 	}
-	if (r < 0)
-		goto err;
-
-	*ret_backing = b;
-	return 0;
-
-err:
-	io_backing_close(b);
-	return r;
+	if (S_ISREG(st.st_mode))
+		return file_probe(b, &st, flags);
+	return -EINVAL;
 }
 
-void io_backing_close(struct io_backing *b)
+/* Also undoes a failed open: fd is -1 until it is open. */
+void io_local_close(struct io_backing *b)
 {
-	if (!b)
-		return;
 	if (b->fd >= 0)
 		close(b->fd);
-	free(b->path);
-	free(b);
+	b->fd = -1;
 }
 
-int io_backing_refresh_size(struct io_backing *b)
+int io_local_refresh_size(struct io_backing *b)
 {
 	struct stat st;
 	uint64_t size;
 
-	if (b->is_nbd)
-		return 0;
 	if (b->is_blockdev) {
 		if (ioctl(b->fd, BLKGETSIZE64, &size) < 0)
 			return -errno;
@@ -271,4 +228,17 @@ int io_backing_refresh_size(struct io_backing *b)
 		return 0;
 	b->size = size;
 	return 1;
+}
+
+/* Same inode, or same device number for block devices: two paths (or a
+ * symlink) of one file are one target. */
+bool io_local_is_target(const struct io_backing *b, const char *target)
+{
+	struct stat a, t;
+
+	if (fstat(b->fd, &a) < 0 || stat(target, &t) < 0)
+		return false;
+	if (S_ISBLK(a.st_mode) && S_ISBLK(t.st_mode))
+		return a.st_rdev == t.st_rdev;
+	return a.st_dev == t.st_dev && a.st_ino == t.st_ino;
 }

@@ -407,7 +407,9 @@ struct journal_plan {
 int journal_create(const char *dir, const struct journal_ring_id *id, unsigned int nr_ents,
 		   struct journal **ret);
 /* The journal an earlier process left for this ring: -ENOENT when there is
- * none, -ESTALE when it belongs to another ring or binary layout. */
+ * none, -ESTALE when it belongs to another ring or binary layout,
+ * -EPROTONOSUPPORT when it is of a format this binary does not know (a
+ * newer one). A format 1 journal is converted in place first. */
 int journal_open(const char *dir, const struct journal_ring_id *id, unsigned int nr_ents,
 		 struct journal **ret);
 /* Unmaps; the file stays for the next process. */
@@ -428,9 +430,10 @@ void journal_retire(struct journal *j, unsigned int slot);
  * journal contradicts itself (a request recorded past req_cons + 1). */
 int journal_plan(struct journal *j, uint32_t rsp_prod, uint32_t req_prod,
 		 struct journal_plan *ret);
-/* The request recorded in slot (its indirect_segs pointer is NULL). */
-const struct blkif_req *journal_req(const struct journal *j, unsigned int slot,
-				    uint32_t *ret_seq);
+/* The request recorded in slot, into ret_req (its indirect_segs pointer is
+ * NULL: the segments are read again from the indirect pages). */
+void journal_req(const struct journal *j, unsigned int slot, uint32_t *ret_seq,
+		 struct blkif_req *ret_req);
 /* The response logged for ring index idx; -ENOENT when the log lacks it. */
 int journal_rsp(const struct journal *j, uint32_t idx, struct blkif_rsp *ret);
 /* Deletes the journals in dir that keep() does not claim. */

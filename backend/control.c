@@ -708,33 +708,20 @@ static struct json_object *cmd_detach(struct blkbackd *d, struct json_object *re
 	return o;
 }
 
-/* Another vbd uses the same file or device: same inode, or same device
- * number for block devices. Only vbds past their hotplug step count: the
- * vbd being attached may have opened its storage already. */
-static bool target_same(const struct stat *a, const struct stat *b)
-{
-	if (S_ISBLK(a->st_mode) && S_ISBLK(b->st_mode))
-		return a->st_rdev == b->st_rdev;
-	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
-}
-
 /* The vbd that already has target read-write, or that has it at all when
- * we want it read-write (exports compare by URI: two URIs naming one
- * export are not caught, as two paths of one file would be). */
-static struct vbd *target_conflict(struct blkbackd *d, const char *target,
-				   const struct stat *st, bool want_w)
+ * we want it read-write (the storage decides what "the same" is: same
+ * inode or device for files, same URI for exports). Only vbds past their
+ * hotplug step count: the vbd being attached may have opened its storage
+ * already. */
+static struct vbd *target_conflict(struct blkbackd *d, const char *target, bool want_w)
 {
-	struct stat bst;
 	struct vbd *v;
 
 	for (v = d->vbds; v; v = v->next) {
 		if (!v->backing || !(v->seen_hotplug_ok || v->phase == VBD_CONNECTED ||
 				     v->phase == VBD_CLOSING))
 			continue;
-		if (v->backing->is_nbd != !st)
-			continue;
-		if (st ? fstat(v->backing->fd, &bst) < 0 || !target_same(st, &bst) :
-			 strcmp(v->backing->path, target) != 0)
+		if (!io_backing_is_target(v->backing, target))
 			continue;
 		if (want_w || !v->props.readonly)
 			return v;
@@ -748,20 +735,22 @@ static struct json_object *reply_in_use(const char *target, const struct vbd *v)
 			   v->props.readonly ? "read-only" : "read-write", v->fe_domid, v->devid);
 }
 
-/* An export is usable when it answers the handshake and, for w, is not
- * read-only; the connection closes again at once. */
-static struct json_object *check_target_nbd(struct blkbackd *d, const char *target, bool want_w)
+/* Remote storage is usable when it opens (an export answers the
+ * handshake) and, for w, is writable; it closes again at once. */
+static struct json_object *check_target_remote(struct blkbackd *d, const char *target,
+					       bool want_w)
 {
 	struct io_backing *b;
+	struct io_error err;
 	struct vbd *v;
 	int r;
 
-	r = io_backing_open(target, want_w ? 0 : IO_BACKING_READ_ONLY, &b);
+	r = io_backing_open(target, want_w ? 0 : IO_BACKING_READ_ONLY, &b, &err);
 	if (r < 0)
-		return reply_error("%s: %s%s%s", target, strerror(-r),
-				   *io_nbd_last_error() ? ": " : "", io_nbd_last_error());
+		return reply_error("%s: %s%s%s", target, strerror(-r), *err.msg ? ": " : "",
+				   err.msg);
 	io_backing_close(b);
-	v = target_conflict(d, target, NULL, want_w);
+	v = target_conflict(d, target, want_w);
 	return v ? reply_in_use(target, v) : reply_ok();
 }
 
@@ -783,8 +772,8 @@ static struct json_object *cmd_check_target(struct blkbackd *d, struct json_obje
 	if (strcmp(mode, "r") != 0 && strcmp(mode, "w") != 0)
 		return reply_error("mode is r or w, not '%s'", mode);
 	want_w = mode[0] == 'w';
-	if (io_nbd_is_uri(target))
-		return check_target_nbd(d, target, want_w);
+	if (!io_target_is_local(target))
+		return check_target_remote(d, target, want_w);
 	if (target[0] != '/')
 		return reply_error("%s: not an absolute path", target);
 	if (stat(target, &st) < 0)
@@ -810,7 +799,7 @@ static struct json_object *cmd_check_target(struct blkbackd *d, struct json_obje
 			return reply_error("%s: not writable: %s", target, strerror(errno));
 		close(fd);
 	}
-	v = target_conflict(d, target, &st, want_w);
+	v = target_conflict(d, target, want_w);
 	return v ? reply_in_use(target, v) : reply_ok();
 }
 

@@ -20,6 +20,10 @@
 
 #include "io.h"
 
+/* How long an open, or a ring's first connection, waits for the server's
+ * handshake. */
+#define NBD_CONNECT_TIMEOUT_MS 5000
+
 /* The largest payload we put in one NBD command when the server does not
  * say: the NBD spec's 32 MiB, which every server accepts. */
 #define NBD_PAYLOAD_MAX_DEFAULT (32u << 20)
@@ -28,7 +32,7 @@ static const char *const nbd_schemes[] = {
 	"nbd://", "nbds://", "nbd+unix://", "nbds+unix://", "nbd+vsock://", "nbds+vsock://",
 };
 
-bool io_nbd_is_uri(const char *target)
+static bool nbd_claims(const char *target)
 {
 	size_t i;
 
@@ -46,56 +50,52 @@ static uint64_t monotonic_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Why the last connection on this thread failed, for the caller's log:
- * libnbd's own words where it failed, ours where we gave up. */
-static __thread char nbd_why[256];
-
-/* libnbd's errno for the last failed call, never 0; keeps its message. */
-static int nbd_err(void)
+/* libnbd's errno for the last failed call, never 0; its message into err. */
+static int nbd_err(struct io_error *err)
 {
 	const char *msg = nbd_get_error();
 	int e = nbd_get_errno();
 
-	snprintf(nbd_why, sizeof(nbd_why), "%s", msg ? msg : "");
+	io_error_set(err, "%s", msg ? msg : "");
 	return e > 0 ? -e : -EIO;
 }
 
-static int nbd_fail(int err, const char *why)
+static int nbd_fail(struct io_error *err, int r, const char *why)
 {
-	snprintf(nbd_why, sizeof(nbd_why), "%s", why);
-	return err;
+	io_error_set(err, "%s", why);
+	return r;
 }
 
-/* Connects to uri, giving up after IO_NBD_CONNECT_TIMEOUT_MS: the caller
- * is the main thread, which must not wait on a server that accepts the
- * socket and then says nothing. */
-static int nbd_connect_bounded(const char *uri, struct nbd_handle **ret_h)
+/* Connects to uri, giving up after NBD_CONNECT_TIMEOUT_MS: nobody waits
+ * for long on a server that accepts the socket and then says nothing. */
+static int nbd_connect_bounded(const char *uri, struct nbd_handle **ret_h,
+			       struct io_error *err)
 {
-	uint64_t deadline = monotonic_ms() + IO_NBD_CONNECT_TIMEOUT_MS;
+	uint64_t deadline = monotonic_ms() + NBD_CONNECT_TIMEOUT_MS;
 	struct nbd_handle *h;
 	int r;
 
 	h = nbd_create();
 	if (!h)
-		return nbd_err();
+		return nbd_err(err);
 	if (nbd_aio_connect_uri(h, uri) < 0) {
-		r = nbd_err();
+		r = nbd_err(err);
 		goto err;
 	}
 	while (nbd_aio_is_connecting(h)) {
 		uint64_t now = monotonic_ms();
 
 		if (now >= deadline) {
-			r = nbd_fail(-ETIMEDOUT, "no NBD handshake from the server");
+			r = nbd_fail(err, -ETIMEDOUT, "no NBD handshake from the server");
 			goto err;
 		}
 		if (nbd_poll(h, (int)(deadline - now)) < 0) {
-			r = nbd_err();
+			r = nbd_err(err);
 			goto err;
 		}
 	}
 	if (!nbd_aio_is_ready(h)) {
-		r = nbd_err();
+		r = nbd_err(err);
 		goto err;
 	}
 	*ret_h = h;
@@ -106,36 +106,50 @@ err:
 	return r;
 }
 
-const char *io_nbd_last_error(void)
-{
-	return nbd_why;
-}
-
 static bool is_pow2(uint64_t x)
 {
 	return x && !(x & (x - 1));
 }
 
-int io_nbd_probe(struct io_backing *b, unsigned int flags)
+/* What the engine needs to know of the export, learnt at the open. */
+struct nbd_backing {
+	bool can_flush;			/* the server has a cache to flush */
+	uint32_t payload_max;		/* bytes per NBD command, page multiple */
+};
+
+static const struct nbd_backing *nbd_backing_of(const struct io_backing *b)
 {
+	return b->priv;
+}
+
+/* Connects once to learn the export's size and flags, and closes again:
+ * each ring makes its own connection. */
+static int nbd_open(struct io_backing *b, unsigned int flags, struct io_error *err)
+{
+	struct nbd_backing *nb;
 	struct nbd_handle *h;
 	int64_t size, minbs, prefbs, maxbs;
 	uint32_t lbs = flags & IO_BACKING_SECTOR_4K ? 4096 : 512;
 	int r, ro;
 
-	r = nbd_connect_bounded(b->path, &h);
+	b->direct = false;	/* no page cache of ours in the way */
+	nb = calloc(1, sizeof(*nb));
+	if (!nb)
+		return -ENOMEM;
+	b->priv = nb;
+	r = nbd_connect_bounded(b->path, &h, err);
 	if (r < 0)
 		return r;
 	size = nbd_get_size(h);
 	ro = nbd_is_read_only(h);
 	if (size < 0 || ro < 0) {
-		r = nbd_err();
+		r = nbd_err(err);
 		goto out;
 	}
 	/* A read-only export cannot back a writable disk: say so now rather
 	 * than answer every write with an error. */
 	if (ro && !b->read_only) {
-		r = nbd_fail(-EROFS, "the export is read-only");
+		r = nbd_fail(err, -EROFS, "the export is read-only");
 		goto out;
 	}
 	minbs = nbd_get_block_size(h, LIBNBD_SIZE_MINIMUM);
@@ -144,7 +158,8 @@ int io_nbd_probe(struct io_backing *b, unsigned int flags)
 	/* The guest must not be told a sector size the export cannot take. */
 	if (minbs > (int64_t)lbs) {
 		if (minbs > 4096 || !is_pow2((uint64_t)minbs)) {
-			r = nbd_fail(-EINVAL, "the export's minimum block size is over 4096");
+			r = nbd_fail(err, -EINVAL,
+				     "the export's minimum block size is over 4096");
 			goto out;
 		}
 		lbs = (uint32_t)minbs;
@@ -154,21 +169,33 @@ int io_nbd_probe(struct io_backing *b, unsigned int flags)
 	b->physical_sector_size = prefbs >= lbs && prefbs <= 65536 && is_pow2((uint64_t)prefbs) ?
 		(uint32_t)prefbs : (lbs > 4096 ? lbs : 4096);
 	b->dio_align = 1;
-	b->nbd_payload_max = maxbs >= 4096 && maxbs < NBD_PAYLOAD_MAX_DEFAULT ?
+	nb->payload_max = maxbs >= 4096 && maxbs < NBD_PAYLOAD_MAX_DEFAULT ?
 		(uint32_t)maxbs & ~4095u : NBD_PAYLOAD_MAX_DEFAULT;
 	/* Without NBD_FLAG_SEND_FLUSH the server has no volatile cache: a
 	 * write is durable when it is answered, so a flush has nothing to do. */
-	b->nbd_can_flush = nbd_can_flush(h) == 1;
+	nb->can_flush = nbd_can_flush(h) == 1;
 	if (!b->read_only && nbd_can_trim(h) == 1) {
 		b->can_discard = true;
 		b->discard_granularity = b->physical_sector_size;
 		b->discard_alignment = 0;
 	}
 	r = 0;
-	nbd_why[0] = '\0';
 out:
 	nbd_close(h);
 	return r;
+}
+
+/* Also undoes a failed open. */
+static void nbd_close_backing(struct io_backing *b)
+{
+	free(b->priv);
+	b->priv = NULL;
+}
+
+/* Two URIs of one export are not recognised as one. */
+static bool nbd_is_target(const struct io_backing *b, const char *target)
+{
+	return strcmp(b->path, target) == 0;
 }
 
 /* ---- the engine ---- */
@@ -189,7 +216,7 @@ struct nbd_op_state {
 /* The connection's life: up (ready), connecting (a handshake in
  * progress), or down (no handle; the timer brings the next attempt).
  * While it is not up, ops wait in parked, for at most the backing's
- * nbd_reconnect_ms counted from the loss; after that they fail. */
+ * reconnect_ms counted from the loss; after that they fail. */
 struct nbd_engine {
 	struct nbd_handle *h;		/* NULL while down */
 	bool ready;
@@ -238,7 +265,7 @@ static bool nbd_may_wait(const struct io_engine *e)
 	const struct nbd_engine *n = e->priv;
 
 	return !n->down_since ||
-	       monotonic_ms() - n->down_since < e->backing->nbd_reconnect_ms;
+	       monotonic_ms() - n->down_since < e->backing->reconnect_ms;
 }
 
 /* Every command of op is answered: it is done, or, when the connection
@@ -324,7 +351,7 @@ static int nbd_issue_one(struct io_engine *e, struct io_op *op, char *buf, uint6
 		break;
 	}
 	/* On failure libnbd has already called cb.free. */
-	return cookie < 0 ? nbd_err() : 0;
+	return cookie < 0 ? nbd_err(NULL) : 0;
 }
 
 static int nbd_bounce_prepare(struct nbd_op_state *s, const struct io_op *op)
@@ -358,7 +385,7 @@ static void nbd_issue(struct io_engine *e, struct io_op *op)
 	s->pending = 1;		/* held until every command is out */
 	s->error = 0;
 	s->lost = false;
-	if (op->type == IO_OP_FLUSH && !b->nbd_can_flush)
+	if (op->type == IO_OP_FLUSH && !nbd_backing_of(b)->can_flush)
 		goto out;
 	if (!n->ready) {
 		s->lost = true;
@@ -378,8 +405,8 @@ static void nbd_issue(struct io_engine *e, struct io_op *op)
 		len = 1;	/* one command, no payload */
 	while (done < len) {
 		chunk = len - done;
-		if (op->type != IO_OP_FLUSH && chunk > b->nbd_payload_max)
-			chunk = b->nbd_payload_max;
+		if (op->type != IO_OP_FLUSH && chunk > nbd_backing_of(b)->payload_max)
+			chunk = nbd_backing_of(b)->payload_max;
 		s->pending++;
 		r = nbd_issue_one(e, op, buf ? buf + done : NULL, chunk, op->offset + done);
 		if (r < 0) {
@@ -474,7 +501,7 @@ static void nbd_timer_tick(struct io_engine *e)
 
 	nbd_parked_expire(e);
 	if (n->h && !n->ready &&
-	    monotonic_ms() - n->conn_started >= IO_NBD_CONNECT_TIMEOUT_MS)
+	    monotonic_ms() - n->conn_started >= NBD_CONNECT_TIMEOUT_MS)
 		nbd_conn_close(n);
 	if (!n->h)
 		nbd_conn_start(e);
@@ -556,14 +583,12 @@ static void nbd_check_hangup(struct io_engine *e)
 	}
 }
 
-static int nbd_engine_init(struct io_engine *e)
+static int nbd_engine_init(struct io_engine *e, struct io_error *err)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
 	struct nbd_engine *n;
 	int r;
 
-	if (!e->backing->is_nbd)
-		return -EINVAL;
 	n = calloc(1, sizeof(*n));
 	if (!n)
 		return -ENOMEM;
@@ -588,12 +613,12 @@ static int nbd_engine_init(struct io_engine *e)
 		return -errno;
 	/* Each ring its own connection, as Linux's nbd does per queue. The
 	 * first must work: a vbd does not connect on storage it cannot reach. */
-	r = nbd_connect_bounded(e->backing->path, &n->h);
+	r = nbd_connect_bounded(e->backing->path, &n->h, err);
 	if (r < 0)
 		return r;
 	n->sock = nbd_aio_get_fd(n->h);
 	if (n->sock < 0)
-		return nbd_err();
+		return nbd_err(err);
 	ev.data.fd = n->sock;
 	if (epoll_ctl(n->epfd, EPOLL_CTL_ADD, n->sock, &ev) < 0)
 		return -errno;
@@ -725,8 +750,12 @@ static int nbd_engine_fd(const struct io_engine *e)
 	return n->epfd;
 }
 
-const struct io_engine_ops io_engine_nbd_ops = {
+const struct io_provider io_provider_nbd = {
 	.name = "nbd",
+	.claims = nbd_claims,
+	.open = nbd_open,
+	.close = nbd_close_backing,
+	.is_target = nbd_is_target,
 	.init = nbd_engine_init,
 	.done = nbd_engine_done,
 	.queue = nbd_engine_queue,

@@ -178,30 +178,23 @@ struct thread_engine {
 	unsigned int batched;
 };
 
-static int thread_init(struct io_engine *e)
+static int thread_init(struct io_engine *e, struct io_error *err)
 {
 	unsigned int workers = e->depth < IO_THREAD_MAX_WORKERS ?
 		e->depth : IO_THREAD_MAX_WORKERS;
 	struct thread_engine *t;
-	int r;
 
+	(void)err;	/* the errno says it all */
+	if (e->backing->fd < 0)
+		return -EINVAL;
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
 	e->priv = t;
 	t->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (t->evfd < 0) {
-		r = -errno;
-		goto err;
-	}
-	r = io_pool_new(e->backing, workers, t->evfd, &t->pool);
-	if (r < 0)
-		goto err;
-	return 0;
-
-err:
-	e->ops->done(e);
-	return r;
+	if (t->evfd < 0)
+		return -errno;
+	return io_pool_new(e->backing, workers, t->evfd, &t->pool);
 }
 
 static void thread_done(struct io_engine *e)
@@ -255,8 +248,12 @@ static int thread_fd(const struct io_engine *e)
 	return t->evfd;
 }
 
-const struct io_engine_ops io_engine_thread_ops = {
+const struct io_provider io_provider_thread = {
 	.name = "thread",
+	.open = io_local_open,
+	.close = io_local_close,
+	.refresh_size = io_local_refresh_size,
+	.is_target = io_local_is_target,
 	.init = thread_init,
 	.done = thread_done,
 	.queue = thread_queue,

@@ -1,11 +1,13 @@
 /* The io_uring engine: one ring per engine (so per ring thread), SQ sized
  * to the engine's depth so an SQE is always there, completions signalled
  * through an eventfd registered with the ring. Block-device discards go to
- * a one-thread pool: io_uring has no opcode for BLKDISCARD/BLKSECDISCARD. */
+ * a one-thread pool: io_uring has no opcode for BLKDISCARD/BLKSECDISCARD.
+ * Also the run-time probe for io_uring that auto relies on. */
 #include "config.h"
 
 #include <errno.h>
 #include <linux/falloc.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -13,6 +15,46 @@
 #include <liburing.h>
 
 #include "io.h"
+
+static pthread_once_t uring_probe_once = PTHREAD_ONCE_INIT;
+static bool uring_probed_ok;
+
+/* A ring that sets up but lacks an opcode we use is as good as none. */
+static void uring_probe_once_fn(void)
+{
+	static const int needed[] = {
+		IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_READ, IORING_OP_WRITE,
+		IORING_OP_FSYNC, IORING_OP_FALLOCATE,
+	};
+	struct io_uring_probe *probe;
+	struct io_uring ring;
+	size_t i;
+
+	if (io_uring_queue_init(2, &ring, 0) < 0)
+		return;
+	probe = io_uring_get_probe_ring(&ring);
+	if (probe) {
+		uring_probed_ok = true;
+		for (i = 0; i < sizeof(needed) / sizeof(needed[0]); i++)
+			if (!io_uring_opcode_supported(probe, needed[i]))
+				uring_probed_ok = false;
+		io_uring_free_probe(probe);
+	}
+	io_uring_queue_exit(&ring);
+}
+
+bool io_uring_is_available(void)
+{
+	if (getenv(IO_ENV_NO_URING))
+		return false;
+	pthread_once(&uring_probe_once, uring_probe_once_fn);
+	return uring_probed_ok;
+}
+
+static int uring_probe(void)
+{
+	return io_uring_is_available() ? 0 : -ENOSYS;
+}
 
 struct uring_engine {
 	struct io_uring ring;
@@ -27,12 +69,15 @@ struct uring_engine {
 	struct io_op *again;		/* found no SQE; retried at reap */
 };
 
-static int uring_init(struct io_engine *e)
+static int uring_init(struct io_engine *e, struct io_error *err)
 {
 	struct uring_engine *u;
 	int fd = e->backing->fd;
 	int r;
 
+	(void)err;	/* the errno says it all */
+	if (fd < 0)
+		return -EINVAL;
 	u = calloc(1, sizeof(*u));
 	if (!u)
 		return -ENOMEM;
@@ -45,16 +90,14 @@ static int uring_init(struct io_engine *e)
 	 * overflow. */
 	r = io_uring_queue_init(e->depth, &u->ring, 0);
 	if (r < 0)
-		goto err;
+		return r;
 	u->ring_ok = true;
 	u->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (u->evfd < 0) {
-		r = -errno;
-		goto err;
-	}
+	if (u->evfd < 0)
+		return -errno;
 	r = io_uring_register_eventfd(&u->ring, u->evfd);
 	if (r < 0)
-		goto err;
+		return r;
 	/* A registered file saves an fget/fput per op; optional. */
 	if (io_uring_register_files(&u->ring, &fd, 1) == 0) {
 		u->fd = 0;
@@ -65,13 +108,9 @@ static int uring_init(struct io_engine *e)
 	if (e->backing->is_blockdev && e->backing->can_discard) {
 		r = io_pool_new(e->backing, 1, u->evfd, &u->aux);
 		if (r < 0)
-			goto err;
+			return r;
 	}
 	return 0;
-
-err:
-	e->ops->done(e);
-	return r;
 }
 
 static void uring_done(struct io_engine *e)
@@ -222,8 +261,13 @@ static int uring_fd(const struct io_engine *e)
 	return u->evfd;
 }
 
-const struct io_engine_ops io_engine_uring_ops = {
+const struct io_provider io_provider_uring = {
 	.name = "uring",
+	.probe = uring_probe,
+	.open = io_local_open,
+	.close = io_local_close,
+	.refresh_size = io_local_refresh_size,
+	.is_target = io_local_is_target,
 	.init = uring_init,
 	.done = uring_done,
 	.queue = uring_queue,

@@ -1,5 +1,6 @@
-/* The generic I/O engine: picks an implementation (io_uring, thread pool,
- * null), owns the op slots that bound the ops in flight, checks every op
+/* The generic storage layer: the provider table, opening a backing with
+ * the provider that claims it, and the generic engine, which picks a
+ * provider per ring, owns the op slots that bound the ops in flight, checks every op
  * before it is queued, and turns raw syscall results into exactly one
  * callback per op, retrying short transfers so partial success is never
  * reported. */
@@ -11,37 +12,51 @@
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include <liburing.h>
-
 #include "io.h"
 
 /* EINTR/EAGAIN from the storage are retried this many times per op. */
 #define IO_MAX_RETRIES 16
 
+/* Every engine. Remote providers (those with claims) are asked first, in
+ * this order; local paths go to the local engines. */
+static const struct io_provider *const providers[] = {
+	&io_provider_nbd,
+	&io_provider_uring,
+	&io_provider_thread,
+	&io_provider_null,
+};
+
+#define PROVIDERS_NR (sizeof(providers) / sizeof(providers[0]))
+
+/* What an operator may ask for: local engines by name, and auto. */
 static const struct {
 	const char *name;
 	enum io_engine_kind kind;
+	const struct io_provider *provider;	/* NULL: auto */
 } kind_names[] = {
-	{ "auto", IO_ENGINE_AUTO },
-	{ "uring", IO_ENGINE_URING },
-	{ "thread", IO_ENGINE_THREAD },
-	{ "null", IO_ENGINE_NULL },
-	{ "nbd", IO_ENGINE_NBD },
+	{ "auto", IO_ENGINE_AUTO, NULL },
+	{ "uring", IO_ENGINE_URING, &io_provider_uring },
+	{ "thread", IO_ENGINE_THREAD, &io_provider_thread },
+	{ "null", IO_ENGINE_NULL, &io_provider_null },
 };
+
+#define KIND_NAMES_NR (sizeof(kind_names) / sizeof(kind_names[0]))
 
 int io_engine_kind_parse(const char *name, enum io_engine_kind *ret_kind)
 {
 	size_t i;
 
-	if (!name || strcmp(name, "nbd") == 0)
+	if (!name)
 		return -EINVAL;
-	for (i = 0; i < sizeof(kind_names) / sizeof(kind_names[0]); i++) {
+	for (i = 0; i < KIND_NAMES_NR; i++) {
 		if (strcmp(name, kind_names[i].name) == 0) {
 			*ret_kind = kind_names[i].kind;
 			return 0;
@@ -54,75 +69,115 @@ const char *io_engine_kind_name(enum io_engine_kind kind)
 {
 	size_t i;
 
-	for (i = 0; i < sizeof(kind_names) / sizeof(kind_names[0]); i++)
+	for (i = 0; i < KIND_NAMES_NR; i++)
 		if (kind_names[i].kind == kind)
 			return kind_names[i].name;
 	return "unknown";
 }
 
-static pthread_once_t uring_probe_once = PTHREAD_ONCE_INIT;
-static bool uring_probed_ok;
-
-/* A ring that sets up but lacks an opcode we use is as good as none. */
-static void uring_probe(void)
+void io_error_set(struct io_error *err, const char *fmt, ...)
 {
-	static const int needed[] = {
-		IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_READ, IORING_OP_WRITE,
-		IORING_OP_FSYNC, IORING_OP_FALLOCATE,
-	};
-	struct io_uring_probe *probe;
-	struct io_uring ring;
+	va_list ap;
+
+	if (!err)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+}
+
+/* The remote provider that claims target, or NULL for a local path. */
+static const struct io_provider *provider_claiming(const char *target)
+{
 	size_t i;
 
-	if (io_uring_queue_init(2, &ring, 0) < 0)
+	for (i = 0; i < PROVIDERS_NR; i++)
+		if (providers[i]->claims && providers[i]->claims(target))
+			return providers[i];
+	return NULL;
+}
+
+bool io_target_is_local(const char *target)
+{
+	return !provider_claiming(target);
+}
+
+int io_backing_open(const char *target, unsigned int flags, struct io_backing **ret_backing,
+		    struct io_error *err)
+{
+	const struct io_provider *p;
+	struct io_backing *b;
+	int r;
+
+	if (err)
+		err->msg[0] = '\0';
+	if (!target || !*target ||
+	    (flags & ~(IO_BACKING_READ_ONLY | IO_BACKING_DIRECT | IO_BACKING_SECTOR_4K)))
+		return -EINVAL;
+	p = provider_claiming(target);
+	if (!p)
+		p = &io_provider_uring;	/* the local engines share one open */
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->provider = p;
+	b->fd = -1;
+	b->read_only = flags & IO_BACKING_READ_ONLY;
+	b->direct = flags & IO_BACKING_DIRECT;
+	b->path = strdup(target);
+	if (!b->path) {
+		r = -ENOMEM;
+		goto err;
+	}
+	r = p->open(b, flags, err);
+	if (r < 0)
+		goto err;
+	*ret_backing = b;
+	return 0;
+
+err:
+	io_backing_close(b);
+	return r;
+}
+
+void io_backing_close(struct io_backing *b)
+{
+	if (!b)
 		return;
-	probe = io_uring_get_probe_ring(&ring);
-	if (probe) {
-		uring_probed_ok = true;
-		for (i = 0; i < sizeof(needed) / sizeof(needed[0]); i++)
-			if (!io_uring_opcode_supported(probe, needed[i]))
-				uring_probed_ok = false;
-		io_uring_free_probe(probe);
-	}
-	io_uring_queue_exit(&ring);
+	b->provider->close(b);
+	free(b->path);
+	free(b);
 }
 
-bool io_uring_is_available(void)
+int io_backing_refresh_size(struct io_backing *b)
 {
-	if (getenv(IO_ENV_NO_URING))
-		return false;
-	pthread_once(&uring_probe_once, uring_probe);
-	return uring_probed_ok;
+	return b->provider->refresh_size ? b->provider->refresh_size(b) : 0;
 }
 
-static const struct io_engine_ops *engine_ops(enum io_engine_kind kind)
+bool io_backing_is_target(const struct io_backing *b, const char *target)
 {
-	switch (kind) {
-	case IO_ENGINE_URING:
-		return &io_engine_uring_ops;
-	case IO_ENGINE_THREAD:
-		return &io_engine_thread_ops;
-	case IO_ENGINE_NULL:
-		return &io_engine_null_ops;
-	case IO_ENGINE_NBD:
-		return &io_engine_nbd_ops;
-	default:
-		return NULL;
-	}
+	return b->provider->is_target(b, target);
 }
 
-static int engine_start(struct io_engine *e, enum io_engine_kind kind)
+const char *io_backing_kind(const struct io_backing *b)
+{
+	return b->provider->claims ? b->provider->name : "file";
+}
+
+/* The contract in io.h: a failed init is undone by done. */
+static int engine_start(struct io_engine *e, const struct io_provider *p, struct io_error *err)
 {
 	int r;
 
-	if (kind == IO_ENGINE_URING && !io_uring_is_available())
-		return -ENOSYS;
-	e->kind = kind;
-	e->ops = engine_ops(kind);
-	if (!e->ops)
-		return -EINVAL;
-	r = e->ops->init(e);
+	if (p->probe) {
+		r = p->probe();
+		if (r < 0)
+			return r;
+	}
+	e->ops = p;
+	r = p->init(e, err);
 	if (r < 0) {
+		p->done(e);
 		e->ops = NULL;
 		e->priv = NULL;
 	}
@@ -130,19 +185,30 @@ static int engine_start(struct io_engine *e, enum io_engine_kind kind)
 }
 
 int io_engine_new(enum io_engine_kind kind, struct io_backing *b, unsigned int depth,
-		  struct io_engine **ret_engine)
+		  struct io_engine **ret_engine, struct io_error *err)
 {
+	const struct io_provider *p = NULL;
 	struct io_engine *e;
 	unsigned int i;
+	size_t k;
 	int r;
 
-	if (!b || (b->fd < 0 && !b->is_nbd) || depth == 0 || depth > IO_ENGINE_MAX_DEPTH)
+	if (err)
+		err->msg[0] = '\0';
+	if (!b || depth == 0 || depth > IO_ENGINE_MAX_DEPTH)
 		return -EINVAL;
-	/* An export is reached one way; the file engines have no fd to use. */
-	if (b->is_nbd && kind != IO_ENGINE_NULL)
-		kind = IO_ENGINE_NBD;
-	else if (!b->is_nbd && kind == IO_ENGINE_NBD)
+	for (k = 0; k < KIND_NAMES_NR; k++)
+		if (kind_names[k].kind == kind)
+			break;
+	if (k == KIND_NAMES_NR)
 		return -EINVAL;
+	/* Remote storage is reached one way; null touches no storage. */
+	if (kind == IO_ENGINE_NULL)
+		p = &io_provider_null;
+	else if (b->provider->claims)
+		p = b->provider;
+	else
+		p = kind_names[k].provider;
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
@@ -158,14 +224,14 @@ int io_engine_new(enum io_engine_kind kind, struct io_backing *b, unsigned int d
 		e->free = &e->slots[i];
 	}
 
-	if (kind == IO_ENGINE_AUTO) {
+	if (!p) {
 		/* The probe can pass and a ring still fail (memlock limits,
 		 * io_uring_disabled for our group): fall back then too. */
-		r = io_uring_is_available() ? engine_start(e, IO_ENGINE_URING) : -ENOSYS;
+		r = engine_start(e, &io_provider_uring, err);
 		if (r < 0)
-			r = engine_start(e, IO_ENGINE_THREAD);
+			r = engine_start(e, &io_provider_thread, err);
 	} else {
-		r = engine_start(e, kind);
+		r = engine_start(e, p, err);
 	}
 	if (r < 0)
 		goto err;
@@ -193,9 +259,9 @@ void io_engine_free(struct io_engine *e)
 	free(e);
 }
 
-enum io_engine_kind io_engine_kind_of(const struct io_engine *e)
+const char *io_engine_name(const struct io_engine *e)
 {
-	return e->kind;
+	return e->ops->name;
 }
 
 int io_engine_fd(const struct io_engine *e)
@@ -453,103 +519,3 @@ int io_op_run_sync(const struct io_backing *b, const struct io_op *op)
 	}
 	return -EINVAL;
 }
-
-/* ---- the null engine: no storage, every op succeeds at once ---- */
-
-struct null_engine {
-	int evfd;
-	struct io_op *batch, **batch_tail;
-	struct io_op *done, **done_tail;
-};
-
-static int null_init(struct io_engine *e)
-{
-	struct null_engine *n = calloc(1, sizeof(*n));
-
-	if (!n)
-		return -ENOMEM;
-	n->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (n->evfd < 0) {
-		int r = -errno;
-
-		free(n);
-		return r;
-	}
-	n->batch_tail = &n->batch;
-	n->done_tail = &n->done;
-	e->priv = n;
-	return 0;
-}
-
-static void null_done(struct io_engine *e)
-{
-	struct null_engine *n = e->priv;
-
-	if (!n)
-		return;
-	close(n->evfd);
-	free(n);
-	e->priv = NULL;
-}
-
-static void null_queue(struct io_engine *e, struct io_op *op)
-{
-	struct null_engine *n = e->priv;
-
-	op->result = op->type == IO_OP_READ || op->type == IO_OP_WRITE ?
-		(int)(op->len - op->done) : 0;
-	op->next = NULL;
-	*n->batch_tail = op;
-	n->batch_tail = &op->next;
-}
-
-static int null_submit(struct io_engine *e)
-{
-	struct null_engine *n = e->priv;
-	uint64_t one = 1;
-	struct io_op *op;
-	int count = 0;
-
-	if (!n->batch)
-		return 0;
-	for (op = n->batch; op; op = op->next)
-		count++;
-	*n->done_tail = n->batch;
-	n->done_tail = n->batch_tail;
-	n->batch = NULL;
-	n->batch_tail = &n->batch;
-	if (write(n->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		return -errno;
-	return count;
-}
-
-static int null_reap(struct io_engine *e)
-{
-	struct null_engine *n = e->priv;
-	struct io_op *op;
-	uint64_t cnt;
-
-	if (read(n->evfd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
-		return -errno;
-	op = n->done;
-	n->done = NULL;
-	n->done_tail = &n->done;
-	return io_op_finish_list(e, op);
-}
-
-static int null_fd(const struct io_engine *e)
-{
-	const struct null_engine *n = e->priv;
-
-	return n->evfd;
-}
-
-const struct io_engine_ops io_engine_null_ops = {
-	.name = "null",
-	.init = null_init,
-	.done = null_done,
-	.queue = null_queue,
-	.submit = null_submit,
-	.reap = null_reap,
-	.fd = null_fd,
-};

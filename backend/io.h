@@ -1,7 +1,8 @@
 /* blkbackd's storage layer (libio.a): opening a backing (file, block
  * device or NBD export) and the I/O engines behind one vtable: io_uring, a
  * thread pool with the same behaviour, NBD through libnbd, and a null
- * engine for protocol-cost benchmarks.
+ * engine for protocol-cost benchmarks. Each engine is a provider in one
+ * table (io.c); nothing outside an engine's file knows what it is.
  * Sectioned by the file that defines each symbol. */
 #ifndef BLKBACKD_IO_H
 #define BLKBACKD_IO_H
@@ -11,20 +12,32 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-/* ---- backing.c: the storage behind one vbd ---- */
+/* ---- io.c: backings and engines, through the provider table ---- */
 
 /* io_backing_open() flags */
 #define IO_BACKING_READ_ONLY	(1u << 0)	/* mode=r: O_RDONLY, writes refused */
 #define IO_BACKING_DIRECT	(1u << 1)	/* O_DIRECT (page cache bypassed) */
-#define IO_BACKING_SECTOR_4K	(1u << 2)	/* files: report 4096-byte logical sectors */
+#define IO_BACKING_SECTOR_4K	(1u << 2)	/* report 4096-byte logical sectors */
 
-/* Opened by the main thread; ring threads only use fd (immutable) and the
- * capability flags. size is read and refreshed by the main thread only.
- * An NBD export has no fd (-1): each engine opens its own connection to
- * path, the URI. */
+/* Why an open failed, in the storage's own words (libnbd's message, "the
+ * export is read-only"); "" when the errno says it all. Filled on failure
+ * only, by the thread that called: there is no hidden global. */
+struct io_error {
+	char msg[256];
+};
+
+struct io_provider;
+
+/* The storage behind one vbd. Opened once (on any thread: nothing here
+ * touches the caller's state); ring threads only read the fields below,
+ * which do not change after the open, except size, which only the owner
+ * reads and refreshes. A provider that keeps more (a remote export's
+ * limits, a connection) keeps it in priv. */
 struct io_backing {
-	int fd;
-	char *path;			/* file, device or NBD URI */
+	const struct io_provider *provider;	/* which opened it, and closes it */
+	void *priv;
+	int fd;				/* local storage; -1 for remote storage */
+	char *path;			/* file, device or URI, as given */
 	uint64_t size;			/* bytes */
 	uint32_t logical_sector_size;	/* 512 or 4096 (block devices: BLKSSZGET) */
 	uint32_t physical_sector_size;	/* >= logical */
@@ -35,40 +48,48 @@ struct io_backing {
 	uint32_t discard_granularity;	/* bytes; 0 when !can_discard */
 	uint32_t discard_alignment;	/* bytes, offset of the first granule */
 	bool read_only;
-	bool direct;
+	bool direct;			/* remote storage: always false */
 	bool is_blockdev;
 	bool can_discard;		/* files: PUNCH_HOLE|KEEP_SIZE; bdev: BLKDISCARD */
 	bool can_secure_discard;	/* bdev only: BLKSECDISCARD */
-	bool is_nbd;
-	bool nbd_can_flush;		/* the server has a cache to flush */
-	uint32_t nbd_payload_max;	/* bytes per NBD command, page multiple */
-	/* How long requests wait for a lost NBD connection to come back
-	 * before they fail (set by the opener; 0: fail at once). */
-	uint32_t nbd_reconnect_ms;
+	/* Remote storage: how long requests wait for a lost connection to
+	 * come back before they fail (0: fail at once). Set by the owner
+	 * after the open, before the first engine. */
+	uint32_t reconnect_ms;
 };
 
-/* Opens path: a regular file, a block device, or an NBD URI (io-nbd.c;
- * connects once to learn the export's size and flags). -EINVAL for other
- * file types, -errno from open/fstat/ioctl or the NBD connection
- * otherwise (-EROFS: a read-only export opened read-write). */
-int io_backing_open(const char *path, unsigned int flags, struct io_backing **ret_backing);
-/* Closes the fd and frees; accepts NULL. Only after every engine on this
- * backing is freed. */
+/* Whether target names local storage (a path) rather than one that a
+ * remote provider claims by its URI scheme (nbd://, rbd:...). Looks at the
+ * string only. */
+bool io_target_is_local(const char *target);
+/* Opens target with the provider that claims it (local paths: a regular
+ * file or a block device). May block for as long as the provider's bound
+ * (a remote handshake: seconds), so callers that must not block run it on
+ * a worker thread. -EINVAL for other file types, -errno from the open or
+ * the connection otherwise (-EROFS: read-only storage opened read-write);
+ * err (may be NULL) then says more. */
+int io_backing_open(const char *target, unsigned int flags, struct io_backing **ret_backing,
+		    struct io_error *err);
+/* Closes and frees; accepts NULL. Only after every engine on this backing
+ * is freed. */
 void io_backing_close(struct io_backing *b);
 /* Re-reads the size (online resize). 1 when it changed (b->size updated),
- * 0 when unchanged, -errno on failure (size left as it was). An NBD
- * export's size is fixed per connection, so it never changes here. */
+ * 0 when unchanged, -errno on failure (size left as it was). Storage whose
+ * size is fixed per connection never changes here. */
 int io_backing_refresh_size(struct io_backing *b);
+/* Whether b is the storage target names (same inode or device for local
+ * storage, same URI for remote storage: two URIs of one export differ). */
+bool io_backing_is_target(const struct io_backing *b, const char *target);
+/* The provider's name ("file", "nbd"), for logs. */
+const char *io_backing_kind(const struct io_backing *b);
 
-/* ---- io.c: engine selection and the generic engine ---- */
-
+/* What the operator asks for; it applies to local storage. Remote storage
+ * is always served by its own provider's engine, except with null. */
 enum io_engine_kind {
 	IO_ENGINE_AUTO = 0,	/* uring when io_uring works at run time, else thread */
 	IO_ENGINE_URING,
 	IO_ENGINE_THREAD,
 	IO_ENGINE_NULL,		/* completes every op at once, touches nothing */
-	IO_ENGINE_NBD,		/* NBD backings: chosen for them whatever was asked,
-				 * but null */
 };
 
 /* Setting this environment variable (to anything) makes the io_uring probe
@@ -78,13 +99,9 @@ enum io_engine_kind {
 
 #define IO_ENGINE_MAX_DEPTH	4096u
 
-/* "auto", "uring", "thread", "null" -> kind; -EINVAL otherwise ("nbd" is
- * not an engine one asks for: an NBD backing gets it). */
+/* "auto", "uring", "thread", "null" -> kind; -EINVAL otherwise. */
 int io_engine_kind_parse(const char *name, enum io_engine_kind *ret_kind);
 const char *io_engine_kind_name(enum io_engine_kind kind);
-/* Whether an io_uring ring can be set up here (probed once, cached; the
- * environment variable above forces false). */
-bool io_uring_is_available(void);
 
 struct io_engine;
 
@@ -99,16 +116,20 @@ typedef void io_complete_fn(void *opaque, void *cookie, int result);
  * may run on another thread than the one that uses it). depth: the
  * maximum number of ops in flight, 1..IO_ENGINE_MAX_DEPTH. AUTO resolves
  * here; an explicitly requested engine that cannot start fails (no silent
- * fallback), e.g. -ENOSYS for uring without io_uring. */
+ * fallback), e.g. -ENOSYS for uring without io_uring. Remote storage may
+ * connect here (bounded like its open); err (may be NULL) says why on
+ * failure. */
 int io_engine_new(enum io_engine_kind kind, struct io_backing *b, unsigned int depth,
-		  struct io_engine **ret_engine);
+		  struct io_engine **ret_engine, struct io_error *err);
 /* Frees; accepts NULL. Waits for ops still in flight (their callbacks are
  * not called), so buffers are safe to free afterwards. */
 void io_engine_free(struct io_engine *e);
-/* The concrete kind (never AUTO). */
-enum io_engine_kind io_engine_kind_of(const struct io_engine *e);
+/* The provider serving it ("uring", "thread", "null", "nbd"). */
+const char *io_engine_name(const struct io_engine *e);
 /* Readable (POLLIN) when completions may be waiting: add it to the poll
- * set and call io_engine_reap() when it fires. Never close it. */
+ * set and call io_engine_reap() when it fires. Never close it. An engine
+ * with several sources (a socket, a timer, a library's eventfd) gathers
+ * them behind this one fd. */
 int io_engine_fd(const struct io_engine *e);
 /* Ops queued or in flight whose callback has not run yet (for draining). */
 unsigned int io_engine_inflight(const struct io_engine *e);
@@ -148,15 +169,11 @@ int io_engine_submit(struct io_engine *e);
  * call after each POLLIN is enough. */
 int io_engine_reap(struct io_engine *e, io_complete_fn *fn, void *opaque);
 
-/* ---- io-nbd.c: NBD exports ---- */
+/* ---- io-uring.c ---- */
 
-/* The main thread waits this long for an NBD server's handshake. */
-#define IO_NBD_CONNECT_TIMEOUT_MS 5000
-
-/* Whether target is an NBD URI (nbd://, nbds://, nbd+unix://, ...). */
-bool io_nbd_is_uri(const char *target);
-/* libnbd's message for the last failure on this thread ("" if none). */
-const char *io_nbd_last_error(void);
+/* Whether an io_uring ring can be set up here (probed once, cached; the
+ * environment variable above forces false). */
+bool io_uring_is_available(void);
 
 /* ---- engine implementations (io-uring.c, io-thread.c, io-nbd.c, io.c):
  * internal ---- */
@@ -179,9 +196,41 @@ struct io_op {
 	int result;			/* for engines that finish asynchronously */
 };
 
-struct io_engine_ops {
+/* One storage engine: how its storage is opened (shared by the local
+ * engines, which all serve paths) and how it serves one ring. The table in
+ * io.c lists every provider; adding one touches its own file, that table
+ * and the build, nothing else.
+ *
+ * Threads: claims, probe, open and close touch nothing but their
+ * arguments (and their own process-wide caches), so the owner may run
+ * them on a worker thread. init, done and fd may run on another thread
+ * than the ring thread, but never concurrently with the engine's use;
+ * queue, submit and reap run on the ring thread only.
+ *
+ * Cleanup contract: open fills b (b->priv for its own state) and may fail
+ * at any point; the generic layer then calls close(b), which must undo a
+ * half-done open (fds of -1, priv NULL or half-built). Likewise init
+ * builds e->priv and may fail at any point; the generic layer then calls
+ * done(e), which must undo a half-done init. Neither open nor init frees
+ * anything on its own failure path, and done/close leave nothing behind
+ * (no fd, no memory, no connection). */
+struct io_provider {
 	const char *name;
-	int (*init)(struct io_engine *e);
+	/* Remote storage: whether target is one of ours, by its form alone
+	 * (URI scheme). NULL for the local engines, which serve every target
+	 * no remote provider claims. */
+	bool (*claims)(const char *target);
+	/* Whether the engine can run here: 0 or -errno (-ENOSYS). NULL:
+	 * always. Cheap after the first call. */
+	int (*probe)(void);
+	/* Opens b->path (set) with b->read_only and b->direct (set); fills
+	 * the rest. A remote handshake is bounded by the provider. */
+	int (*open)(struct io_backing *b, unsigned int flags, struct io_error *err);
+	void (*close)(struct io_backing *b);
+	int (*refresh_size)(struct io_backing *b);
+	bool (*is_target)(const struct io_backing *b, const char *target);
+	/* Per ring (per engine): */
+	int (*init)(struct io_engine *e, struct io_error *err);
 	void (*done)(struct io_engine *e);	/* waits for in-flight ops */
 	void (*queue)(struct io_engine *e, struct io_op *op);
 	int (*submit)(struct io_engine *e);
@@ -191,8 +240,7 @@ struct io_engine_ops {
 };
 
 struct io_engine {
-	const struct io_engine_ops *ops;
-	enum io_engine_kind kind;
+	const struct io_provider *ops;
 	struct io_backing *backing;
 	unsigned int depth;
 	unsigned int inflight;
@@ -215,14 +263,21 @@ int io_op_finish_list(struct io_engine *e, struct io_op *list);
  * bytes or -errno like the syscalls. */
 int io_op_run_sync(const struct io_backing *b, const struct io_op *op);
 
-extern const struct io_engine_ops io_engine_uring_ops;
-extern const struct io_engine_ops io_engine_thread_ops;
-extern const struct io_engine_ops io_engine_null_ops;
-extern const struct io_engine_ops io_engine_nbd_ops;
+extern const struct io_provider io_provider_uring;
+extern const struct io_provider io_provider_thread;
+extern const struct io_provider io_provider_null;
+extern const struct io_provider io_provider_nbd;
 
-/* io-nbd.c: fills b (size, sectors, flush and trim) from the export at
- * b->path; b->read_only says what is asked. */
-int io_nbd_probe(struct io_backing *b, unsigned int flags);
+/* backing.c: local storage (regular files and block devices), the open,
+ * close, refresh and identity every local engine shares. */
+int io_local_open(struct io_backing *b, unsigned int flags, struct io_error *err);
+void io_local_close(struct io_backing *b);
+int io_local_refresh_size(struct io_backing *b);
+bool io_local_is_target(const struct io_backing *b, const char *target);
+
+/* io.c: for providers. */
+void io_error_set(struct io_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /* io-thread.c: a worker pool that io-uring.c also uses for block-device
  * discards. Finished ops are collected under a lock and signalled by

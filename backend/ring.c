@@ -81,10 +81,15 @@ struct rreq {
 	uint64_t t_start;		/* ns, CLOCK_MONOTONIC, for the latency histogram */
 };
 
+/* Lifetime: the caller of ring_start owns the ring (the main thread). The
+ * ring thread uses it from ring_start until its last store, stopped, which
+ * it makes only after every request it took has been answered (inflight
+ * 0): requests live in reqs[] and hold no reference of their own. So the
+ * owner may free the ring once ring_is_stopped() says so; ring_release
+ * joins the thread and checks both rules rather than trusting them. */
 struct ring {
 	struct vbd *vbd;
 	unsigned int index;
-	atomic_int refs;		/* main, thread, each in-flight request */
 	char prefix[40];
 
 	/* set up by the main thread before the thread starts */
@@ -339,20 +344,6 @@ void ring_get_info(const struct ring *r, struct ring_info *ret)
 	ret->persistent = r->pgrants != NULL;
 }
 
-/* ---- lifetime ---- */
-
-static void ring_ref(struct ring *r)
-{
-	atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
-}
-
-static void ring_unref(struct ring *r)
-{
-	/* The main thread's reference is the last one by construction: the
-	 * thread drops its own only after every request has answered. */
-	atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel);
-}
-
 static void ring_halt(struct ring *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void ring_halt(struct ring *r, const char *fmt, ...)
 {
@@ -453,7 +444,6 @@ static void rreq_free(struct ring *r, struct rreq *q)
 	r->free = q;
 	r->inflight--;
 	stat_set32(&r->stats.inflight, r->inflight);
-	ring_unref(r);
 }
 
 static void rreq_finish(struct ring *r, struct rreq *q, int16_t status)
@@ -724,7 +714,6 @@ static void rreq_hold(struct ring *r, struct rreq *q)
 {
 	r->inflight++;
 	stat_set32(&r->stats.inflight, r->inflight);
-	ring_ref(r);
 	q->big = NULL;
 	q->len = 0;
 	q->refused = false;
@@ -1178,7 +1167,6 @@ static void *ring_thread(void *arg)
 	ring_push(r);
 	ring_log(r, LOG_LEVEL_DEBUG, 0, "thread done at req_cons %u rsp_prod %u, "
 		 "%lu waits for an indirect buffer", r->req_cons, r->rsp_prod_pvt, r->stash_waits);
-	ring_unref(r);
 	/* After this store the main thread may release the ring. */
 	atomic_store_explicit(&r->stopped, true, memory_order_release);
 	blkbackd_wake(r->vbd->d);
@@ -1312,14 +1300,12 @@ static int ring_recover(struct ring *r, const struct journal_ring_id *id, RING_I
 	}
 	for (i = 0; i < plan->nr_replay; i++) {
 		struct rreq *q = ring_hold_slot(r, plan->replay[i]);
-		const struct blkif_req *req;
 
 		if (!q) {
 			err = -EUCLEAN;
 			goto out;
 		}
-		req = journal_req(j, plan->replay[i], &q->seq);
-		q->req = *req;
+		journal_req(j, plan->replay[i], &q->seq, &q->req);
 		r->replay[r->nr_replay++] = q;
 	}
 	for (i = 0; i < plan->nr_answered; i++)
@@ -1363,10 +1349,11 @@ static int ring_journal_open(struct ring *r, RING_IDX rsp_prod, RING_IDX req_pro
 		err = ring_recover(r, &id, rsp_prod, req_prod);
 		if (err == 0)
 			return 0;
-		if (err != -ENOENT && err != -ESTALE)
+		if (err != -ENOENT && err != -ESTALE && err != -EPROTONOSUPPORT)
 			return err;
 		ring_log(r, LOG_LEVEL_WARN, 0, "no journal of this ring (%s): resuming at "
-			 "rsp_prod %u", err == -ENOENT ? "none left" : "another ring's",
+			 "rsp_prod %u", err == -ENOENT ? "none left" :
+			 err == -ESTALE ? "another ring's" : "a format this blkbackd does not read",
 			 rsp_prod);
 	}
 	return journal_create(r->cfg.journal_dir, &id, r->layout.nr_ents, &r->journal);
@@ -1413,6 +1400,7 @@ int ring_start(struct vbd *v, unsigned int index, const struct ring_config *cfg,
 	struct blkbackd *d = v->d;
 	RING_IDX req_prod, rsp_prod;
 	struct ring *r;
+	struct io_error ioerr;
 	int err;
 
 	pthread_once(&crash_once, crash_init);
@@ -1424,7 +1412,6 @@ int ring_start(struct vbd *v, unsigned int index, const struct ring_config *cfg,
 	r->index = index;
 	r->cfg = *cfg;
 	r->stop_fd = -1;
-	atomic_init(&r->refs, 1);
 	atomic_init(&r->stopped, false);
 	atomic_init(&r->halt_pending, false);
 	snprintf(r->prefix, sizeof(r->prefix), "%s/q%u", v->prefix, index);
@@ -1491,25 +1478,24 @@ int ring_start(struct vbd *v, unsigned int index, const struct ring_config *cfg,
 	if (err < 0)
 		goto fail;
 	r->bound = true;
-	err = io_engine_new(cfg->engine, v->backing, r->layout.nr_ents, &r->engine);
-	if (err < 0)
+	err = io_engine_new(cfg->engine, v->backing, r->layout.nr_ents, &r->engine, &ioerr);
+	if (err < 0) {
+		if (*ioerr.msg)
+			ring_log(r, LOG_LEVEL_WARN, 0, "storage: %s", ioerr.msg);
 		goto fail;
+	}
 	r->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (r->stop_fd < 0) {
 		err = -errno;
 		goto fail;
 	}
-	/* The thread's reference, dropped when it exits. */
-	ring_ref(r);
 	err = -pthread_create(&r->thread, NULL, ring_thread, r);
-	if (err < 0) {
-		ring_unref(r);
+	if (err < 0)
 		goto fail;
-	}
 	r->thread_started = true;
 	ring_log(r, LOG_LEVEL_DEBUG, 0, "started: %u entries, %s engine, port %" PRIu32
 		 ", %u indirect segments, %u indirect buffers",
-		 r->layout.nr_ents, io_engine_kind_name(io_engine_kind_of(r->engine)), r->port,
+		 r->layout.nr_ents, io_engine_name(r->engine), r->port,
 		 cfg->max_indirect_segments, r->bigs_nr);
 	*ret = r;
 	return 0;
@@ -1543,9 +1529,17 @@ bool ring_take_halt(struct ring *r, char *msg, size_t len)
 
 void ring_release(struct ring *r, bool keep_journal)
 {
-	if (r->thread_started)
+	if (r->thread_started) {
+		/* A caller bug; stopping first keeps the ring's memory from
+		 * being freed under its thread, at the cost of waiting. */
+		if (!ring_is_stopped(r)) {
+			ring_log(r, LOG_LEVEL_ERR, 0, "released while its thread runs");
+			ring_stop(r);
+		}
 		pthread_join(r->thread, NULL);
-	if (atomic_load(&r->refs) != 1)
-		ring_log(r, LOG_LEVEL_ERR, 0, "released with %d references", atomic_load(&r->refs));
+	}
+	/* The thread is gone: its counters are ours to read. */
+	if (r->inflight)
+		ring_log(r, LOG_LEVEL_ERR, 0, "released with %u requests in flight", r->inflight);
 	ring_free(r, keep_journal);
 }

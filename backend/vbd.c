@@ -366,6 +366,7 @@ static int vbd_open_backing(struct vbd *v)
 	struct blkbackd *d = v->d;
 	unsigned long long discard, direct;
 	struct io_backing *b;
+	struct io_error err;
 	unsigned int flags;
 	char *params = NULL, *mode = NULL, *devtype = NULL;
 	int r;
@@ -406,17 +407,14 @@ static int vbd_open_backing(struct vbd *v)
 		flags |= IO_BACKING_DIRECT;
 	if (d->sector_4k)
 		flags |= IO_BACKING_SECTOR_4K;
-	r = io_backing_open(params, flags, &v->backing);
+	r = io_backing_open(params, flags, &v->backing, &err);
 	if (r < 0) {
-		if (io_nbd_is_uri(params) && *io_nbd_last_error())
-			vbd_fail(v, r, "cannot open %s: %s", params, io_nbd_last_error());
-		else
-			vbd_fail(v, r, "cannot open %s", params);
+		vbd_fail(v, r, "cannot open %s%s%s", params, *err.msg ? ": " : "", err.msg);
 		goto out;
 	}
 	b = v->backing;
-	b->nbd_reconnect_ms = d->nbd_reconnect_s * 1000u;
-	v->props.direct_io = b->direct;		/* an NBD export has no page cache of ours */
+	b->reconnect_ms = d->nbd_reconnect_s * 1000u;
+	v->props.direct_io = b->direct;		/* remote storage has no page cache of ours */
 	v->props.sector_size = b->logical_sector_size;
 	v->props.phys_sector_size = b->physical_sector_size;
 	v->props.discard = discard && b->can_discard && !v->props.readonly;

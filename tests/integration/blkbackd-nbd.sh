@@ -121,7 +121,7 @@ bf g1 xvdc --workload randrw --bs 4k --qd 8 --ops 200 --expect-readonly ||
 	fail "read-only export: $(tail -3 "$TEST_DIR/bf.log")"
 xensim block-detach g1 xvdc || fail "detach of the read-only export"
 # A server that accepts and never speaks: the daemon gives up on the
-# handshake (IO_NBD_CONNECT_TIMEOUT_MS) rather than hang.
+# handshake (NBD_CONNECT_TIMEOUT_MS in io-nbd.c) rather than hang.
 socat "UNIX-LISTEN:$TEST_DIR/mute.sock,fork" EXEC:"sleep 60" >/dev/null 2>&1 &
 mute_pid=$!
 bg_track "$mute_pid"

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -79,7 +80,7 @@ static char *file_make(const char *name, off_t size, int fill)
 static bool engine_try_new(enum io_engine_kind kind, struct io_backing *b,
 			   unsigned int depth, struct io_engine **ret)
 {
-	int r = io_engine_new(kind, b, depth, ret);
+	int r = io_engine_new(kind, b, depth, ret, NULL);
 
 	if (r == -ENOSYS && kind == IO_ENGINE_URING) {
 		fprintf(stderr, "SKIP: io_uring unavailable on this kernel\n");
@@ -87,7 +88,7 @@ static bool engine_try_new(enum io_engine_kind kind, struct io_backing *b,
 	}
 	ck_assert_msg(r == 0, "io_engine_new(%s): %s", io_engine_kind_name(kind),
 		      strerror(-r));
-	ck_assert_int_eq(io_engine_kind_of(*ret), kind);
+	ck_assert_str_eq(io_engine_name(*ret), io_engine_kind_name(kind));
 	return true;
 }
 
@@ -161,7 +162,7 @@ static void roundtrip(enum io_engine_kind kind, unsigned int flags, unsigned int
 	int fd, r;
 
 	path = file_make("rt", (off_t)(nops * opsz), 0x11);
-	r = io_backing_open(path, flags, &b);
+	r = io_backing_open(path, flags, &b, NULL);
 	if (r == -EINVAL && (flags & IO_BACKING_DIRECT)) {
 		fprintf(stderr, "SKIP: O_DIRECT not supported in %s\n", test_dir);
 		return;
@@ -258,7 +259,7 @@ START_TEST(test_direct_reports_alignment)
 {
 	struct io_backing *b;
 	char *path = file_make("d", 1 << 20, 0);
-	int r = io_backing_open(path, IO_BACKING_DIRECT, &b);
+	int r = io_backing_open(path, IO_BACKING_DIRECT, &b, NULL);
 
 	if (r == -EINVAL) {
 		fprintf(stderr, "SKIP: O_DIRECT not supported in %s\n", test_dir);
@@ -272,7 +273,7 @@ START_TEST(test_direct_reports_alignment)
 	ck_assert_int_eq(fcntl(b->fd, F_GETFL) & O_DIRECT, O_DIRECT);
 	io_backing_close(b);
 
-	ck_assert_int_eq(io_backing_open(path, 0, &b), 0);
+	ck_assert_int_eq(io_backing_open(path, 0, &b, NULL), 0);
 	ck_assert(!b->direct);
 	ck_assert_uint_eq(b->dio_align, 1);
 	ck_assert_int_eq(fcntl(b->fd, F_GETFL) & O_DIRECT, 0);
@@ -292,7 +293,7 @@ START_TEST(test_flush)
 	char *path = file_make("f", 1 << 20, 0);
 
 	memset(&c, 0, sizeof(c));
-	ck_assert_int_eq(io_backing_open(path, 0, &b), 0);
+	ck_assert_int_eq(io_backing_open(path, 0, &b, NULL), 0);
 	if (!engine_try_new(real_engines[_i], b, 4, &e))
 		goto out;
 	memset(buf, 0xab, sizeof(buf));
@@ -329,7 +330,7 @@ static void discard_case(enum io_engine_kind kind, unsigned int flags)
 	int r;
 
 	memset(&c, 0, sizeof(c));
-	r = io_backing_open(path, flags, &b);
+	r = io_backing_open(path, flags, &b, NULL);
 	if (r == -EINVAL && (flags & IO_BACKING_DIRECT)) {
 		fprintf(stderr, "SKIP: O_DIRECT not supported in %s\n", test_dir);
 		return;
@@ -404,7 +405,7 @@ START_TEST(test_readonly)
 	memset(&c, 0, sizeof(c));
 	/* valgrind cannot see io_uring's writes into buf; start it defined. */
 	memset(buf, 0, sizeof(buf));
-	ck_assert_int_eq(io_backing_open(path, IO_BACKING_READ_ONLY, &b), 0);
+	ck_assert_int_eq(io_backing_open(path, IO_BACKING_READ_ONLY, &b, NULL), 0);
 	ck_assert(b->read_only);
 	ck_assert(!b->can_discard);
 	ck_assert_int_eq(fcntl(b->fd, F_GETFL) & O_ACCMODE, O_RDONLY);
@@ -443,7 +444,7 @@ START_TEST(test_read_past_eof)
 	char *path = file_make("eof", 6144, 0x10);
 
 	memset(&c, 0, sizeof(c));
-	ck_assert_int_eq(io_backing_open(path, 0, &b), 0);
+	ck_assert_int_eq(io_backing_open(path, 0, &b, NULL), 0);
 	if (!engine_try_new(real_engines[_i], b, 4, &e))
 		goto out;
 	ck_assert_int_eq(io_engine_readv(e, 0, iov, 2, (void *)0), 0);	/* short */
@@ -481,7 +482,7 @@ START_TEST(test_write_error)
 	lim.rlim_cur = 1 << 20;
 	lim.rlim_max = old.rlim_max;
 	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
-	ck_assert_int_eq(io_backing_open(path, 0, &b), 0);
+	ck_assert_int_eq(io_backing_open(path, 0, &b, NULL), 0);
 	if (!engine_try_new(real_engines[_i], b, 4, &e))
 		goto out;
 	memset(buf, 1, sizeof(buf));
@@ -509,7 +510,7 @@ START_TEST(test_direct_misaligned)
 	struct io_backing *b;
 	struct io_engine *e;
 	char *path = file_make("dmis", 1 << 20, 0);
-	int r = io_backing_open(path, IO_BACKING_DIRECT, &b);
+	int r = io_backing_open(path, IO_BACKING_DIRECT, &b, NULL);
 
 	memset(&c, 0, sizeof(c));
 	if (r == -EINVAL) {
@@ -544,7 +545,7 @@ START_TEST(test_depth_bound)
 	uintptr_t i;
 
 	memset(&c, 0, sizeof(c));
-	ck_assert_int_eq(io_backing_open(path, 0, &b), 0);
+	ck_assert_int_eq(io_backing_open(path, 0, &b, NULL), 0);
 	if (!engine_try_new(all_engines[_i], b, 4, &e))
 		goto out;
 	ck_assert_uint_eq(io_engine_depth(e), 4);
@@ -607,7 +608,7 @@ START_TEST(test_requeue_from_callback)
 	char *path = file_make("chain", 1 << 20, 0);
 	time_t deadline = time(NULL) + 20;
 
-	ck_assert_int_eq(io_backing_open(path, 0, &b), 0);
+	ck_assert_int_eq(io_backing_open(path, 0, &b, NULL), 0);
 	if (!engine_try_new(all_engines[_i], b, 1, &ch.e))
 		goto out;
 	memset(buf, 9, sizeof(buf));
@@ -642,7 +643,7 @@ START_TEST(test_free_inflight)
 	uintptr_t i;
 
 	memset(&c, 0, sizeof(c));
-	ck_assert_int_eq(io_backing_open(path, 0, &b), 0);
+	ck_assert_int_eq(io_backing_open(path, 0, &b, NULL), 0);
 	if (!engine_try_new(all_engines[_i], b, 64, &e))
 		goto out;
 	for (i = 0; i < 64; i++) {
@@ -673,9 +674,9 @@ START_TEST(test_null_engine)
 	int fd;
 
 	memset(&c, 0, sizeof(c));
-	ck_assert_int_eq(io_backing_open(path, 0, &b), 0);
-	ck_assert_int_eq(io_engine_new(IO_ENGINE_NULL, b, 8, &e), 0);
-	ck_assert_int_eq(io_engine_kind_of(e), IO_ENGINE_NULL);
+	ck_assert_int_eq(io_backing_open(path, 0, &b, NULL), 0);
+	ck_assert_int_eq(io_engine_new(IO_ENGINE_NULL, b, 8, &e, NULL), 0);
+	ck_assert_str_eq(io_engine_name(e), "null");
 	memset(buf, 0xee, sizeof(buf));
 	ck_assert_int_eq(io_engine_writev(e, 0, iov, 3, (void *)0), 0);
 	ck_assert_int_eq(io_engine_readv(e, 0, iov, 2, (void *)1), 0);
@@ -735,7 +736,7 @@ START_TEST(test_bad_args)
 	unsigned int k, i;
 	int r;
 
-	ck_assert_int_eq(io_backing_open(path, 0, &b), 0);
+	ck_assert_int_eq(io_backing_open(path, 0, &b, NULL), 0);
 	for (k = 0; k < ARRAY_SIZE(all_engines); k++) {
 		if (!engine_try_new(all_engines[k], b, 4, &e))
 			continue;
@@ -767,12 +768,12 @@ START_TEST(test_engine_new_bad)
 	enum io_engine_kind k;
 	char *path = file_make("newbad", 4096, 0);
 
-	ck_assert_int_eq(io_backing_open(path, 0, &b), 0);
-	ck_assert_int_eq(io_engine_new(IO_ENGINE_THREAD, b, 0, &e), -EINVAL);
-	ck_assert_int_eq(io_engine_new(IO_ENGINE_THREAD, b, IO_ENGINE_MAX_DEPTH + 1, &e),
+	ck_assert_int_eq(io_backing_open(path, 0, &b, NULL), 0);
+	ck_assert_int_eq(io_engine_new(IO_ENGINE_THREAD, b, 0, &e, NULL), -EINVAL);
+	ck_assert_int_eq(io_engine_new(IO_ENGINE_THREAD, b, IO_ENGINE_MAX_DEPTH + 1, &e, NULL),
 			 -EINVAL);
-	ck_assert_int_eq(io_engine_new((enum io_engine_kind)42, b, 4, &e), -EINVAL);
-	ck_assert_int_eq(io_engine_new(IO_ENGINE_THREAD, NULL, 4, &e), -EINVAL);
+	ck_assert_int_eq(io_engine_new((enum io_engine_kind)42, b, 4, &e, NULL), -EINVAL);
+	ck_assert_int_eq(io_engine_new(IO_ENGINE_THREAD, NULL, 4, &e, NULL), -EINVAL);
 	ck_assert_ptr_null(e);
 	io_engine_free(NULL);
 
@@ -803,22 +804,21 @@ START_TEST(test_auto_selection)
 	struct io_engine *e;
 	char *path = file_make("auto", 4096, 0);
 
-	ck_assert_int_eq(io_backing_open(path, 0, &b), 0);
+	ck_assert_int_eq(io_backing_open(path, 0, &b, NULL), 0);
 	unsetenv(IO_ENV_NO_URING);
-	ck_assert_int_eq(io_engine_new(IO_ENGINE_AUTO, b, 4, &e), 0);
-	ck_assert_int_eq(io_engine_kind_of(e),
-			 io_uring_is_available() ? IO_ENGINE_URING : IO_ENGINE_THREAD);
+	ck_assert_int_eq(io_engine_new(IO_ENGINE_AUTO, b, 4, &e, NULL), 0);
+	ck_assert_str_eq(io_engine_name(e), io_uring_is_available() ? "uring" : "thread");
 	if (!io_uring_is_available())
 		fprintf(stderr, "note: io_uring unavailable; auto chose thread\n");
 	io_engine_free(e);
 
 	setenv(IO_ENV_NO_URING, "1", 1);
 	ck_assert(!io_uring_is_available());
-	ck_assert_int_eq(io_engine_new(IO_ENGINE_AUTO, b, 4, &e), 0);
-	ck_assert_int_eq(io_engine_kind_of(e), IO_ENGINE_THREAD);
+	ck_assert_int_eq(io_engine_new(IO_ENGINE_AUTO, b, 4, &e, NULL), 0);
+	ck_assert_str_eq(io_engine_name(e), "thread");
 	io_engine_free(e);
 	e = NULL;
-	ck_assert_int_eq(io_engine_new(IO_ENGINE_URING, b, 4, &e), -ENOSYS);
+	ck_assert_int_eq(io_engine_new(IO_ENGINE_URING, b, 4, &e, NULL), -ENOSYS);
 	ck_assert_ptr_null(e);
 	unsetenv(IO_ENV_NO_URING);
 	io_backing_close(b);
@@ -834,7 +834,7 @@ START_TEST(test_sector_sizes)
 	char *path = file_make("ss", 1 << 20, 0);
 
 	ck_assert_int_eq(stat(path, &st), 0);
-	ck_assert_int_eq(io_backing_open(path, 0, &b), 0);
+	ck_assert_int_eq(io_backing_open(path, 0, &b, NULL), 0);
 	ck_assert(!b->is_blockdev);
 	ck_assert_uint_eq(b->size, 1 << 20);
 	ck_assert_uint_eq(b->logical_sector_size, 512);
@@ -845,7 +845,7 @@ START_TEST(test_sector_sizes)
 		ck_assert_uint_eq(b->physical_sector_size, 4096);
 	io_backing_close(b);
 
-	ck_assert_int_eq(io_backing_open(path, IO_BACKING_SECTOR_4K, &b), 0);
+	ck_assert_int_eq(io_backing_open(path, IO_BACKING_SECTOR_4K, &b, NULL), 0);
 	ck_assert_uint_eq(b->logical_sector_size, 4096);
 	ck_assert_uint_ge(b->physical_sector_size, 4096);
 	io_backing_close(b);
@@ -857,7 +857,7 @@ START_TEST(test_resize)
 	struct io_backing *b;
 	char *path = file_make("grow", 1 << 20, 0);
 
-	ck_assert_int_eq(io_backing_open(path, 0, &b), 0);
+	ck_assert_int_eq(io_backing_open(path, 0, &b, NULL), 0);
 	ck_assert_uint_eq(b->size, 1 << 20);
 	ck_assert_int_eq(io_backing_refresh_size(b), 0);
 	ck_assert_int_eq(truncate(path, 3 << 20), 0);
@@ -878,13 +878,13 @@ START_TEST(test_backing_open_bad)
 	char missing[PATH_MAX + 16];
 
 	snprintf(missing, sizeof(missing), "%s/missing", test_dir);
-	ck_assert_int_eq(io_backing_open(missing, 0, &b), -ENOENT);
-	ck_assert_int_eq(io_backing_open(test_dir, IO_BACKING_READ_ONLY, &b), -EINVAL);
-	ck_assert_int_eq(io_backing_open(test_dir, 0, &b), -EISDIR);
-	ck_assert_int_eq(io_backing_open("/dev/null", 0, &b), -EINVAL);
-	ck_assert_int_eq(io_backing_open("", 0, &b), -EINVAL);
-	ck_assert_int_eq(io_backing_open(NULL, 0, &b), -EINVAL);
-	ck_assert_int_eq(io_backing_open(file_make("flags", 4096, 0), 1u << 20, &b),
+	ck_assert_int_eq(io_backing_open(missing, 0, &b, NULL), -ENOENT);
+	ck_assert_int_eq(io_backing_open(test_dir, IO_BACKING_READ_ONLY, &b, NULL), -EINVAL);
+	ck_assert_int_eq(io_backing_open(test_dir, 0, &b, NULL), -EISDIR);
+	ck_assert_int_eq(io_backing_open("/dev/null", 0, &b, NULL), -EINVAL);
+	ck_assert_int_eq(io_backing_open("", 0, &b, NULL), -EINVAL);
+	ck_assert_int_eq(io_backing_open(NULL, 0, &b, NULL), -EINVAL);
+	ck_assert_int_eq(io_backing_open(file_make("flags", 4096, 0), 1u << 20, &b, NULL),
 			 -EINVAL);
 	ck_assert_ptr_null(b);
 	io_backing_close(NULL);
@@ -993,7 +993,7 @@ START_TEST(test_bdev_props)
 
 	if (!bdev_have(loop512) || !bdev_have(loop4k))
 		return;
-	ck_assert_int_eq(io_backing_open(loop512, 0, &b), 0);
+	ck_assert_int_eq(io_backing_open(loop512, 0, &b, NULL), 0);
 	ck_assert(b->is_blockdev);
 	ck_assert_uint_eq(b->size, 16 << 20);
 	ck_assert_uint_eq(b->logical_sector_size, 512);
@@ -1007,12 +1007,12 @@ START_TEST(test_bdev_props)
 	ck_assert(!b->can_secure_discard);
 	io_backing_close(b);
 
-	ck_assert_int_eq(io_backing_open(loop512, IO_BACKING_READ_ONLY, &b), 0);
+	ck_assert_int_eq(io_backing_open(loop512, IO_BACKING_READ_ONLY, &b, NULL), 0);
 	ck_assert(b->read_only && !b->can_discard && !b->can_secure_discard);
 	io_backing_close(b);
 
 	/* The device's own 4096, not the file option; O_DIRECT follows it. */
-	ck_assert_int_eq(io_backing_open(loop4k, IO_BACKING_DIRECT, &b), 0);
+	ck_assert_int_eq(io_backing_open(loop4k, IO_BACKING_DIRECT, &b, NULL), 0);
 	ck_assert_uint_eq(b->logical_sector_size, 4096);
 	ck_assert_uint_eq(b->physical_sector_size, 4096);
 	ck_assert_uint_eq(b->dio_align, 4096);
@@ -1033,7 +1033,7 @@ START_TEST(test_bdev_io)
 	memset(&c, 0, sizeof(c));
 	if (!bdev_have(loop512))
 		return;
-	ck_assert_int_eq(io_backing_open(loop512, IO_BACKING_DIRECT, &b), 0);
+	ck_assert_int_eq(io_backing_open(loop512, IO_BACKING_DIRECT, &b, NULL), 0);
 	if (!engine_try_new(real_engines[_i], b, 8, &e))
 		goto out;
 	for (i = 0; i < 8192; i++)
@@ -1091,7 +1091,7 @@ START_TEST(test_bdev_error)
 	memset(&c, 0, sizeof(c));
 	if (!bdev_have(loop4k))
 		return;
-	ck_assert_int_eq(io_backing_open(loop4k, IO_BACKING_DIRECT, &b), 0);
+	ck_assert_int_eq(io_backing_open(loop4k, IO_BACKING_DIRECT, &b, NULL), 0);
 	if (!engine_try_new(real_engines[_i], b, 4, &e))
 		goto out;
 	ck_assert_int_eq(io_engine_readv(e, 512, &iov, 1, (void *)0), 0);
@@ -1113,7 +1113,7 @@ START_TEST(test_bdev_resize)
 
 	if (!bdev_have(loop512))
 		return;
-	ck_assert_int_eq(io_backing_open(loop512, 0, &b), 0);
+	ck_assert_int_eq(io_backing_open(loop512, 0, &b, NULL), 0);
 	ck_assert_int_eq(io_backing_refresh_size(b), 0);
 	ck_assert_int_eq(truncate(bdev_img, 24 << 20), 0);
 	snprintf(cmd, sizeof(cmd), "losetup -c '%s'", loop512);
@@ -1222,16 +1222,15 @@ START_TEST(test_nbd_roundtrip)
 
 	if (!nbd_start(""))
 		return;
-	ck_assert_int_eq(io_backing_open(nbd_uri, 0, &b), 0);
-	ck_assert(b->is_nbd);
+	ck_assert_int_eq(io_backing_open(nbd_uri, 0, &b, NULL), 0);
+	ck_assert_str_eq(io_backing_kind(b), "nbd");
 	ck_assert_int_eq(b->fd, -1);
 	ck_assert_uint_eq(b->size, 4 << 20);
 	ck_assert_uint_eq(b->logical_sector_size, 512);
-	ck_assert_uint_eq(b->nbd_payload_max, 65536);
 	ck_assert(b->can_discard);
 	/* Whatever file engine is asked for, an export gets its own. */
-	ck_assert_int_eq(io_engine_new(IO_ENGINE_URING, b, 16, &e), 0);
-	ck_assert_int_eq(io_engine_kind_of(e), IO_ENGINE_NBD);
+	ck_assert_int_eq(io_engine_new(IO_ENGINE_URING, b, 16, &e, NULL), 0);
+	ck_assert_str_eq(io_engine_name(e), "nbd");
 	ck_assert_int_eq(posix_memalign((void **)&buf, 4096, big + 8 * 4096), 0);
 	ck_assert_int_eq(posix_memalign((void **)&check, 4096, big + 8 * 4096), 0);
 	for (i = 0; i < big + 8 * 4096; i++)
@@ -1321,14 +1320,15 @@ START_TEST(test_nbd_readonly)
 	struct iovec iov = { buf, sizeof(buf) };
 	struct io_backing *b;
 	struct io_engine *e;
+	struct io_error err;
 
 	if (!nbd_start("-r"))
 		return;
-	ck_assert_int_eq(io_backing_open(nbd_uri, 0, &b), -EROFS);
-	ck_assert_ptr_nonnull(strstr(io_nbd_last_error(), "read-only"));
-	ck_assert_int_eq(io_backing_open(nbd_uri, IO_BACKING_READ_ONLY, &b), 0);
+	ck_assert_int_eq(io_backing_open(nbd_uri, 0, &b, &err), -EROFS);
+	ck_assert_ptr_nonnull(strstr(err.msg, "read-only"));
+	ck_assert_int_eq(io_backing_open(nbd_uri, IO_BACKING_READ_ONLY, &b, NULL), 0);
 	ck_assert(!b->can_discard);
-	ck_assert_int_eq(io_engine_new(IO_ENGINE_AUTO, b, 4, &e), 0);
+	ck_assert_int_eq(io_engine_new(IO_ENGINE_AUTO, b, 4, &e, NULL), 0);
 	ck_assert_int_eq(io_engine_writev(e, 0, &iov, 1, (void *)0), -EROFS);
 	memset(&c, 0, sizeof(c));
 	ck_assert_int_eq(io_engine_readv(e, 512, &iov, 1, (void *)0), 0);
@@ -1355,8 +1355,8 @@ START_TEST(test_nbd_server_dies)
 
 	if (!nbd_start(""))
 		return;
-	ck_assert_int_eq(io_backing_open(nbd_uri, 0, &b), 0);
-	ck_assert_int_eq(io_engine_new(IO_ENGINE_AUTO, b, 8, &e), 0);
+	ck_assert_int_eq(io_backing_open(nbd_uri, 0, &b, NULL), 0);
+	ck_assert_int_eq(io_engine_new(IO_ENGINE_AUTO, b, 8, &e, NULL), 0);
 	nbd_stop();
 	usleep(100 * 1000);
 	memset(&c, 0, sizeof(c));
@@ -1388,9 +1388,9 @@ START_TEST(test_nbd_reconnect)
 
 	if (!nbd_start(""))
 		return;
-	ck_assert_int_eq(io_backing_open(nbd_uri, 0, &bk), 0);
-	bk->nbd_reconnect_ms = 20000;
-	ck_assert_int_eq(io_engine_new(IO_ENGINE_AUTO, bk, 8, &e), 0);
+	ck_assert_int_eq(io_backing_open(nbd_uri, 0, &bk, NULL), 0);
+	bk->reconnect_ms = 20000;
+	ck_assert_int_eq(io_engine_new(IO_ENGINE_AUTO, bk, 8, &e, NULL), 0);
 	memset(a, 0xa1, sizeof(a));
 	memset(b, 0xb2, sizeof(b));
 	memset(&c, 0, sizeof(c));
@@ -1433,9 +1433,9 @@ START_TEST(test_nbd_reconnect_gives_up)
 
 	if (!nbd_start(""))
 		return;
-	ck_assert_int_eq(io_backing_open(nbd_uri, 0, &bk), 0);
-	bk->nbd_reconnect_ms = 500;
-	ck_assert_int_eq(io_engine_new(IO_ENGINE_AUTO, bk, 8, &e), 0);
+	ck_assert_int_eq(io_backing_open(nbd_uri, 0, &bk, NULL), 0);
+	bk->reconnect_ms = 500;
+	ck_assert_int_eq(io_engine_new(IO_ENGINE_AUTO, bk, 8, &e, NULL), 0);
 	nbd_stop();
 	memset(&c, 0, sizeof(c));
 	ck_assert_int_eq(io_engine_readv(e, 0, &iov, 1, (void *)0), 0);
@@ -1454,6 +1454,45 @@ START_TEST(test_nbd_reconnect_gives_up)
 }
 END_TEST
 
+/* Open fds of this process, to see that a failed start leaves none. */
+static unsigned int fd_count(void)
+{
+	struct dirent *de;
+	unsigned int n = 0;
+	DIR *dir = opendir("/proc/self/fd");
+
+	ck_assert_ptr_nonnull(dir);
+	while ((de = readdir(dir)))
+		n += de->d_name[0] != '.';
+	closedir(dir);
+	return n;
+}
+
+/* A ring whose first connection fails gets an error that says why, and
+ * the half-built engine leaves nothing behind (its epoll fd, eventfd and
+ * timer were once kept open; valgrind sees the memory). */
+START_TEST(test_nbd_engine_start_fails_clean)
+{
+	struct io_backing *b;
+	struct io_engine *e = NULL;
+	struct io_error err;
+	unsigned int before;
+	int r;
+
+	if (!nbd_start(""))
+		return;
+	ck_assert_int_eq(io_backing_open(nbd_uri, 0, &b, NULL), 0);
+	nbd_stop();
+	before = fd_count();
+	r = io_engine_new(IO_ENGINE_AUTO, b, 8, &e, &err);
+	ck_assert_int_lt(r, 0);
+	ck_assert_ptr_null(e);
+	ck_assert_msg(*err.msg, "no reason given for %s", strerror(-r));
+	ck_assert_uint_eq(fd_count(), before);
+	io_backing_close(b);
+}
+END_TEST
+
 START_TEST(test_nbd_refusals)
 {
 	struct io_backing *b;
@@ -1462,15 +1501,18 @@ START_TEST(test_nbd_refusals)
 	char uri[PATH_MAX + 64];
 
 	snprintf(uri, sizeof(uri), "nbd+unix:///?socket=%s/nobody.sock", test_dir);
-	ck_assert_int_lt(io_backing_open(uri, 0, &b), 0);
-	ck_assert_int_lt(io_backing_open("nbd://", 0, &b), 0);
-	ck_assert(io_nbd_is_uri("nbds+unix:///x?socket=/s"));
-	ck_assert(!io_nbd_is_uri("/srv/nbd://x"));
-	ck_assert(!io_nbd_is_uri("nbdx://host"));
-	/* nbd is not an engine to ask for, and not one for a file. */
+	ck_assert_int_lt(io_backing_open(uri, 0, &b, NULL), 0);
+	ck_assert_int_lt(io_backing_open("nbd://", 0, &b, NULL), 0);
+	ck_assert(!io_target_is_local("nbds+unix:///x?socket=/s"));
+	ck_assert(io_target_is_local("/srv/nbd://x"));
+	ck_assert(io_target_is_local("nbdx://host"));
+	/* nbd is not an engine to ask for: a file gets a file engine. */
 	ck_assert_int_eq(io_engine_kind_parse("nbd", &k), -EINVAL);
-	ck_assert_int_eq(io_backing_open(file_make("plain", 1 << 20, 0), 0, &b), 0);
-	ck_assert_int_eq(io_engine_new(IO_ENGINE_NBD, b, 4, &e), -EINVAL);
+	ck_assert_int_eq(io_backing_open(file_make("plain", 1 << 20, 0), 0, &b, NULL), 0);
+	ck_assert_str_eq(io_backing_kind(b), "file");
+	ck_assert_int_eq(io_engine_new(IO_ENGINE_THREAD, b, 4, &e, NULL), 0);
+	ck_assert_str_eq(io_engine_name(e), "thread");
+	io_engine_free(e);
 	io_backing_close(b);
 }
 END_TEST
@@ -1528,6 +1570,7 @@ static Suite *io_suite(void)
 	tcase_add_test(tc, test_nbd_reconnect);
 	tcase_add_test(tc, test_nbd_reconnect_gives_up);
 	tcase_add_test(tc, test_nbd_refusals);
+	tcase_add_test(tc, test_nbd_engine_start_fails_clean);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -8,6 +8,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,15 +143,16 @@ START_TEST(test_plan_table)
 		ck_assert_msg(plan->nr_replay == c.nr_replay, "%s: %u to replay, wanted %u",
 			      c.name, plan->nr_replay, c.nr_replay);
 		for (k = 0; k < plan->nr_replay; k++) {
+			struct blkif_req req;
 			uint32_t seq;
-			const struct blkif_req *req = journal_req(j, plan->replay[k], &seq);
 
+			journal_req(j, plan->replay[k], &seq, &req);
 			ck_assert_msg(seq == c.replay_seq[k], "%s: replay %u is seq %u, wanted %u",
 				      c.name, k, seq, c.replay_seq[k]);
 			/* The private copy comes back whole. */
-			ck_assert_uint_eq(req->id, 0x1000 + seq);
-			ck_assert_uint_eq(req->sector_number, seq);
-			ck_assert_ptr_null(req->indirect_segs);
+			ck_assert_uint_eq(req.id, 0x1000 + seq);
+			ck_assert_uint_eq(req.sector_number, seq);
+			ck_assert_ptr_null(req.indirect_segs);
 		}
 		ck_assert_uint_eq(plan->nr_answered, c.nr_answered);
 	}
@@ -166,6 +168,7 @@ START_TEST(test_old_request)
 	struct journal_ring_id id = ring_id(10);
 	struct journal_plan *plan = malloc(sizeof(*plan));
 	struct blkif_req req = { .operation = BLKIF_OP_FLUSH_DISKCACHE };
+	struct blkif_req back;
 	struct journal *j;
 	uint32_t seq;
 
@@ -187,8 +190,8 @@ START_TEST(test_old_request)
 	ck_assert_uint_eq(plan->rsp_written, seq - 1);
 	ck_assert_uint_eq(plan->nr_replay, 2);
 	ck_assert_uint_eq(plan->nr_answered, 0);
-	ck_assert_int_eq(journal_req(j, plan->replay[0], &seq)->operation,
-			 BLKIF_OP_FLUSH_DISKCACHE);
+	journal_req(j, plan->replay[0], &seq, &back);
+	ck_assert_int_eq(back.operation, BLKIF_OP_FLUSH_DISKCACHE);
 	ck_assert_uint_eq(seq, 10);
 	journal_remove(j);
 	free(plan);
@@ -214,6 +217,162 @@ START_TEST(test_rsp_log)
 	ck_assert_uint_eq(rsp.operation, BLKIF_OP_READ);
 	ck_assert_int_eq(rsp.status, -(int)((7 + 2 * NR_ENTS - 1) % 3));
 	journal_remove(j);
+}
+END_TEST
+
+/* Every field of a request survives the record, at its extremes: the
+ * record is the journal's own, so a field it forgot would be lost. */
+static const struct blkif_req record_cases[] = {
+	{ .operation = BLKIF_OP_WRITE, .nr_segments = 11, .handle = 0xffff,
+	  .id = UINT64_MAX, .sector_number = UINT64_MAX - 7,
+	  .seg = { { 1, 0, 7 }, { 2, 1, 6 }, { 3, 2, 5 }, { 4, 3, 4 }, { 5, 7, 7 },
+		   { 0xffffffffu, 0, 0 }, { 7, 0, 7 }, { 8, 0, 7 }, { 9, 0, 7 },
+		   { 10, 0, 7 }, { 0xfffffffeu, 255, 255 } } },
+	{ .operation = BLKIF_OP_INDIRECT, .indirect_op = BLKIF_OP_READ, .nr_segments = 4096,
+	  .handle = 1, .id = 0x8000000000000001ull, .sector_number = 1,
+	  .indirect_grefs = { 11, 12, 13, 14, 15, 16, 17, 0xffffffffu } },
+	{ .operation = BLKIF_OP_DISCARD, .discard_flag = BLKIF_DISCARD_SECURE,
+	  .id = 3, .sector_number = 64, .discard_nr_sectors = UINT64_MAX },
+	{ .operation = 0xff, .nr_segments = 0xffff, .id = 0 },	/* unknown op: kept as is */
+};
+
+START_TEST(test_record_roundtrip)
+{
+	const struct blkif_req *in = &record_cases[_i];
+	struct journal_ring_id id = ring_id(40);
+	struct blkif_req out;
+	struct journal *j;
+	uint32_t seq;
+	unsigned int k;
+
+	ck_assert_int_eq(journal_create(dir, &id, NR_ENTS, &j), 0);
+	journal_consume(j, 3, 40, in);
+	journal_close(j);
+	ck_assert_int_eq(journal_open(dir, &id, NR_ENTS, &j), 0);
+	memset(&out, 0xa5, sizeof(out));
+	journal_req(j, 3, &seq, &out);
+	ck_assert_uint_eq(seq, 40);
+	ck_assert_uint_eq(out.operation, in->operation);
+	ck_assert_uint_eq(out.indirect_op, in->indirect_op);
+	ck_assert_uint_eq(out.discard_flag, in->discard_flag);
+	ck_assert_uint_eq(out.nr_segments, in->nr_segments);
+	ck_assert_uint_eq(out.handle, in->handle);
+	ck_assert_uint_eq(out.id, in->id);
+	ck_assert_uint_eq(out.sector_number, in->sector_number);
+	ck_assert_uint_eq(out.discard_nr_sectors, in->discard_nr_sectors);
+	for (k = 0; k < BLKIF_MAX_SEGMENTS_PER_REQUEST; k++) {
+		ck_assert_uint_eq(out.seg[k].gref, in->seg[k].gref);
+		ck_assert_uint_eq(out.seg[k].first_sect, in->seg[k].first_sect);
+		ck_assert_uint_eq(out.seg[k].last_sect, in->seg[k].last_sect);
+	}
+	for (k = 0; k < BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST; k++)
+		ck_assert_uint_eq(out.indirect_grefs[k], in->indirect_grefs[k]);
+	ck_assert_ptr_null(out.indirect_segs);
+	journal_remove(j);
+}
+END_TEST
+
+static void copy_file(const char *from, const char *to)
+{
+	char buf[4096];
+	FILE *in = fopen(from, "rb"), *out;
+	size_t n;
+
+	ck_assert_msg(in != NULL, "%s: %s", from, strerror(errno));
+	out = fopen(to, "wb");
+	ck_assert_ptr_nonnull(out);
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		ck_assert_uint_eq(fwrite(buf, 1, n, out), n);
+	fclose(in);
+	ck_assert_int_eq(fclose(out), 0);
+}
+
+/* A journal of format 1 (struct blkif_req stored raw), as blkbackd 0.1.0
+ * left it when killed, 4 slots: slot 0 a write at 100 answered and
+ * published, slot 1 an indirect read at 101 in flight, slot 2 a secure
+ * discard at 102 answered (response 101) but not published, slot 3 a flush
+ * at 103 in flight. A new binary reads it as the old one would have. */
+START_TEST(test_upgrade_v1)
+{
+	const char *srcdir = getenv("top_srcdir");
+	struct journal_ring_id id = ring_id(100);
+	struct journal_plan *plan = malloc(sizeof(*plan));
+	char fixture[4096], path[128], tmp[160];
+	struct blkif_req req;
+	struct blkif_rsp rsp;
+	struct journal *j;
+	uint32_t seq;
+
+	ck_assert_ptr_nonnull(plan);
+	snprintf(fixture, sizeof(fixture), "%s/tests/unit/data/journal-v1.bin",
+		 srcdir ? srcdir : "..");
+	snprintf(path, sizeof(path), "%s/d5-51712-q0" JOURNAL_SUFFIX, dir);
+	copy_file(fixture, path);
+
+	ck_assert_int_eq(journal_open(dir, &id, 4, &j), 0);
+	ck_assert_int_eq(journal_plan(j, 101, 104, plan), 0);
+	ck_assert_uint_eq(plan->req_cons, 104);
+	ck_assert_uint_eq(plan->rsp_written, 102);
+	ck_assert_uint_eq(plan->rsp_published, 101);
+	ck_assert_uint_eq(plan->nr_answered, 0);
+	ck_assert_uint_eq(plan->nr_replay, 2);
+	journal_req(j, plan->replay[0], &seq, &req);
+	ck_assert_uint_eq(seq, 101);
+	ck_assert_uint_eq(req.operation, BLKIF_OP_INDIRECT);
+	ck_assert_uint_eq(req.indirect_op, BLKIF_OP_READ);
+	ck_assert_uint_eq(req.nr_segments, 600);
+	ck_assert_uint_eq(req.handle, 3);
+	ck_assert_uint_eq(req.id, 0x1101);
+	ck_assert_uint_eq(req.sector_number, 4096);
+	ck_assert_uint_eq(req.indirect_grefs[0], 90);
+	ck_assert_uint_eq(req.indirect_grefs[1], 91);
+	journal_req(j, plan->replay[1], &seq, &req);
+	ck_assert_uint_eq(seq, 103);
+	ck_assert_uint_eq(req.operation, BLKIF_OP_FLUSH_DISKCACHE);
+	ck_assert_uint_eq(req.id, 0x1103);
+	ck_assert_int_eq(journal_rsp(j, 101, &rsp), 0);
+	ck_assert_uint_eq(rsp.id, 0x1102);
+	ck_assert_uint_eq(rsp.operation, BLKIF_OP_DISCARD);
+	ck_assert_int_eq(rsp.status, BLKIF_RSP_OKAY);
+	/* The ring goes on writing it in the new format. */
+	journal_consume(j, 0, 104, &req);
+	journal_close(j);
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	ck_assert_int_eq(access(tmp, F_OK), -1);
+	ck_assert_int_eq(journal_open(dir, &id, 4, &j), 0);
+	journal_req(j, 0, &seq, &req);
+	ck_assert_uint_eq(seq, 104);
+	ck_assert_uint_eq(req.id, 0x1103);
+	journal_remove(j);
+
+	/* A format 1 journal of another ring is still another ring's. */
+	copy_file(fixture, path);
+	id.remote_port = 8;
+	ck_assert_int_eq(journal_open(dir, &id, 4, &j), -ESTALE);
+	unlink(path);
+	free(plan);
+}
+END_TEST
+
+/* A journal of a format this binary does not know (a newer one) is not
+ * guessed at. */
+START_TEST(test_unknown_format)
+{
+	struct journal_ring_id id = ring_id(0);
+	struct journal *j;
+	uint32_t version = 99;
+	char path[128];
+	int fd;
+
+	ck_assert_int_eq(journal_create(dir, &id, NR_ENTS, &j), 0);
+	journal_close(j);
+	snprintf(path, sizeof(path), "%s/d5-51712-q0" JOURNAL_SUFFIX, dir);
+	fd = open(path, O_WRONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, &version, sizeof(version), 4), sizeof(version));
+	close(fd);
+	ck_assert_int_eq(journal_open(dir, &id, NR_ENTS, &j), -EPROTONOSUPPORT);
+	unlink(path);
 }
 END_TEST
 
@@ -300,6 +459,9 @@ static Suite *journal_suite(void)
 	tcase_add_test(tc, test_old_request);
 	tcase_add_test(tc, test_rsp_log);
 	tcase_add_test(tc, test_open_refusals);
+	tcase_add_loop_test(tc, test_record_roundtrip, 0, ARRAY_SIZE(record_cases));
+	tcase_add_test(tc, test_upgrade_v1);
+	tcase_add_test(tc, test_unknown_format);
 	tcase_add_test(tc, test_sweep);
 	suite_add_tcase(s, tc);
 	return s;

@@ -260,7 +260,7 @@ static void fe_setup(struct fe *f, enum blkif_abi abi, unsigned int order, RING_
 	atomic_init(&f->v.refs, 1);
 	snprintf(f->v.prefix, sizeof(f->v.prefix), "d7/51712");
 	ck_assert_int_eq(io_backing_open(f->path, readonly ? IO_BACKING_READ_ONLY : 0,
-					 &f->v.backing), 0);
+					 &f->v.backing, NULL), 0);
 	f->v.props.sector_size = 512;
 	f->v.props.readonly = readonly;
 	f->v.props.discard = !readonly && f->v.backing->can_discard;
