@@ -147,6 +147,7 @@ struct blkbackd {
 	time_t started;
 	struct control *ctl;		/* the control socket, NULL when off */
 	struct fewatch *fewatch;	/* frontend state watches (fewatch.c) */
+	struct storage_opener *opener;	/* storage opens (storage-open.c) */
 };
 
 /* Ring threads call this (any thread) to make the main loop look at vbds. */
@@ -216,6 +217,23 @@ void fewatch_collect(struct blkbackd *d);
 int fewatch_add(struct vbd *v, const char *path);
 void fewatch_remove(struct vbd *v, const char *path);
 
+/* ---- storage-open.c: storage opens and probes off the main thread ---- */
+
+struct storage_open;
+struct storage_opener;
+int storage_open_init(struct blkbackd *d);
+/* Frees what it can; threads still blocked in an open keep their job. */
+void storage_open_done(struct blkbackd *d);
+/* Readable when an open finished (or one is slow): storage_open_collect. */
+int storage_open_fd(struct blkbackd *d);
+/* Opens params with io_backing_open's flags on a thread; the result goes
+ * to vbd_open_done, unless v->opening no longer names the job by then. */
+int storage_open_start(struct vbd *v, const char *params, unsigned int flags,
+		       struct storage_open **ret_job);
+/* Hands finished opens to their vbds (marking them dirty), starts waiting
+ * ones, reports slow ones through vbd_open_slow. */
+void storage_open_collect(struct blkbackd *d);
+
 /* ---- vbd.c: one virtual block device and its state machine ---- */
 
 enum vbd_phase {
@@ -258,6 +276,8 @@ struct vbd {
 	char *last_error;	/* last text written to "error", to log once */
 
 	struct io_backing *backing;
+	struct storage_open *opening;	/* the open running for it, if any */
+	bool discard_enable;		/* the toolstack's discard-enable */
 	struct vbd_props props;
 	/* Size the ring threads validate against; the main thread updates it
 	 * on resize. 512-byte sectors. */
@@ -308,6 +328,13 @@ void vbd_check_resize(struct vbd *v);
  * xenstore is left as it is so a restarted daemon can take the vbd over. */
 void vbd_shutdown(struct vbd *v);
 bool vbd_is_busy(const struct vbd *v);
+/* The storage open storage_open_start ran: result < 0 (why: the engine's
+ * words or "") or the backing, taken from *backing. */
+void vbd_open_done(struct vbd *v, const char *params, int result, const char *why,
+		   struct io_backing **backing);
+/* The open has run for seconds (or waits behind others opens). */
+void vbd_open_slow(struct vbd *v, const char *params, unsigned int seconds,
+		   unsigned int others);
 /* Logs with the vbd's prefix. */
 void vbd_log(const struct vbd *v, enum log_level level, int errnum, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

@@ -360,17 +360,19 @@ static int vbd_read_frontend_path(struct vbd *v)
 	return r;
 }
 
-/* Reads what the toolstack wrote about the storage and opens it. */
+/* Reads what the toolstack wrote about the storage and has it opened off
+ * the main thread: -EINPROGRESS while that runs (vbd_open_done follows),
+ * another -errno when the keys are bad. */
 static int vbd_open_backing(struct vbd *v)
 {
 	struct blkbackd *d = v->d;
 	unsigned long long discard, direct;
-	struct io_backing *b;
-	struct io_error err;
 	unsigned int flags;
 	char *params = NULL, *mode = NULL, *devtype = NULL;
 	int r;
 
+	if (v->opening)
+		return -EINPROGRESS;
 	r = xenbus_read(d, XBT_NULL, v->be_path, XK_PARAMS, &params);
 	if (r < 0 || !*params) {
 		vbd_fail(v, r < 0 ? r : 0, "no storage named in %s", XK_PARAMS);
@@ -399,6 +401,7 @@ static int vbd_open_backing(struct vbd *v)
 	/* Like Linux: writable only when mode contains 'w'; a cdrom never is. */
 	v->props.readonly = !strchr(mode, 'w') || v->props.cdrom;
 	v->props.direct_io = direct || d->direct_io;
+	v->discard_enable = discard;
 
 	flags = 0;
 	if (v->props.readonly)
@@ -407,17 +410,40 @@ static int vbd_open_backing(struct vbd *v)
 		flags |= IO_BACKING_DIRECT;
 	if (d->sector_4k)
 		flags |= IO_BACKING_SECTOR_4K;
-	r = io_backing_open(params, flags, &v->backing, &err);
+	r = storage_open_start(v, params, flags, &v->opening);
 	if (r < 0) {
-		vbd_fail(v, r, "cannot open %s%s%s", params, *err.msg ? ": " : "", err.msg);
+		vbd_fail(v, r, "cannot open %s", params);
 		goto out;
 	}
-	b = v->backing;
-	b->reconnect_ms = d->nbd_reconnect_s * 1000u;
+	r = -EINPROGRESS;
+out:
+	free(params);
+	free(mode);
+	free(devtype);
+	return r;
+}
+
+void vbd_open_done(struct vbd *v, const char *params, int result, const char *why,
+		   struct io_backing **backing)
+{
+	struct io_backing *b;
+
+	if (result < 0) {
+		/* No new look: the next event for this vbd tries again. */
+		if (*why)
+			vbd_fail(v, result, "cannot open %s: %s", params, why);
+		else
+			vbd_fail(v, result, "cannot open %s", params);
+		return;
+	}
+	b = *backing;
+	*backing = NULL;
+	v->backing = b;
+	b->reconnect_ms = v->d->nbd_reconnect_s * 1000u;
 	v->props.direct_io = b->direct;		/* remote storage has no page cache of ours */
 	v->props.sector_size = b->logical_sector_size;
 	v->props.phys_sector_size = b->physical_sector_size;
-	v->props.discard = discard && b->can_discard && !v->props.readonly;
+	v->props.discard = v->discard_enable && b->can_discard && !v->props.readonly;
 	v->props.discard_secure = v->props.discard && b->can_secure_discard;
 	v->props.discard_granularity = b->discard_granularity;
 	v->props.discard_alignment = b->discard_alignment;
@@ -426,11 +452,19 @@ static int vbd_open_backing(struct vbd *v)
 	vbd_log(v, LOG_LEVEL_INFO, 0, "storage %s: %" PRIu64 " sectors, %s%s%s", params,
 		v->props.sectors, v->props.readonly ? "read-only" : "read-write",
 		v->props.cdrom ? ", cdrom" : "", v->props.direct_io ? ", O_DIRECT" : "");
-out:
-	free(params);
-	free(mode);
-	free(devtype);
-	return r;
+	vbd_clear_error(v);
+	/* Look again: the frontend may be ready. */
+	v->dirty = true;
+}
+
+void vbd_open_slow(struct vbd *v, const char *params, unsigned int seconds,
+		   unsigned int others)
+{
+	if (others)
+		vbd_fail(v, 0, "opening %s waits: %u other opens have not returned", params,
+			 others);
+	else
+		vbd_fail(v, 0, "opening %s has not returned after %u s", params, seconds);
 }
 
 /* Taking over: the frontend negotiated against what the earlier process
@@ -513,6 +547,8 @@ static void vbd_unconfigure(struct vbd *v)
 	}
 	io_backing_close(v->backing);
 	v->backing = NULL;
+	/* An open still running is dropped when it returns. */
+	v->opening = NULL;
 }
 
 /* Reads the frontend's keys for one ring: protocol and ring-page-order are
@@ -910,9 +946,13 @@ static bool vbd_step(struct vbd *v)
 		break;
 	case VBD_INITWAIT:
 		if (close && v->takeover) {
-			/* Recover, answer, then close the normal way. */
-			if (in.hotplug_ok && in.fe_state == XenbusStateConnected &&
-			    (v->backing || vbd_open_backing(v) == 0) && vbd_start(v) == 0) {
+			/* Recover, answer, then close the normal way; the
+			 * storage opens first (off the main thread). */
+			if (in.hotplug_ok && in.fe_state == XenbusStateConnected && !v->backing &&
+			    vbd_open_backing(v) == -EINPROGRESS)
+				break;
+			if (in.hotplug_ok && in.fe_state == XenbusStateConnected && v->backing &&
+			    vbd_start(v) == 0) {
 				v->phase = VBD_CONNECTED;
 				break;
 			}
@@ -930,10 +970,7 @@ static bool vbd_step(struct vbd *v)
 		} else if (!in.hotplug_ok) {
 			break;	/* the script has not accepted the target yet */
 		} else if (!v->backing) {
-			if (vbd_open_backing(v) == 0) {
-				vbd_clear_error(v);
-				return true;	/* look again: the frontend may be ready */
-			}
+			vbd_open_backing(v);	/* vbd_open_done looks again */
 		} else if (in.fe_state == XenbusStateInitialised ||
 			   in.fe_state == XenbusStateConnected) {
 			if (vbd_start(v) == 0)
