@@ -42,6 +42,7 @@ struct control;
 #define XK_DOMAIN_NAME		"name"		/* under /local/domain/<id> */
 #define XK_ERROR		"error"
 #define XK_RECOVERY_POLICY	"recovery-policy"	/* ours: reissue | fail */
+#define XK_SERVED_TARGET	"blkbackd-served-target"	/* ours: what params was at first open */
 #define XK_MAX_RING_PAGE_ORDER	"max-ring-page-order"
 #define XK_MAX_INDIRECT_SEGS	"feature-max-indirect-segments"
 #define XK_MQ_MAX_QUEUES	"multi-queue-max-queues"

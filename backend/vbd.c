@@ -56,6 +56,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 
 #include <xen/io/xenbus.h>
@@ -423,6 +425,54 @@ out:
 	return r;
 }
 
+/* What the storage is, independent of the name it was reached by: the
+ * device number of a block device, the inode of a file, the URI of remote
+ * storage. */
+static void vbd_target_identity(const struct io_backing *b, char *buf, size_t len)
+{
+	struct stat st;
+
+	if (b->fd >= 0 && fstat(b->fd, &st) == 0) {
+		if (S_ISBLK(st.st_mode))
+			snprintf(buf, len, "block %u:%u", major(st.st_rdev), minor(st.st_rdev));
+		else
+			snprintf(buf, len, "file %u:%u %llu", major(st.st_dev), minor(st.st_dev),
+				 (unsigned long long)st.st_ino);
+	} else {
+		snprintf(buf, len, "uri %s", b->path);
+	}
+}
+
+/* The first open of a vbd records what it opened, in the backend dir that
+ * only dom0 writes; every later open (a restarted or upgraded daemon
+ * taking the vbd over, a reconnect) must find the same storage. A path
+ * swapped meanwhile (a symlink, a file renamed over the image) would
+ * otherwise hand the guest whatever it names now, unchecked by the
+ * hotplug script. 0 when it is the same or first; -EXDEV otherwise. */
+static int vbd_check_identity(struct vbd *v, const struct io_backing *b, const char *params)
+{
+	struct vbd_kv kv = { .key = XK_SERVED_TARGET };
+	char id[300], *recorded;
+	int r;
+
+	vbd_target_identity(b, id, sizeof(id));
+	r = xenbus_read(v->d, XBT_NULL, v->be_path, XK_SERVED_TARGET, &recorded);
+	if (r == -ENOENT) {
+		kv.sval = id;
+		return vbd_publish(v, &kv, 1, 0) == -ENOENT ? -ENOENT : 0;
+	}
+	if (r < 0) {
+		vbd_fail(v, r, "cannot read %s: %s refused", XK_SERVED_TARGET, params);
+		return r;
+	}
+	r = strcmp(recorded, id) == 0 ? 0 : -EXDEV;
+	if (r < 0)
+		vbd_fail(v, 0, "%s is not the storage served before (%s then, %s now): refused",
+			 params, recorded, id);
+	free(recorded);
+	return r;
+}
+
 void vbd_open_done(struct vbd *v, const char *params, int result, const char *why,
 		   struct io_backing **backing)
 {
@@ -437,6 +487,18 @@ void vbd_open_done(struct vbd *v, const char *params, int result, const char *wh
 		return;
 	}
 	b = *backing;
+	if (vbd_check_identity(v, b, params) < 0) {
+		/* Left to the caller to close. A takeover serves the guest
+		 * nothing else: the backend closes, so that its requests fail
+		 * rather than wait, and a new connection opens and checks
+		 * again. */
+		if (v->takeover && v->phase == VBD_INITWAIT) {
+			v->takeover = false;
+			if (vbd_set_state(v, XenbusStateClosed) == 0)
+				v->phase = VBD_CLOSED;
+		}
+		return;
+	}
 	*backing = NULL;
 	v->backing = b;
 	b->reconnect_ms = v->d->nbd_reconnect_s * 1000u;
