@@ -275,6 +275,9 @@ struct vbd {
 	bool dirty;		/* an event asked for a state machine run */
 	bool gone;		/* unlinked from the list: stop stepping */
 	char *last_error;	/* last text written to "error", to log once */
+	time_t fail_window;	/* monotonic start of the failure log window */
+	unsigned int fail_logged;	/* failures logged in it */
+	unsigned int fail_suppressed;	/* and not logged */
 
 	struct io_backing *backing;
 	struct storage_open *opening;	/* the open running for it, if any */

@@ -163,6 +163,34 @@ static int vbd_set_state(struct vbd *v, unsigned int state)
 	return r;
 }
 
+/* A guest alternating two kinds of garbage would make every failure a new
+ * text: past VBD_FAIL_LOG_BURST lines in VBD_FAIL_LOG_WINDOW_S seconds a
+ * vbd's failures go to its error node only, and the log says how many
+ * it did not show when the window ends. */
+#define VBD_FAIL_LOG_BURST	5
+#define VBD_FAIL_LOG_WINDOW_S	60
+
+static bool vbd_fail_may_log(struct vbd *v)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (ts.tv_sec - v->fail_window >= VBD_FAIL_LOG_WINDOW_S) {
+		if (v->fail_suppressed)
+			vbd_log(v, LOG_LEVEL_WARN, 0, "%u more failures not logged (see the %s node)",
+				v->fail_suppressed, XK_ERROR);
+		v->fail_window = ts.tv_sec;
+		v->fail_logged = 0;
+		v->fail_suppressed = 0;
+	}
+	if (v->fail_logged < VBD_FAIL_LOG_BURST) {
+		v->fail_logged++;
+		return true;
+	}
+	v->fail_suppressed++;
+	return false;
+}
+
 /* A failed step: say why in "error" and in the log (once per text). */
 static void vbd_fail(struct vbd *v, int errnum, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -186,7 +214,8 @@ static void vbd_fail(struct vbd *v, int errnum, const char *fmt, ...)
 	if (r < 0)
 		return;
 	if (!v->last_error || strcmp(v->last_error, full) != 0) {
-		vbd_log(v, LOG_LEVEL_ERR, 0, "%s", full);
+		if (vbd_fail_may_log(v))
+			vbd_log(v, LOG_LEVEL_ERR, 0, "%s", full);
 		kv.sval = full;
 		vbd_publish(v, &kv, 1, 0);
 		free(v->last_error);
