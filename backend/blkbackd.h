@@ -18,6 +18,8 @@
 #include "io.h"
 #include "log.h"
 #include "platform.h"
+#include "stats.h"
+#include "xenbus.h"
 
 struct vbd;
 struct ring;
@@ -26,47 +28,7 @@ struct control;
 /* Seconds of per-vbd request totals kept for the IOPS column. */
 #define CONTROL_IOPS_SAMPLES	6
 
-/* xenstore keys, relative to a vbd's backend or frontend dir. */
-#define XK_STATE		"state"
-#define XK_ONLINE		"online"
-#define XK_SCRIPT		"script"
-#define XK_PARAMS		"params"
-#define XK_MODE			"mode"
-#define XK_DEVICE_TYPE		"device-type"
-#define XK_DISCARD_ENABLE	"discard-enable"
-#define XK_DIRECT_IO_SAFE	"direct-io-safe"
-#define XK_FRONTEND		"frontend"
-#define XK_FRONTEND_ID		"frontend-id"
-#define XK_HOTPLUG_STATUS	"hotplug-status"
-#define XK_DEV			"dev"		/* vdev name, for blkback-ctl */
-#define XK_DOMAIN_NAME		"name"		/* under /local/domain/<id> */
-#define XK_ERROR		"error"
-#define XK_RECOVERY_POLICY	"recovery-policy"	/* ours: reissue | fail */
-#define XK_SERVED_TARGET	"blkbackd-served-target"	/* ours: what params was at first open */
-#define XK_MAX_RING_PAGE_ORDER	"max-ring-page-order"
-#define XK_MAX_INDIRECT_SEGS	"feature-max-indirect-segments"
-#define XK_MQ_MAX_QUEUES	"multi-queue-max-queues"
-#define XK_FEATURE_FLUSH	"feature-flush-cache"
-#define XK_FEATURE_BARRIER	"feature-barrier"
-#define XK_FEATURE_DISCARD	"feature-discard"
-#define XK_FEATURE_PERSISTENT	"feature-persistent"	/* both ends */
-#define XK_DISCARD_GRANULARITY	"discard-granularity"
-#define XK_DISCARD_ALIGNMENT	"discard-alignment"
-#define XK_DISCARD_SECURE	"discard-secure"
-#define XK_SECTORS		"sectors"
-#define XK_INFO			"info"
-#define XK_SECTOR_SIZE		"sector-size"
-#define XK_PHYS_SECTOR_SIZE	"physical-sector-size"
-/* frontend keys */
-#define XK_RING_REF		"ring-ref"
-#define XK_RING_REF_FMT		"ring-ref%u"
-#define XK_RING_PAGE_ORDER	"ring-page-order"
-#define XK_EVENT_CHANNEL	"event-channel"
-#define XK_PROTOCOL		"protocol"
-#define XK_MQ_NUM_QUEUES	"multi-queue-num-queues"
-#define XK_QUEUE_DIR_FMT	"queue-%u"	/* per-queue ring-ref*, event-channel */
-
-#define HOTPLUG_CONNECTED	"connected"
+/* xenstore keys (XK_*) are in common/xenbus.h. */
 #define RECOVERY_REISSUE	"reissue"
 #define RECOVERY_FAIL		"fail"
 #define BLKBACKD_MAX_RING_ORDER	4u
@@ -78,38 +40,6 @@ struct control;
  * (Linux guests warn about hung tasks only after two). */
 #define BLKBACKD_DEFAULT_NBD_RECONNECT_S 60u
 #define BLKBACKD_PGRANT_IDLE_S		60u	/* unmapped after this long unused */
-
-/* Counters a ring thread keeps for the control socket. One writer (the
- * ring thread, relaxed load + store, no locked instructions on the data
- * path), any number of readers (the main thread). */
-enum ring_op_class {
-	RING_OP_READ, RING_OP_WRITE, RING_OP_BARRIER, RING_OP_FLUSH, RING_OP_DISCARD,
-	RING_OP_OTHER, RING_OP_CLASSES,
-};
-#define RING_LAT_BUCKETS	32	/* bucket b: latency < 2^b microseconds */
-
-struct ring_stats {
-	_Atomic uint64_t ops[RING_OP_CLASSES];	/* answered, by operation */
-	_Atomic uint64_t sectors_read;		/* 512-byte units, successful */
-	_Atomic uint64_t sectors_written;
-	_Atomic uint64_t err_validation;	/* refused by the validator */
-	_Atomic uint64_t err_grant;		/* bad grant or failed copy */
-	_Atomic uint64_t err_storage;		/* the engine failed it */
-	_Atomic uint64_t out_of_slot;		/* requests waited for a free slot */
-	_Atomic uint64_t flushes;		/* flushes sent to storage */
-	_Atomic uint64_t discards;		/* discards sent to storage */
-	_Atomic uint64_t pgrant_hits;		/* segments copied through a mapped
-						 * persistent grant */
-	_Atomic uint64_t pgrant_indirect;	/* indirect pages read through a
-						 * mapped persistent grant */
-	_Atomic uint64_t pgrant_maps;		/* persistent grants mapped */
-	_Atomic uint32_t pgrant_mapped;		/* mapped now */
-	_Atomic uint32_t inflight;
-	_Atomic uint32_t req_cons;
-	_Atomic uint32_t rsp_prod;
-	_Atomic uint64_t lat[RING_LAT_BUCKETS];	/* answered requests with a slot */
-	_Atomic uint64_t lat_max_us;
-};
 
 /* ---- blkbackd.c: options, the daemon context, the main loop ---- */
 
@@ -193,14 +123,10 @@ void xenbus_dispatch(struct blkbackd *d);
 void xenbus_run_dirty(struct blkbackd *d);
 /* Lists backend/vbd and claims or forgets vbds to match it. */
 void xenbus_scan(struct blkbackd *d);
-/* Text of a XenbusState for logs. */
-const char *xenbus_state_name(unsigned int state);
-/* The pure parsers behind the reads (exposed for tests/fuzz): strict
- * unsigned decimal, at most 20 digits, -EINVAL on garbage, -ERANGE above
- * max; and "<domid>/<devid>[/...]" at the head of a path relative to
- * backend/vbd, returning how many numbers it found (0, 1 or 2). */
-int xenbus_parse_uint(const char *s, unsigned long long max,
-		      unsigned long long *ret_val);
+/* The pure parser behind the scan (exposed for tests/fuzz; the number
+ * parser and state names are in common/xenbus.h): "<domid>/<devid>[/...]"
+ * at the head of a path relative to backend/vbd, returning how many
+ * numbers it found (0, 1 or 2). */
 int xenbus_parse_vbd_path(const char *rel, uint32_t *ret_domid, uint32_t *ret_devid);
 
 /* ---- fewatch.c: frontend state watches, drained off the main thread ---- */
@@ -359,6 +285,10 @@ struct ring_config {
 	bool recover;				/* resume from an earlier journal */
 	bool recover_fail;			/* answer recovered requests with an
 						 * error instead of issuing them */
+	/* How the ring tells its owner to look at it (a halt to report, the
+	 * thread stopped). Called on the ring thread; must not block. */
+	void (*wake)(void *opaque);
+	void *wake_opaque;
 };
 
 /* Maps the ring (attach form: never initialises it), binds the event
@@ -396,9 +326,6 @@ struct ring_info {
 };
 
 const struct ring_stats *ring_get_stats(const struct ring *r);
-/* dst += src, for counters that outlive a ring (in-flight and indices are
- * not added, the maximum latency is kept). */
-void ring_stats_add(struct ring_stats *dst, const struct ring_stats *src);
 void ring_get_info(const struct ring *r, struct ring_info *ret);
 
 /* ---- journal.c: the per-ring recovery journal ---- */

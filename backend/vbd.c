@@ -81,7 +81,8 @@ struct vbd_input {
 	bool hotplug_ok;
 };
 
-/* One key of a transactional update; val NULL removes the key. */
+/* One key of a transactional update: written as sval when set, else as
+ * val; removed instead when rm is set. */
 struct vbd_kv {
 	const char *key;
 	char val[32];
@@ -645,6 +646,12 @@ static void vbd_unconfigure(struct vbd *v)
 /* Reads the frontend's keys for one ring: protocol and ring-page-order are
  * top-level for every queue (as in Linux), ring-ref* and event-channel come
  * from qdir (the frontend dir itself, or its queue-N subdir). */
+/* A ring's wake hook: the main loop looks at every vbd's rings. */
+static void vbd_ring_wake(void *opaque)
+{
+	blkbackd_wake(opaque);
+}
+
 static int vbd_read_ring_config(struct vbd *v, const char *qdir, struct ring_config *cfg)
 {
 	struct blkbackd *d = v->d;
@@ -661,6 +668,8 @@ static int vbd_read_ring_config(struct vbd *v, const char *qdir, struct ring_con
 	cfg->max_pgrants = v->persistent ? d->max_pgrants : 0;
 	cfg->recover = v->takeover;
 	cfg->recover_fail = v->recover_fail;
+	cfg->wake = vbd_ring_wake;
+	cfg->wake_opaque = d;
 
 	r = xenbus_read(d, XBT_NULL, v->fe_path, XK_PROTOCOL, &proto);
 	if (r < 0 && r != -ENOENT) {

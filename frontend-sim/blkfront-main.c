@@ -20,13 +20,11 @@
 
 #include "blkfront.h"
 #include "log.h"
+#include "util.h"
 
 uint64_t bf_now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return clock_mono_ns();
 }
 
 void bf_fail(struct bf_dev *dev, const char *fmt, ...)

@@ -11,37 +11,11 @@
 
 #include "blkif.h"
 #include "platform.h"
+#include "xenbus.h"
 
 struct xs_handle;
 
-/* xenstore keys blkfront-sim reads and writes (see blkif.h's comment). */
-#define BF_KEY_STATE			"state"
-#define BF_KEY_BACKEND			"backend"
-#define BF_KEY_BACKEND_ID		"backend-id"
-#define BF_KEY_VIRTUAL_DEVICE		"virtual-device"
-#define BF_KEY_DEV			"dev"
-#define BF_KEY_NAME			"name"
-#define BF_KEY_RING_REF			"ring-ref"
-#define BF_KEY_RING_REF_FMT		"ring-ref%u"
-#define BF_KEY_RING_PAGE_ORDER		"ring-page-order"
-#define BF_KEY_EVENT_CHANNEL		"event-channel"
-#define BF_KEY_PROTOCOL			"protocol"
-#define BF_KEY_FEATURE_PERSISTENT	"feature-persistent"
-#define BF_KEY_MAX_RING_PAGE_ORDER	"max-ring-page-order"
-#define BF_KEY_MAX_INDIRECT_SEGS	"feature-max-indirect-segments"
-#define BF_KEY_FEATURE_FLUSH		"feature-flush-cache"
-#define BF_KEY_FEATURE_BARRIER		"feature-barrier"
-#define BF_KEY_FEATURE_DISCARD		"feature-discard"
-#define BF_KEY_DISCARD_GRANULARITY	"discard-granularity"
-#define BF_KEY_DISCARD_ALIGNMENT	"discard-alignment"
-#define BF_KEY_DISCARD_SECURE		"discard-secure"
-#define BF_KEY_SECTORS			"sectors"
-#define BF_KEY_SECTOR_SIZE		"sector-size"
-#define BF_KEY_PHYS_SECTOR_SIZE		"physical-sector-size"
-#define BF_KEY_INFO			"info"
-#define BF_KEY_MQ_MAX_QUEUES		"multi-queue-max-queues"
-#define BF_KEY_MQ_NUM_QUEUES		"multi-queue-num-queues"
-#define BF_KEY_QUEUE_FMT		"queue-%u"
+/* xenstore keys (XK_*) and state names are common/xenbus.h's. */
 
 /* Exit statuses (documented in blkfront-sim(1)). */
 #define BF_EXIT_OK		0
@@ -264,7 +238,6 @@ void bf_xenbus_close(struct bf_dev *dev);
 void bf_xenbus_free(struct bf_dev *dev);
 /* Re-read the backend state after a watch fired; sets be_closing. */
 void bf_xenbus_handle_watch(struct bf_dev *dev);
-const char *bf_xenbus_state_name(int state);
 
 /* blkfront-vdev.c: libxl's disk names -> devid; -EINVAL for others. */
 int bf_vdev_to_devid(const char *vdev, uint32_t *ret_devid);

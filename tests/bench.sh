@@ -97,14 +97,70 @@ EOF
 rows="$TEST_DIR/rows.jsonl"
 : >"$rows"
 
-# run_bf ARGS...: one blkfront-sim run; its JSON on stdout.
+# System calls and wakeups of the daemon, counted by perf over each guest
+# run, on every thread of blkbackd (ring threads, their engine's workers,
+# the idle main thread; the kernel's io_uring workers not). perf stat -p
+# counts only threads that exist when it attaches, and ring threads start
+# when the guest connects, so perf attaches once they are there and the
+# requests of its window are estimated as the run's IOPS times the window
+# (the window starts a little before perf counts: the figures err low by
+# a few per cent). A wakeup is a context switch of one of those threads
+# (sleeps; under load, preemptions add a few). Counting costs a little
+# throughput, the same on every row.
+count_ok=0
+if command -v perf >/dev/null &&
+	perf stat -e raw_syscalls:sys_enter,context-switches -x, -o "$TEST_DIR/perf.probe" \
+		-- true 2>/dev/null && ! grep -q 'not counted\|not supported' "$TEST_DIR/perf.probe"; then
+	count_ok=1
+else
+	info "perf cannot count system calls here: the syscall columns stay empty"
+fi
+
+# perf_count FILE EVENT: the count perf stat -x, wrote for EVENT, or null.
+perf_count() {
+	awk -F, -v ev="$2" '$3 == ev && $1 ~ /^[0-9]+$/ { print $1; found = 1 }
+		END { if (!found) print "null" }' "$1"
+}
+
+nr_threads() { ls "/proc/$BLKBACKD_PID/task" 2>/dev/null | wc -l; }
+now_s() { date +%s.%N; }
+
+# run_bf ARGS...: one blkfront-sim run; its JSON on stdout, with system
+# calls and wakeups per request when perf counts them.
 run_bf() {
-	local out="$TEST_DIR/bf.json"
+	local out="$TEST_DIR/bf.json" pc="$TEST_DIR/perf.txt" bf_pid perf_pid="" i n0
+	local sc=null cs=null t0=0 t1=0
+	n0=$(nr_threads)
 	blkfront-sim --domain bench --vdev xvda --seconds "$secs" --json "$@" >"$out" \
-		2>>"$TEST_DIR/bf.log" || fail "blkfront-sim $* failed: $(tail -3 "$TEST_DIR/bf.log")"
+		2>>"$TEST_DIR/bf.log" &
+	bf_pid=$!
+	if [ $count_ok = 1 ]; then
+		i=0
+		while [ "$(nr_threads)" -le "$n0" ] && [ $i -lt 100 ]; do
+			sleep 0.02
+			i=$((i + 1))
+		done
+		rm -f "$pc"
+		t0=$(now_s)
+		perf stat -e raw_syscalls:sys_enter,context-switches -x, -o "$pc" \
+			-p "$BLKBACKD_PID" 2>/dev/null &
+		perf_pid=$!
+	fi
+	wait "$bf_pid" || fail "blkfront-sim $* failed: $(tail -3 "$TEST_DIR/bf.log")"
+	if [ -n "$perf_pid" ]; then
+		t1=$(now_s)
+		kill -INT "$perf_pid" 2>/dev/null || true
+		wait "$perf_pid" 2>/dev/null || true
+		sc=$(perf_count "$pc" raw_syscalls:sys_enter)
+		cs=$(perf_count "$pc" context-switches)
+	fi
 	jq -e '.result == "ok" and .errors == 0' "$out" >/dev/null ||
 		fail "blkfront-sim $*: $(cat "$out")"
-	jq -c '{iops, mib_s, lat_p50_us: .lat_us.p50, lat_p99_us: .lat_us.p99}' "$out"
+	jq -c --argjson sc "$sc" --argjson cs "$cs" --argjson win "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
+		'(.iops * $win) as $ops |
+		 {iops, mib_s, lat_p50_us: .lat_us.p50, lat_p99_us: .lat_us.p99,
+		  syscalls_per_req: (if $sc == null or $ops <= 0 then null else $sc / $ops end),
+		  wakeups_per_req: (if $cs == null or $ops <= 0 then null else $cs / $ops end)}' "$out"
 }
 
 # run_fio ARGS... (--rw= first): one fio run; its numbers as JSON on stdout.
@@ -341,19 +397,24 @@ jq -s --arg file "$file" --argjson size_mb "$size_mb" --argjson secs "$secs" \
 
 echo
 jq -r '["case", "mode", "blkbackd IOPS", "MiB/s", "p99 us", "fio IOPS", "MiB/s",
-	 "p99 us", "ratio"],
+	 "p99 us", "ratio", "sys/req", "wake/req"],
 	(.rows[] | [.case, .mode,
 	  (.blkbackd.iops | floor), (.blkbackd.mib_s * 10 | round / 10),
 	  (.blkbackd.lat_p99_us | round),
 	  (if .fio then (.fio.iops | floor) else "-" end),
 	  (if .fio then (.fio.mib_s * 10 | round / 10) else "-" end),
 	  (if .fio then (.fio.lat_p99_us | round) else "-" end),
-	  (if .ratio then (.ratio * 100 | round / 100) else "-" end)])
+	  (if .ratio then (.ratio * 100 | round / 100) else "-" end),
+	  (if .blkbackd.syscalls_per_req then (.blkbackd.syscalls_per_req * 100 | round / 100)
+	   else "-" end),
+	  (if .blkbackd.wakeups_per_req then (.blkbackd.wakeups_per_req * 100 | round / 100)
+	   else "-" end)])
 	| @tsv' "$json_out" |
-	awk -F '\t' '{ printf "%-34s %-12s %13s %8s %7s %9s %8s %7s %6s\n",
-		$1, $2, $3, $4, $5, $6, $7, $8, $9 }'
+	awk -F '\t' '{ printf "%-34s %-12s %13s %8s %7s %9s %8s %7s %6s %8s %8s\n",
+		$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 }'
 echo
 echo "ratio = blkbackd IOPS / fio IOPS (null engine rows: / the direct fio row)"
+echo "sys/req, wake/req = blkbackd's system calls and context switches per request, perf"
 echo
 jq -r 'if (.instructions | length) > 0 then
 	"instructions per request, null engine, callgrind (runs of \(.instructions[0].ops[0]) and \(.instructions[0].ops[1]) requests):",

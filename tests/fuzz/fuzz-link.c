@@ -1,5 +1,5 @@
 /* Link shim for harnesses that link libblkbackd.a without blkbackd.c:
- * vbd.c wakes the main loop through blkbackd_wake, which lives next to
+ * ring.c wakes the main loop through blkbackd_wake, which lives next to
  * main(). The harnesses run no rings, so nothing calls it. */
 #include "config.h"
 

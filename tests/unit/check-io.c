@@ -18,14 +18,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "io.h"
+#include "util.h"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define MAX_OPS 4096
 
 static const enum io_engine_kind real_engines[] = { IO_ENGINE_URING, IO_ENGINE_THREAD };
@@ -1137,10 +1139,26 @@ static pid_t nbd_pid;
  * advertises a 64 KiB maximum, so larger ops must be split. */
 /* nbdkit in the foreground, our child: its pid is known at once (a
  * daemonized nbdkit writes its pidfile after its parent has returned). */
+/* Whether a server accepts connections on the unix socket at path. */
+static bool unix_accepts(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, r;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return false;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	close(fd);
+	return r == 0;
+}
+
 static void nbd_serve(const char *extra)
 {
 	char sock[PATH_MAX + 16];
-	struct stat st;
 	int i;
 
 	snprintf(sock, sizeof(sock), "%s/nbd.sock", test_dir);
@@ -1158,7 +1176,9 @@ static void nbd_serve(const char *extra)
 			       "blocksize-maximum=65536", "blocksize-preferred=4096", (char *)NULL);
 		_exit(127);
 	}
-	for (i = 0; i < 1000 && stat(sock, &st) < 0; i++)
+	/* nbdkit binds the socket before it listens: the file alone does not
+	 * say it is ready (a connect in between is refused). */
+	for (i = 0; i < 1000 && !unix_accepts(sock); i++)
 		usleep(10 * 1000);
 	ck_assert_msg(i < 1000, "nbdkit did not listen on %s", sock);
 }

@@ -185,12 +185,13 @@ static const struct platform_ops fake_ops = {
 	.evtchn_unmask = fake_unmask,
 };
 
-/* ---- what ring.c needs from the rest of blkbackd ---- */
+/* ---- what ring.c still needs from vbd.c ---- */
 
 static atomic_int wakes;
 
-void blkbackd_wake(struct blkbackd *d)
+static void fe_wake(void *opaque)
 {
+	(void)opaque;
 	atomic_fetch_add(&wakes, 1);
 }
 
@@ -273,6 +274,7 @@ static void fe_setup(struct fe *f, enum blkif_abi abi, unsigned int order, RING_
 	cfg.remote_port = 3;
 	cfg.abi = abi;
 	cfg.engine = engine_kind;
+	cfg.wake = fe_wake;
 	cfg.max_indirect_segments = fe_max_indirect;
 	fe_max_indirect = 0;
 	ck_assert_int_eq(ring_start(&f->v, 0, &cfg, &f->r), 0);
@@ -706,6 +708,7 @@ START_TEST(test_attach_refuses_stale)
 	cfg.refs[0] = RING_REF0;
 	cfg.abi = BLKIF_ABI_X86_64;
 	cfg.engine = engine_kind;
+	cfg.wake = fe_wake;
 	atomic_init(&f.v.refs, 1);
 	ck_assert_int_eq(ring_start(&f.v, 0, &cfg, &r), -EPROTO);
 	ck_assert_int_eq(atomic_load(&f.v.refs), 1);
