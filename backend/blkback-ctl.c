@@ -45,9 +45,9 @@ static const char usage_text[] =
 	"Look into and steer a running blkbackd.\n\n"
 	"Commands:\n"
 	"  list [--json]                       one line per vbd\n"
-	"  show DOMID DEVID|VDEV [--json]      everything about one vbd\n"
+	"  show DOMAIN DEVID|VDEV [--json]     everything about one vbd\n"
 	"  stats [--json|--prometheus]         counters and latency of every ring\n"
-	"  detach DOMID DEVID|VDEV [--force] [--timeout S]\n"
+	"  detach DOMAIN DEVID|VDEV [--force] [--timeout S]\n"
 	"                                      close a vbd gracefully (default 30 s)\n"
 	"  check-target --mode r|w TARGET      may TARGET back a new vbd?\n"
 	"  status [--json]                     the daemon: pid, version, instance\n"
@@ -63,7 +63,8 @@ static const char usage_text[] =
 	"  -t, --timeout S      detach, upgrade: give up after S seconds\n"
 	"  -m, --mode r|w       check-target: the access wanted\n"
 	"  -h, --help           this text\n"
-	"  -V, --version        print the version\n";
+	"  -V, --version        print the version\n"
+	"DOMAIN is a domain id or name, as xl takes it.\n";
 
 struct ctl {
 	const char *path;
@@ -388,18 +389,79 @@ static int parse_uint(const char *s, const char *what, unsigned long max, unsign
 	return 0;
 }
 
-/* The request for DOMID DEVID|VDEV. */
+/* A domain as xl takes it: digits are an id, anything else a name. */
+static bool domain_is_id(const char *dom)
+{
+	return *dom && strspn(dom, "0123456789") == strlen(dom);
+}
+
+/* The request for DOMAIN DEVID|VDEV; a name is filled in later by
+ * domain_resolve, once the daemon can be asked. */
 static struct json_object *vbd_request(const char *cmd, const char *dom, const char *dev)
 {
 	struct json_object *req;
-	unsigned long domid;
+	unsigned long domid = 0;
 
-	if (parse_uint(dom, "domain id", 0x7fef, &domid) < 0)
+	if (!*dom || (domain_is_id(dom) && parse_uint(dom, "domain id", 0x7fef, &domid) < 0)) {
+		if (!*dom)
+			fprintf(stderr, "blkback-ctl: empty domain\n");
 		return NULL;
+	}
 	req = request(cmd);
-	json_object_object_add(req, CONTROL_KEY_DOMID, json_object_new_int64((int64_t)domid));
+	if (domain_is_id(dom))
+		json_object_object_add(req, CONTROL_KEY_DOMID, json_object_new_int64((int64_t)domid));
 	json_object_object_add(req, CONTROL_KEY_DEVICE, json_object_new_string(dev));
 	return req;
+}
+
+/* A domain name becomes the id of the domain of that name among the vbds
+ * the daemon serves (its list carries each domain's name, read from
+ * xenstore): the only domains show and detach can mean. */
+static int domain_resolve(struct ctl *c, struct json_object *req, const char *dom)
+{
+	struct json_object *list = request(CONTROL_CMD_LIST), *rep = NULL, *vbds;
+	uint64_t domid = 0;
+	size_t n, i;
+	bool found = false;
+	int r;
+
+	if (domain_is_id(dom)) {
+		json_object_put(list);
+		return EXIT_OK;
+	}
+	r = ctl_call(c, list, &rep);
+	if (r != EXIT_OK)
+		goto out;
+	r = reply_check(rep);
+	if (r != EXIT_OK)
+		goto out;
+	vbds = reply_get(rep, "vbds");
+	n = vbds ? json_object_array_length(vbds) : 0;
+	for (i = 0; i < n; i++) {
+		struct json_object *v = json_object_array_get_idx(vbds, i);
+
+		if (strcmp(reply_str(v, "domain"), dom) != 0)
+			continue;
+		if (found && reply_u64(v, "domid") != domid) {
+			fprintf(stderr, "blkback-ctl: domains %" PRIu64 " and %" PRIu64
+				" are both named '%s': give the id\n", domid,
+				reply_u64(v, "domid"), dom);
+			r = EXIT_FAILED;
+			goto out;
+		}
+		domid = reply_u64(v, "domid");
+		found = true;
+	}
+	if (!found) {
+		fprintf(stderr, "blkback-ctl: no vbd of a domain named '%s'\n", dom);
+		r = EXIT_FAILED;
+		goto out;
+	}
+	json_object_object_add(req, CONTROL_KEY_DOMID, json_object_new_int64((int64_t)domid));
+out:
+	json_object_put(list);
+	json_object_put(rep);
+	return r;
 }
 
 static long ms_since(uint64_t t0_ms)
@@ -556,10 +618,14 @@ out:
 	return r;
 }
 
-/* scheme "://" with a scheme of letters, digits, '+', '-', '.' (RFC 3986). */
+/* scheme "://" with a scheme of letters, digits, '+', '-', '.' (RFC 3986),
+ * or a Ceph image in QEMU's spelling (rbd:POOL/IMAGE...). */
 static bool target_is_uri(const char *t)
 {
 	const char *p = t;
+
+	if (strncmp(t, "rbd:", 4) == 0)
+		return true;
 
 	while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
 	       (p > t && ((*p >= '0' && *p <= '9') || *p == '+' || *p == '-' || *p == '.')))
@@ -670,7 +736,8 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		/* The daemon runs elsewhere: hand it an absolute path. A URI
-		 * (an NBD export: scheme, then "://") goes as it is. */
+		 * (an NBD export: scheme, then "://"; an rbd: image) goes as
+		 * it is. */
 		if (args[0][0] != '/' && !target_is_uri(args[0])) {
 			if (!getcwd(cwd, sizeof(cwd)) || asprintf(&abs, "%s/%s", cwd, args[0]) < 0) {
 				fprintf(stderr, "blkback-ctl: cannot make %s absolute\n", args[0]);
@@ -693,6 +760,11 @@ int main(int argc, char **argv)
 	r = ctl_connect(&c);
 	if (r != EXIT_OK)
 		goto out;
+	if (strcmp(cmd, "show") == 0 || strcmp(cmd, "detach") == 0) {
+		r = domain_resolve(&c, req, args[0]);
+		if (r != EXIT_OK)
+			goto out;
+	}
 	if (strcmp(cmd, "detach") == 0) {
 		r = cmd_detach(&c, req, json, timeout_s);
 		goto out;

@@ -167,7 +167,8 @@ enum vbd_phase {
 	VBD_NEW,	/* claimed, storage closed, nothing published */
 	VBD_INITWAIT,	/* storage open, probe keys written, state 2 */
 	VBD_CONNECTED,	/* rings running, state 4 */
-	VBD_CLOSING,	/* rings told to stop, waiting for in-flight I/O */
+	VBD_CLOSING,	/* state 5: rings draining, then released; waits
+			 * for the frontend's Closed (or the toolstack) */
 	VBD_CLOSED,	/* rings released, state 6; may reconnect */
 	VBD_FOREIGN,	/* not ours (script names another handler) */
 };
@@ -224,6 +225,9 @@ struct vbd {
 	bool takeover;
 	bool recover_fail;		/* recovery-policy, read at start */
 	bool persistent;		/* both ends offer feature-persistent */
+	/* the rings ran since the last configure: a detach waits for the
+	 * frontend to let go; one never connected has nothing to let go */
+	bool served;
 	unsigned int recoveries;	/* times we resumed an earlier process */
 	time_t last_recovery;		/* wall clock of the last one */
 	uint64_t reissued;		/* requests issued again, all recoveries */
@@ -265,6 +269,9 @@ void vbd_open_done(struct vbd *v, const char *params, int result, const char *wh
 /* The open has run for seconds (or waits behind others opens). */
 void vbd_open_slow(struct vbd *v, const char *params, unsigned int seconds,
 		   unsigned int others);
+/* blkback-ctl detach is done: Closed, and the frontend has let go (or
+ * never connected, or force). */
+bool vbd_is_detach_done(const struct vbd *v, bool force);
 /* Logs with the vbd's prefix. */
 void vbd_log(const struct vbd *v, enum log_level level, int errnum, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

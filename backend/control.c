@@ -615,11 +615,12 @@ static struct json_object *cmd_show(struct blkbackd *d, struct json_object *req)
 /* The graceful path: the vbd closes as for online = 0 (stop, drain,
  * Closed); rings are released only once their in-flight I/O is answered.
  * Repeating the request reports progress; "done" says the vbd is Closed
- * and (unless force) the frontend has closed too. */
+ * and (unless force) the frontend has let go: it left Connected, or was
+ * never connected in this round. */
 static struct json_object *cmd_detach(struct blkbackd *d, struct json_object *req)
 {
 	struct json_object *o, *jf, *err;
-	bool force = false, fe_closed;
+	bool force = false;
 	struct vbd *v = req_vbd(d, req, &err);
 
 	if (!v)
@@ -649,10 +650,7 @@ static struct json_object *cmd_detach(struct blkbackd *d, struct json_object *re
 	} else {
 		o = reply_ok();
 	}
-	fe_closed = v->seen_fe_state == XenbusStateClosing ||
-		    v->seen_fe_state == XenbusStateClosed ||
-		    v->seen_fe_state == XenbusStateUnknown;
-	jadd(o, "done", json_object_new_boolean(v->phase == VBD_CLOSED && (force || fe_closed)));
+	jadd(o, "done", json_object_new_boolean(vbd_is_detach_done(v, force)));
 	jadd_str(o, "phase", vbd_phase_name(v->phase));
 	jadd_str(o, "frontend_state", xenbus_state_name(v->seen_fe_state));
 	jadd_u64(o, "inflight", vbd_inflight(v));
@@ -687,7 +685,8 @@ static struct json_object *reply_in_use(const char *target, const struct vbd *v)
 }
 
 /* Remote storage is usable when it opens (an export answers the
- * handshake) and, for w, is writable; it closes again at once. */
+ * handshake), for w is writable, and no client elsewhere writes it (a
+ * Ceph image's lock owner); it closes again at once. */
 static struct json_object *check_target_remote(struct blkbackd *d, const char *target,
 					       bool want_w)
 {
@@ -700,7 +699,11 @@ static struct json_object *check_target_remote(struct blkbackd *d, const char *t
 	if (r < 0)
 		return reply_error("%s: %s%s%s", target, strerror(-r), *err.msg ? ": " : "",
 				   err.msg);
+	r = io_backing_check_foreign(b, &err);
 	io_backing_close(b);
+	if (r < 0)
+		return reply_error("%s: %s%s%s", target, strerror(-r), *err.msg ? ": " : "",
+				   err.msg);
 	v = target_conflict(d, target, want_w);
 	return v ? reply_in_use(target, v) : reply_ok();
 }

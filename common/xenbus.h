@@ -39,6 +39,7 @@
 #define XK_RECOVERY_POLICY	"recovery-policy"	/* ours: reissue | fail */
 #define XK_SERVED_TARGET	"blkbackd-served-target"	/* ours: what the first open found */
 #define XK_MAX_RING_PAGE_ORDER	"max-ring-page-order"
+#define XK_MAX_RING_PAGES	"max-ring-pages"	/* blkif.h's legacy spelling; BSDs read it */
 #define XK_MAX_INDIRECT_SEGS	"feature-max-indirect-segments"
 #define XK_MQ_MAX_QUEUES	"multi-queue-max-queues"
 #define XK_FEATURE_FLUSH	"feature-flush-cache"
@@ -59,9 +60,11 @@
 #define XK_RING_REF		"ring-ref"
 #define XK_RING_REF_FMT		"ring-ref%u"
 #define XK_RING_PAGE_ORDER	"ring-page-order"
+#define XK_NUM_RING_PAGES	"num-ring-pages"	/* legacy (BSD frontends) */
 #define XK_EVENT_CHANNEL	"event-channel"
 #define XK_PROTOCOL		"protocol"
 #define XK_MQ_NUM_QUEUES	"multi-queue-num-queues"
+#define XK_LARGE_SECTOR_SIZE	"feature-large-sector-size"	/* sectors in sector-size units */
 #define XK_QUEUE_DIR_FMT	"queue-%u"	/* per-queue ring-ref*, event-channel */
 
 /* "Connected" and the like (xen/io/xenbus.h); "Invalid" out of range. */

@@ -11,7 +11,10 @@
  *   3             4 Connected  read sectors/info/features, -> 4
  *   3/4           5/6/gone     backend closes: drain, -> 5, -> 6
  *   4             (close)      -> 5, wait backend 5/6, -> 6, wait backend 6
- * Every watch event re-reads the backend state (level-triggered). */
+ * Every watch event re-reads the backend state (level-triggered).
+ * --personality changes single rows (OVMF goes 1 -> 4 with its ring, the
+ * BSDs read max-ring-pages, ...); the dances that differ as a whole are in
+ * blkfront-personality.c. */
 #include "config.h"
 
 #include <ctype.h>
@@ -141,13 +144,14 @@ void bf_xenbus_handle_watch(struct bf_dev *dev)
 	}
 }
 
-typedef bool xb_state_pred(int state);
+typedef bf_state_pred xb_state_pred;
 
 /* Wait until pred(backend state) holds; level-triggered, and re-read at
  * least every 100 ms so a lost watch costs latency, not a hang. */
-static int xb_wait(struct bf_dev *dev, xb_state_pred *pred, const char *what)
+static int xb_wait_for(struct bf_dev *dev, xb_state_pred *pred, double timeout,
+		       const char *what)
 {
-	uint64_t deadline = bf_now_ns() + (uint64_t)(dev->opts->timeout * 1e9);
+	uint64_t deadline = bf_now_ns() + (uint64_t)(timeout * 1e9);
 	int st;
 
 	for (;;) {
@@ -158,12 +162,17 @@ static int xb_wait(struct bf_dev *dev, xb_state_pred *pred, const char *what)
 			return -EINTR;
 		if (bf_now_ns() >= deadline) {
 			log_err("%s: timed out after %.1f s waiting for the backend to %s "
-				"(backend state %s)", dev->be_path, dev->opts->timeout,
+				"(backend state %s)", dev->be_path, timeout,
 				what, xenbus_state_name(st));
 			return -ETIMEDOUT;
 		}
 		bf_ring_wait(dev, 100);
 	}
+}
+
+static int xb_wait(struct bf_dev *dev, xb_state_pred *pred, const char *what)
+{
+	return xb_wait_for(dev, pred, dev->opts->timeout, what);
 }
 
 /* On Xen, libxenstore finds xenstored (or XENSTORED_PATH) itself; in the
@@ -399,6 +408,34 @@ static int xb_reset(struct bf_dev *dev)
 	return 0;
 }
 
+/* FreeBSD's blkfront takes max-ring-pages over max-ring-page-order, and
+ * older ones (and their backend, blkback) know only max-ring-pages: the
+ * ring may have more than one page only when the backend says so there. */
+static int xb_bsd_ring_limit(struct bf_dev *dev)
+{
+	uint64_t pages = 1, order;
+	bool have_order;
+
+	have_order = xb_read_u64(dev, dev->be_path, XK_MAX_RING_PAGE_ORDER, 16, &order) == 0;
+	if (xb_read_u64(dev, dev->be_path, XK_MAX_RING_PAGES, 1u << 16, &pages) < 0)
+		pages = 1;
+	if (pages == 0 || (pages & (pages - 1))) {
+		log_err("%s/%s is %" PRIu64 ", not a power of two", dev->be_path,
+			XK_MAX_RING_PAGES, pages);
+		return -EPROTO;
+	}
+	if (have_order && pages != 1 && pages != (1ull << order)) {
+		log_err("%s: %s %" PRIu64 " disagrees with %s %" PRIu64, dev->be_path,
+			XK_MAX_RING_PAGES, pages, XK_MAX_RING_PAGE_ORDER, order);
+		return -EPROTO;
+	}
+	dev->be.max_ring_order = 0;
+	while ((1ull << (dev->be.max_ring_order + 1)) <= pages)
+		dev->be.max_ring_order++;
+	log_debug("%s: %" PRIu64 " ring pages", XK_MAX_RING_PAGES, pages);
+	return 0;
+}
+
 int bf_xenbus_wait_initwait(struct bf_dev *dev)
 {
 	int st, ret;
@@ -419,9 +456,32 @@ int bf_xenbus_wait_initwait(struct bf_dev *dev)
 		return -EPROTO;
 	}
 	/* A backend that went straight to Initialised uses the defaults. */
-	if (st == XenbusStateInitWait)
+	if (st == XenbusStateInitWait && dev->opts->personality == BF_PERS_BSD) {
+		ret = xb_bsd_ring_limit(dev);
+		if (ret < 0)
+			return ret;
+	} else if (st == XenbusStateInitWait) {
 		dev->be.max_ring_order = (unsigned int)xb_read_opt(dev, dev->be_path,
 				XK_MAX_RING_PAGE_ORDER, 16, 0);
+	}
+	/* Unikraft's blkfront_xb_init fails without the queue limit, and
+	 * Mini-OS reads mode to decide whether the disk is writable. */
+	if (dev->opts->personality == BF_PERS_MINIOS) {
+		char *mode = xb_read(dev, dev->be_path, XK_MODE);
+		uint64_t mq;
+
+		if (xb_read_u64(dev, dev->be_path, XK_MQ_MAX_QUEUES, UINT32_MAX, &mq) < 0) {
+			log_err("%s/%s: missing (Unikraft's blkfront cannot start without it)",
+				dev->be_path, XK_MQ_MAX_QUEUES);
+			free(mode);
+			return -EPROTO;
+		}
+		if (!mode) {
+			log_err("%s/%s: missing (Mini-OS reads it)", dev->be_path, XK_MODE);
+			return -EPROTO;
+		}
+		free(mode);
+	}
 	dev->be.max_indirect_segments = (uint32_t)xb_read_opt(dev, dev->be_path,
 				XK_MAX_INDIRECT_SEGS, UINT32_MAX, 0);
 	dev->be.max_queues = (unsigned int)xb_read_opt(dev, dev->be_path,
@@ -461,6 +521,10 @@ int bf_xenbus_publish(struct bf_dev *dev)
 		xs_rm(dev->xs, t, path);
 		snprintf(path, sizeof(path), "%s/%s", dev->fe_path, XK_MQ_NUM_QUEUES);
 		xs_rm(dev->xs, t, path);
+		snprintf(path, sizeof(path), "%s/%s", dev->fe_path, XK_NUM_RING_PAGES);
+		xs_rm(dev->xs, t, path);
+		snprintf(path, sizeof(path), "%s/%s", dev->fe_path, XK_LARGE_SECTOR_SIZE);
+		xs_rm(dev->xs, t, path);
 		for (qi = 0; qi < BF_MAX_QUEUES; qi++) {
 			snprintf(path, sizeof(path), "%s/" XK_QUEUE_DIR_FMT, dev->fe_path, qi);
 			xs_rm(dev->xs, t, path);
@@ -498,6 +562,18 @@ int bf_xenbus_publish(struct bf_dev *dev)
 				ret = xb_write(dev, t, qdir, XK_EVENT_CHANNEL, "%u",
 					       q->port);
 		}
+		/* The BSDs write the legacy page count beside the order. */
+		if (ret == 0 && dev->ring_order > 0 && dev->opts->personality == BF_PERS_BSD)
+			ret = xb_write(dev, t, dev->fe_path, XK_NUM_RING_PAGES, "%u", pages);
+		/* The Windows PV drivers announce that they read sectors and
+		 * ring fields in sector-size units. */
+		if (ret == 0 && dev->opts->personality == BF_PERS_WINDOWS)
+			ret = xb_write(dev, t, dev->fe_path, XK_LARGE_SECTOR_SIZE, "1");
+		/* OVMF goes Connected in the ring's own transaction, without
+		 * waiting for InitWait or passing through Initialised. */
+		if (ret == 0 && dev->opts->personality == BF_PERS_OVMF)
+			ret = xb_write(dev, t, dev->fe_path, XK_STATE, "%d",
+				       XenbusStateConnected);
 		if (ret == 0)
 			ret = xb_write(dev, t, dev->fe_path, XK_PROTOCOL, "%s", proto);
 		if (ret == 0)
@@ -505,8 +581,9 @@ int bf_xenbus_publish(struct bf_dev *dev)
 			 * which is what persistent grants promise. */
 			ret = xb_write(dev, t, dev->fe_path, XK_FEATURE_PERSISTENT, "%d",
 				       dev->opts->persistent);
-		/* No feature-large-sector-size: like Linux, every sector
-		 * quantity stays in 512-byte units (aligned to sector-size). */
+		/* Otherwise no feature-large-sector-size: like Linux, every
+		 * sector quantity stays in 512-byte units (aligned to
+		 * sector-size). */
 		if (ret < 0) {
 			xs_transaction_end(dev->xs, t, true);
 			log_errno(LOG_LEVEL_ERR, ret, "%s: cannot write the ring keys",
@@ -521,6 +598,8 @@ int bf_xenbus_publish(struct bf_dev *dev)
 			return ret;
 		}
 	}
+	if (dev->opts->personality == BF_PERS_OVMF)
+		return 0;
 	return xb_fe_state_write(dev, XenbusStateInitialised);
 }
 
@@ -551,6 +630,26 @@ int bf_xenbus_wait_connected(struct bf_dev *dev)
 			be->sector_size);
 		return -EPROTO;
 	}
+	/* OVMF's XenPvBlockFrontInitialization fails without these. */
+	if (dev->opts->personality == BF_PERS_OVMF &&
+	    (xb_read_u64(dev, dev->be_path, XK_INFO, UINT32_MAX, &v) < 0 ||
+	     xb_read_u64(dev, dev->be_path, XK_SECTOR_SIZE, UINT32_MAX, &v) < 0)) {
+		log_err("%s: info or sector-size missing (OVMF needs both)", dev->be_path);
+		return -EPROTO;
+	}
+	/* win-xenvbd: the disk is sectors * sector-size bytes, and the ring
+	 * counts in sector-size units. */
+	dev->sect_units = 1;
+	if (dev->opts->personality == BF_PERS_WINDOWS) {
+		dev->sect_units = be->sector_size / 512;
+		if (be->sectors > UINT64_MAX / dev->sect_units) {
+			log_err("%s/sectors: too large in sector-size units", dev->be_path);
+			return -EPROTO;
+		}
+		be->sectors *= dev->sect_units;
+		log_info("disk of %" PRIu64 " bytes (sectors x sector-size, as Windows reads it)",
+			 be->sectors * 512);
+	}
 	be->physical_sector_size = (uint32_t)xb_read_opt(dev, dev->be_path,
 				XK_PHYS_SECTOR_SIZE, UINT32_MAX, be->sector_size);
 	be->feature_flush = xb_read_opt(dev, dev->be_path, XK_FEATURE_FLUSH, 1, 0);
@@ -565,9 +664,18 @@ int bf_xenbus_wait_connected(struct bf_dev *dev)
 				XK_FEATURE_PERSISTENT, 1, 0);
 	if (xb_read_u64(dev, dev->be_path, XK_MAX_INDIRECT_SEGS, UINT32_MAX, &v) == 0)
 		be->max_indirect_segments = (uint32_t)v;
-	ret = xb_fe_state_write(dev, XenbusStateConnected);
-	if (ret < 0)
-		return ret;
+	/* Windows sends only FLUSH_DISKCACHE to empty its cache. */
+	if (dev->opts->personality == BF_PERS_WINDOWS && !be->feature_flush) {
+		log_err("%s: no feature-flush-cache: Windows could not flush its cache",
+			dev->be_path);
+		return -EPROTO;
+	}
+	/* OVMF wrote Connected with its ring already. */
+	if (dev->opts->personality != BF_PERS_OVMF) {
+		ret = xb_fe_state_write(dev, XenbusStateConnected);
+		if (ret < 0)
+			return ret;
+	}
 	dev->connected = true;
 	return 0;
 }
@@ -577,6 +685,8 @@ void bf_xenbus_close(struct bf_dev *dev)
 	int fe, st;
 
 	if (!dev->xs || !dev->fe_path || !dev->be_path)
+		return;
+	if (bf_personality_close(dev))
 		return;
 	fe = xb_fe_state_read(dev);
 	dev->connected = false;
@@ -612,4 +722,33 @@ void bf_xenbus_free(struct bf_dev *dev)
 	free(dev->fe_path);
 	free(dev->be_path);
 	dev->fe_path = dev->be_path = NULL;
+}
+
+int bf_xenbus_fe_state_set(struct bf_dev *dev, int state)
+{
+	return xb_fe_state_write(dev, state);
+}
+
+int bf_xenbus_fe_state_get(struct bf_dev *dev)
+{
+	return xb_fe_state_read(dev);
+}
+
+int bf_xenbus_be_state_get(struct bf_dev *dev)
+{
+	return xb_be_state_read(dev);
+}
+
+int bf_xenbus_wait_state(struct bf_dev *dev, bf_state_pred *pred, double timeout,
+			 const char *what)
+{
+	return xb_wait_for(dev, pred, timeout, what);
+}
+
+void bf_xenbus_fe_key_rm(struct bf_dev *dev, const char *key)
+{
+	char path[1024];
+
+	snprintf(path, sizeof(path), "%s/%s", dev->fe_path, key);
+	xs_rm(dev->xs, XBT_NULL, path);
 }
