@@ -180,13 +180,29 @@ static int file_probe(struct io_backing *b, const struct stat *st, unsigned int 
 	return 0;
 }
 
+static const char *file_type_name(mode_t mode)
+{
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	if (S_ISDIR(mode))
+		return "a directory";
+	return "of an unknown type";
+}
+
 int io_local_open(struct io_backing *b, unsigned int flags, struct io_error *err)
 {
 	struct stat st;
 	int oflags;
 
-	(void)err;	/* the errno says it all */
-	oflags = (b->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY;
+	/* O_NONBLOCK: a FIFO (or a device that waits for a carrier) opens
+	 * at once and is refused by its type below instead of holding the
+	 * caller until a writer comes. On a regular file or a block device
+	 * it means nothing, and it is cleared before any I/O all the same. */
+	oflags = (b->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
 	if (b->direct)
 		oflags |= O_DIRECT;
 	b->fd = open(b->path, oflags);
@@ -194,13 +210,18 @@ int io_local_open(struct io_backing *b, unsigned int flags, struct io_error *err
 		return -errno;
 	if (fstat(b->fd, &st) < 0)
 		return -errno;
+	if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode)) {
+		io_error_set(err, "%s, not a regular file or block device",
+			     file_type_name(st.st_mode));
+		return -EINVAL;
+	}
+	if (fcntl(b->fd, F_SETFL, oflags & ~O_NONBLOCK) < 0)	/* keeps O_DIRECT */
+		return -errno;
 	if (S_ISBLK(st.st_mode)) {
 		b->is_blockdev = true;
 		return bdev_probe(b, &st);
 	}
-	if (S_ISREG(st.st_mode))
-		return file_probe(b, &st, flags);
-	return -EINVAL;
+	return file_probe(b, &st, flags);
 }
 
 /* Also undoes a failed open: fd is -1 until it is open. */

@@ -378,7 +378,7 @@ static void handle_signal(struct blkbackd *d, int sfd)
 	}
 }
 
-enum { EV_XENSTORE, EV_SIGNAL, EV_WAKE, EV_TIMER, EV_CONTROL, EV_WATCHDOG };
+enum { EV_XENSTORE, EV_FRONTEND, EV_STORAGE, EV_SIGNAL, EV_WAKE, EV_TIMER, EV_CONTROL, EV_WATCHDOG };
 
 static int epoll_add(int ep, int fd, uint32_t tag)
 {
@@ -423,6 +423,10 @@ static int blkbackd_run(struct blkbackd *d, int sfd)
 	if (ep < 0)
 		return -errno;
 	r = epoll_add(ep, xenbus_fd(d), EV_XENSTORE);
+	if (r >= 0)
+		r = epoll_add(ep, fewatch_fd(d), EV_FRONTEND);
+	if (r >= 0)
+		r = epoll_add(ep, storage_open_fd(d), EV_STORAGE);
 	if (r >= 0)
 		r = epoll_add(ep, sfd, EV_SIGNAL);
 	if (r >= 0)
@@ -475,6 +479,14 @@ static int blkbackd_run(struct blkbackd *d, int sfd)
 			switch (evs[i].data.u32) {
 			case EV_XENSTORE:
 				xenbus_dispatch(d);
+				break;
+			case EV_FRONTEND:
+				fewatch_collect(d);
+				xenbus_run_dirty(d);
+				break;
+			case EV_STORAGE:
+				storage_open_collect(d);
+				xenbus_run_dirty(d);
 				break;
 			case EV_SIGNAL:
 				handle_signal(d, sfd);
@@ -634,6 +646,14 @@ int main(int argc, char **argv)
 	r = xenbus_open(&d);
 	if (r < 0)
 		goto out;
+	r = fewatch_start(&d);
+	if (r < 0)
+		goto out;
+	r = storage_open_init(&d);
+	if (r < 0) {
+		log_errno(LOG_LEVEL_ERR, r, "cannot set up storage opens");
+		goto out;
+	}
 	pc.name = d.platform_name;
 	pc.sim_dir = d.sim_dir;
 	pc.sim_domid = (int)d.domid;
@@ -679,6 +699,8 @@ out:
 	free(control_buf);
 	free(journal_buf);
 	platform_close(d.plat);
+	storage_open_done(&d);
+	fewatch_stop(&d);
 	xenbus_close(&d);
 	if (d.wake_fd >= 0)
 		close(d.wake_fd);

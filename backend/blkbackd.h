@@ -77,6 +77,8 @@ struct blkbackd {
 	uint64_t instance;		/* random, tells an upgraded process apart */
 	time_t started;
 	struct control *ctl;		/* the control socket, NULL when off */
+	struct fewatch *fewatch;	/* frontend state watches (fewatch.c) */
+	struct storage_opener *opener;	/* storage opens (storage-open.c) */
 };
 
 /* Ring threads call this (any thread) to make the main loop look at vbds. */
@@ -117,6 +119,8 @@ int xenbus_fd(struct blkbackd *d);
 /* Drains queued watch events and runs the state machine of every vbd they
  * touch, each once. */
 void xenbus_dispatch(struct blkbackd *d);
+/* Runs the state machine of every vbd an event marked, each once. */
+void xenbus_run_dirty(struct blkbackd *d);
 /* Lists backend/vbd and claims or forgets vbds to match it. */
 void xenbus_scan(struct blkbackd *d);
 /* The pure parser behind the scan (exposed for tests/fuzz; the number
@@ -124,6 +128,38 @@ void xenbus_scan(struct blkbackd *d);
  * at the head of a path relative to backend/vbd, returning how many
  * numbers it found (0, 1 or 2). */
 int xenbus_parse_vbd_path(const char *rel, uint32_t *ret_domid, uint32_t *ret_devid);
+
+/* ---- fewatch.c: frontend state watches, drained off the main thread ---- */
+
+struct fewatch;
+/* A second xenstore connection and the thread that drains its events. */
+int fewatch_start(struct blkbackd *d);
+/* Stops the thread and closes the connection; safe when never started. */
+void fewatch_stop(struct blkbackd *d);
+/* Readable when a watched node changed: then call fewatch_collect. */
+int fewatch_fd(struct blkbackd *d);
+/* Marks dirty every vbd whose watched node changed since the last call. */
+void fewatch_collect(struct blkbackd *d);
+/* Watches path (the vbd's frontend state node) and nothing below it. */
+int fewatch_add(struct vbd *v, const char *path);
+void fewatch_remove(struct vbd *v, const char *path);
+
+/* ---- storage-open.c: storage opens and probes off the main thread ---- */
+
+struct storage_open;
+struct storage_opener;
+int storage_open_init(struct blkbackd *d);
+/* Frees what it can; threads still blocked in an open keep their job. */
+void storage_open_done(struct blkbackd *d);
+/* Readable when an open finished (or one is slow): storage_open_collect. */
+int storage_open_fd(struct blkbackd *d);
+/* Opens params with io_backing_open's flags on a thread; the result goes
+ * to vbd_open_done, unless v->opening no longer names the job by then. */
+int storage_open_start(struct vbd *v, const char *params, unsigned int flags,
+		       struct storage_open **ret_job);
+/* Hands finished opens to their vbds (marking them dirty), starts waiting
+ * ones, reports slow ones through vbd_open_slow. */
+void storage_open_collect(struct blkbackd *d);
 
 /* ---- vbd.c: one virtual block device and its state machine ---- */
 
@@ -166,8 +202,13 @@ struct vbd {
 	bool dirty;		/* an event asked for a state machine run */
 	bool gone;		/* unlinked from the list: stop stepping */
 	char *last_error;	/* last text written to "error", to log once */
+	time_t fail_window;	/* monotonic start of the failure log window */
+	unsigned int fail_logged;	/* failures logged in it */
+	unsigned int fail_suppressed;	/* and not logged */
 
 	struct io_backing *backing;
+	struct storage_open *opening;	/* the open running for it, if any */
+	bool discard_enable;		/* the toolstack's discard-enable */
 	struct vbd_props props;
 	/* Size the ring threads validate against; the main thread updates it
 	 * on resize. 512-byte sectors. */
@@ -221,6 +262,13 @@ void vbd_check_resize(struct vbd *v);
  * xenstore is left as it is so a restarted daemon can take the vbd over. */
 void vbd_shutdown(struct vbd *v);
 bool vbd_is_busy(const struct vbd *v);
+/* The storage open storage_open_start ran: result < 0 (why: the engine's
+ * words or "") or the backing, taken from *backing. */
+void vbd_open_done(struct vbd *v, const char *params, int result, const char *why,
+		   struct io_backing **backing);
+/* The open has run for seconds (or waits behind others opens). */
+void vbd_open_slow(struct vbd *v, const char *params, unsigned int seconds,
+		   unsigned int others);
 /* blkback-ctl detach is done: Closed, and the frontend has let go (or
  * never connected, or force). */
 bool vbd_is_detach_done(const struct vbd *v, bool force);

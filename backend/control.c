@@ -39,6 +39,7 @@
 
 struct client {
 	struct client *next;
+	uint64_t id;			/* its epoll tag, never reused */
 	int fd;
 	char in[CONTROL_MAX_LINE];
 	size_t in_len;
@@ -58,9 +59,15 @@ struct control {
 	unsigned int nr_clients;
 	bool have_gid;
 	gid_t gid;
-	/* epoll tags for the two fds that are not clients */
-	char tag_listen, tag_timer;
+	/* epoll tags: numbers, never reused, rather than addresses: an event
+	 * of a client dropped earlier in a batch must not reach a new client
+	 * that malloc put at the same address. */
+	uint64_t next_id;
 };
+
+#define CONTROL_TAG_LISTEN	1
+#define CONTROL_TAG_TIMER	2
+#define CONTROL_TAG_FIRST_CLIENT 3
 
 /* ---- socket set-up ---- */
 
@@ -86,9 +93,9 @@ static int control_claim_path(const struct sockaddr_un *sa)
 	return r;
 }
 
-static int control_epoll_add(struct control *c, int fd, void *tag, uint32_t events)
+static int control_epoll_add(struct control *c, int fd, uint64_t tag, uint32_t events)
 {
-	struct epoll_event ev = { .events = events, .data.ptr = tag };
+	struct epoll_event ev = { .events = events, .data.u64 = tag };
 
 	return epoll_ctl(c->ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
@@ -165,15 +172,16 @@ int control_open(struct blkbackd *d)
 		r = -errno;
 		goto fail_log;
 	}
+	c->next_id = CONTROL_TAG_FIRST_CLIENT;
 	c->ep = epoll_create1(EPOLL_CLOEXEC);
 	c->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (c->ep < 0 || c->tfd < 0 || timerfd_settime(c->tfd, 0, &its, NULL) < 0) {
 		r = -errno;
 		goto fail_log;
 	}
-	r = control_epoll_add(c, c->lfd, &c->tag_listen, EPOLLIN);
+	r = control_epoll_add(c, c->lfd, CONTROL_TAG_LISTEN, EPOLLIN);
 	if (r >= 0)
-		r = control_epoll_add(c, c->tfd, &c->tag_timer, EPOLLIN);
+		r = control_epoll_add(c, c->tfd, CONTROL_TAG_TIMER, EPOLLIN);
 	if (r < 0)
 		goto fail_log;
 	d->ctl = c;
@@ -724,15 +732,44 @@ static struct json_object *check_target_remote(struct blkbackd *d, const char *t
 	return v ? reply_in_use(target, v) : reply_ok();
 }
 
+/* Root may write anything: a file nobody may write is meant to be
+ * read-only, so say so rather than open it rw. The object opened as fd is
+ * opened again for writing through /proc/self/fd, not through the path. */
+static int check_target_writable(const char *target, int fd, const struct stat *st, int ro,
+				 struct json_object **ret_rep)
+{
+	char self[40];
+	int wfd;
+
+	if (ro) {
+		*ret_rep = reply_error("%s: block device is read-only", target);
+		return -EROFS;
+	}
+	if (S_ISREG(st->st_mode) && !(st->st_mode & (S_IWUSR | S_IWGRP | S_IWOTH))) {
+		*ret_rep = reply_error("%s: file is read-only (mode %03o)", target,
+				       (unsigned int)(st->st_mode & 0777));
+		return -EROFS;
+	}
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	wfd = open(self, O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (wfd < 0) {
+		*ret_rep = reply_error("%s: not writable: %s", target, strerror(errno));
+		return -EACCES;
+	}
+	close(wfd);
+	return 0;
+}
+
 static struct json_object *cmd_check_target(struct blkbackd *d, struct json_object *req)
 {
 	struct json_object *jt, *jm, *jd;
 	const char *target, *mode;
 	int64_t for_domid = -1;
 	bool want_w;
+	struct json_object *rep = NULL;
 	struct stat st;
 	struct vbd *v;
-	int fd, ro = 0;
+	int fd, ro = 0, r = 0;
 
 	if (!json_object_object_get_ex(req, CONTROL_KEY_TARGET, &jt) ||
 	    !json_object_is_type(jt, json_type_string) ||
@@ -757,29 +794,25 @@ static struct json_object *cmd_check_target(struct blkbackd *d, struct json_obje
 		return check_target_remote(d, target, want_w, for_domid);
 	if (target[0] != '/')
 		return reply_error("%s: not an absolute path", target);
-	if (stat(target, &st) < 0)
-		return reply_error("%s: %s", target, strerror(errno));
-	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
-		return reply_error("%s: not a regular file or block device", target);
-	fd = open(target, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0)
+	/* Opened first, then looked at: what is checked is what was opened,
+	 * not what the path named a moment earlier. Non-blocking, so that a
+	 * FIFO opens at once and is refused by its type. */
+	fd = open(target, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0 && (errno == EACCES || errno == EPERM))
 		return reply_error("%s: not readable: %s", target, strerror(errno));
+	if (fd < 0)
+		return reply_error("%s: %s", target, strerror(errno));
+	if (fstat(fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))) {
+		close(fd);
+		return reply_error("%s: not a regular file or block device", target);
+	}
 	if (S_ISBLK(st.st_mode) && ioctl(fd, BLKROGET, &ro) < 0)
 		ro = 0;
+	if (want_w)
+		r = check_target_writable(target, fd, &st, ro, &rep);
 	close(fd);
-	if (want_w) {
-		/* Root may write anything: a file nobody may write is meant
-		 * to be read-only, so say so rather than open it rw. */
-		if (ro)
-			return reply_error("%s: block device is read-only", target);
-		if (S_ISREG(st.st_mode) && !(st.st_mode & (S_IWUSR | S_IWGRP | S_IWOTH)))
-			return reply_error("%s: file is read-only (mode %03o)", target,
-					   (unsigned int)(st.st_mode & 0777));
-		fd = open(target, O_WRONLY | O_CLOEXEC | O_NONBLOCK);
-		if (fd < 0)
-			return reply_error("%s: not writable: %s", target, strerror(errno));
-		close(fd);
-	}
+	if (want_w && r < 0)
+		return rep;
 	v = target_conflict(d, target, want_w, for_domid);
 	return v ? reply_in_use(target, v) : reply_ok();
 }
@@ -890,7 +923,7 @@ out:
 
 static void client_set_events(struct control *c, struct client *cl)
 {
-	struct epoll_event ev = { .data.ptr = cl };
+	struct epoll_event ev = { .data.u64 = cl->id };
 
 	/* One request at a time: no reading while a reply is pending. */
 	ev.events = cl->out ? EPOLLOUT : EPOLLIN;
@@ -948,9 +981,25 @@ static bool client_write(struct control *c, struct client *cl)
 	return true;
 }
 
-static void client_read(struct blkbackd *d, struct control *c, struct client *cl)
+/* Answers the requests already read, one at a time: a reply must be sent
+ * before the next is handled. A client that sent several lines in one
+ * write has them all here, and no new data will come to wake us. */
+static void client_process(struct blkbackd *d, struct control *c, struct client *cl)
 {
 	char *nl;
+
+	while (!cl->out && (nl = memchr(cl->in, '\n', cl->in_len))) {
+		*nl = '\0';
+		client_reply(c, cl, control_handle(d, cl->in, (size_t)(nl - cl->in)));
+		cl->in_len -= (size_t)(nl + 1 - cl->in);
+		memmove(cl->in, nl + 1, cl->in_len);
+		if (!client_write(c, cl))
+			return;		/* dropped */
+	}
+}
+
+static void client_read(struct blkbackd *d, struct control *c, struct client *cl)
+{
 	ssize_t n;
 
 	n = recv(cl->fd, cl->in + cl->in_len, sizeof(cl->in) - cl->in_len, MSG_DONTWAIT);
@@ -962,8 +1011,7 @@ static void client_read(struct blkbackd *d, struct control *c, struct client *cl
 		return;
 	cl->in_len += (size_t)n;
 	cl->last = clock_mono_sec();
-	nl = memchr(cl->in, '\n', cl->in_len);
-	if (!nl) {
+	if (!memchr(cl->in, '\n', cl->in_len)) {
 		if (cl->in_len == sizeof(cl->in)) {
 			/* No resynchronising inside a huge line: answer, hang up. */
 			cl->close_after = true;
@@ -973,12 +1021,7 @@ static void client_read(struct blkbackd *d, struct control *c, struct client *cl
 		}
 		return;
 	}
-	*nl = '\0';
-	client_reply(c, cl, control_handle(d, cl->in, (size_t)(nl - cl->in)));
-	/* What followed the line waits for the reply to be sent. */
-	cl->in_len -= (size_t)(nl + 1 - cl->in);
-	memmove(cl->in, nl + 1, cl->in_len);
-	client_write(c, cl);
+	client_process(d, c, cl);
 }
 
 #ifndef SO_PEERGROUPS
@@ -1041,11 +1084,12 @@ static void control_accept(struct control *c)
 			continue;
 		}
 		cl->fd = fd;
+		cl->id = c->next_id++;
 		cl->last = clock_mono_sec();
 		cl->next = c->clients;
 		c->clients = cl;
 		c->nr_clients++;
-		if (control_epoll_add(c, fd, cl, EPOLLIN) < 0) {
+		if (control_epoll_add(c, fd, cl->id, EPOLLIN) < 0) {
 			client_drop(c, cl);
 			continue;
 		}
@@ -1086,12 +1130,12 @@ void control_dispatch(struct blkbackd *d)
 		return;
 	n = epoll_wait(c->ep, evs, 16, 0);
 	for (i = 0; i < n; i++) {
-		void *tag = evs[i].data.ptr;
+		uint64_t tag = evs[i].data.u64;
 		struct client *cl;
 
-		if (tag == &c->tag_listen) {
+		if (tag == CONTROL_TAG_LISTEN) {
 			control_accept(c);
-		} else if (tag == &c->tag_timer) {
+		} else if (tag == CONTROL_TAG_TIMER) {
 			if (read(c->tfd, &val, sizeof(val)) < 0) {
 				/* EAGAIN: nothing expired */
 			}
@@ -1100,16 +1144,16 @@ void control_dispatch(struct blkbackd *d)
 		} else {
 			/* A client dropped earlier in this batch is not in the
 			 * list any more: look it up before touching it. */
-			for (cl = c->clients; cl && cl != tag; cl = cl->next)
+			for (cl = c->clients; cl && cl->id != tag; cl = cl->next)
 				;
 			if (!cl)
 				continue;
 			if (evs[i].events & (EPOLLERR | EPOLLHUP) && !(evs[i].events & EPOLLIN))
 				client_drop(c, cl);
-			else if (cl->out)
-				client_write(c, cl);
-			else
+			else if (!cl->out)
 				client_read(d, c, cl);
+			else if (client_write(c, cl))
+				client_process(d, c, cl);	/* lines sent with the last */
 		}
 	}
 }

@@ -77,6 +77,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 
 #include <xen/io/xenbus.h>
@@ -184,6 +186,34 @@ static int vbd_set_state(struct vbd *v, unsigned int state)
 	return r;
 }
 
+/* A guest alternating two kinds of garbage would make every failure a new
+ * text: past VBD_FAIL_LOG_BURST lines in VBD_FAIL_LOG_WINDOW_S seconds a
+ * vbd's failures go to its error node only, and the log says how many
+ * it did not show when the window ends. */
+#define VBD_FAIL_LOG_BURST	5
+#define VBD_FAIL_LOG_WINDOW_S	60
+
+static bool vbd_fail_may_log(struct vbd *v)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (ts.tv_sec - v->fail_window >= VBD_FAIL_LOG_WINDOW_S) {
+		if (v->fail_suppressed)
+			vbd_log(v, LOG_LEVEL_WARN, 0, "%u more failures not logged (see the %s node)",
+				v->fail_suppressed, XK_ERROR);
+		v->fail_window = ts.tv_sec;
+		v->fail_logged = 0;
+		v->fail_suppressed = 0;
+	}
+	if (v->fail_logged < VBD_FAIL_LOG_BURST) {
+		v->fail_logged++;
+		return true;
+	}
+	v->fail_suppressed++;
+	return false;
+}
+
 /* A failed step: say why in "error" and in the log (once per text). */
 static void vbd_fail(struct vbd *v, int errnum, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -207,7 +237,8 @@ static void vbd_fail(struct vbd *v, int errnum, const char *fmt, ...)
 	if (r < 0)
 		return;
 	if (!v->last_error || strcmp(v->last_error, full) != 0) {
-		vbd_log(v, LOG_LEVEL_ERR, 0, "%s", full);
+		if (vbd_fail_may_log(v))
+			vbd_log(v, LOG_LEVEL_ERR, 0, "%s", full);
 		kv.sval = full;
 		vbd_publish(v, &kv, 1, 0);
 		free(v->last_error);
@@ -361,7 +392,7 @@ static int vbd_read_frontend_path(struct vbd *v)
 		return 0;
 	}
 	if (v->fe_watch) {
-		xenbus_unwatch(d, v->fe_watch, "fe");
+		fewatch_remove(v, v->fe_watch);
 		free(v->fe_watch);
 		v->fe_watch = NULL;
 	}
@@ -372,8 +403,9 @@ static int vbd_read_frontend_path(struct vbd *v)
 		return -ENOMEM;
 	}
 	/* Only the frontend's state node: a guest rewriting its other keys
-	 * in a loop costs us nothing. Removing the dir fires it too. */
-	r = xenbus_watch(d, v->fe_watch, "fe");
+	 * in a loop costs us nothing, nor one writing below the node (those
+	 * events are dropped as they come). Removing the dir fires it too. */
+	r = fewatch_add(v, v->fe_watch);
 	if (r < 0) {
 		vbd_fail(v, r, "cannot watch %s", v->fe_watch);
 		free(v->fe_watch);
@@ -382,17 +414,19 @@ static int vbd_read_frontend_path(struct vbd *v)
 	return r;
 }
 
-/* Reads what the toolstack wrote about the storage and opens it. */
+/* Reads what the toolstack wrote about the storage and has it opened off
+ * the main thread: -EINPROGRESS while that runs (vbd_open_done follows),
+ * another -errno when the keys are bad. */
 static int vbd_open_backing(struct vbd *v)
 {
 	struct blkbackd *d = v->d;
 	unsigned long long discard, direct;
-	struct io_backing *b;
-	struct io_error err;
 	unsigned int flags;
 	char *params = NULL, *mode = NULL, *devtype = NULL;
 	int r;
 
+	if (v->opening)
+		return -EINPROGRESS;
 	r = xenbus_read(d, XBT_NULL, v->be_path, XK_PARAMS, &params);
 	if (r < 0 || !*params) {
 		vbd_fail(v, r < 0 ? r : 0, "no storage named in %s", XK_PARAMS);
@@ -421,6 +455,7 @@ static int vbd_open_backing(struct vbd *v)
 	/* Like Linux: writable only when mode contains 'w'; a cdrom never is. */
 	v->props.readonly = !strchr(mode, 'w') || v->props.cdrom;
 	v->props.direct_io = direct || d->direct_io;
+	v->discard_enable = discard;
 
 	flags = 0;
 	if (v->props.readonly)
@@ -429,17 +464,100 @@ static int vbd_open_backing(struct vbd *v)
 		flags |= IO_BACKING_DIRECT;
 	if (d->sector_4k)
 		flags |= IO_BACKING_SECTOR_4K;
-	r = io_backing_open(params, flags, &v->backing, &err);
+	r = storage_open_start(v, params, flags, &v->opening);
 	if (r < 0) {
-		vbd_fail(v, r, "cannot open %s%s%s", params, *err.msg ? ": " : "", err.msg);
+		vbd_fail(v, r, "cannot open %s", params);
 		goto out;
 	}
-	b = v->backing;
-	b->reconnect_ms = d->nbd_reconnect_s * 1000u;
+	r = -EINPROGRESS;
+out:
+	free(params);
+	free(mode);
+	free(devtype);
+	return r;
+}
+
+/* What the storage is, independent of the name it was reached by: the
+ * device number of a block device, the inode of a file, the URI of remote
+ * storage. */
+static void vbd_target_identity(const struct io_backing *b, char *buf, size_t len)
+{
+	struct stat st;
+
+	if (b->fd >= 0 && fstat(b->fd, &st) == 0) {
+		if (S_ISBLK(st.st_mode))
+			snprintf(buf, len, "block %u:%u", major(st.st_rdev), minor(st.st_rdev));
+		else
+			snprintf(buf, len, "file %u:%u %llu", major(st.st_dev), minor(st.st_dev),
+				 (unsigned long long)st.st_ino);
+	} else {
+		snprintf(buf, len, "uri %s", b->path);
+	}
+}
+
+/* The first open of a vbd records what it opened, in the backend dir that
+ * only dom0 writes; every later open (a restarted or upgraded daemon
+ * taking the vbd over, a reconnect) must find the same storage. A path
+ * swapped meanwhile (a symlink, a file renamed over the image) would
+ * otherwise hand the guest whatever it names now, unchecked by the
+ * hotplug script. 0 when it is the same or first; -EXDEV otherwise. */
+static int vbd_check_identity(struct vbd *v, const struct io_backing *b, const char *params)
+{
+	struct vbd_kv kv = { .key = XK_SERVED_TARGET };
+	char id[300], *recorded;
+	int r;
+
+	vbd_target_identity(b, id, sizeof(id));
+	r = xenbus_read(v->d, XBT_NULL, v->be_path, XK_SERVED_TARGET, &recorded);
+	if (r == -ENOENT) {
+		kv.sval = id;
+		return vbd_publish(v, &kv, 1, 0) == -ENOENT ? -ENOENT : 0;
+	}
+	if (r < 0) {
+		vbd_fail(v, r, "cannot read %s: %s refused", XK_SERVED_TARGET, params);
+		return r;
+	}
+	r = strcmp(recorded, id) == 0 ? 0 : -EXDEV;
+	if (r < 0)
+		vbd_fail(v, 0, "%s is not the storage served before (%s then, %s now): refused",
+			 params, recorded, id);
+	free(recorded);
+	return r;
+}
+
+void vbd_open_done(struct vbd *v, const char *params, int result, const char *why,
+		   struct io_backing **backing)
+{
+	struct io_backing *b;
+
+	if (result < 0) {
+		/* No new look: the next event for this vbd tries again. */
+		if (*why)
+			vbd_fail(v, result, "cannot open %s: %s", params, why);
+		else
+			vbd_fail(v, result, "cannot open %s", params);
+		return;
+	}
+	b = *backing;
+	if (vbd_check_identity(v, b, params) < 0) {
+		/* Left to the caller to close. A takeover serves the guest
+		 * nothing else: the backend closes, so that its requests fail
+		 * rather than wait, and a new connection opens and checks
+		 * again. */
+		if (v->takeover && v->phase == VBD_INITWAIT) {
+			v->takeover = false;
+			if (vbd_set_state(v, XenbusStateClosed) == 0)
+				v->phase = VBD_CLOSED;
+		}
+		return;
+	}
+	*backing = NULL;
+	v->backing = b;
+	b->reconnect_ms = v->d->nbd_reconnect_s * 1000u;
 	v->props.direct_io = b->direct;		/* remote storage has no page cache of ours */
 	v->props.sector_size = b->logical_sector_size;
 	v->props.phys_sector_size = b->physical_sector_size;
-	v->props.discard = discard && b->can_discard && !v->props.readonly;
+	v->props.discard = v->discard_enable && b->can_discard && !v->props.readonly;
 	v->props.discard_secure = v->props.discard && b->can_secure_discard;
 	v->props.discard_granularity = b->discard_granularity;
 	v->props.discard_alignment = b->discard_alignment;
@@ -448,11 +566,19 @@ static int vbd_open_backing(struct vbd *v)
 	vbd_log(v, LOG_LEVEL_INFO, 0, "storage %s: %" PRIu64 " sectors, %s%s%s", params,
 		v->props.sectors, v->props.readonly ? "read-only" : "read-write",
 		v->props.cdrom ? ", cdrom" : "", v->props.direct_io ? ", O_DIRECT" : "");
-out:
-	free(params);
-	free(mode);
-	free(devtype);
-	return r;
+	vbd_clear_error(v);
+	/* Look again: the frontend may be ready. */
+	v->dirty = true;
+}
+
+void vbd_open_slow(struct vbd *v, const char *params, unsigned int seconds,
+		   unsigned int others)
+{
+	if (others)
+		vbd_fail(v, 0, "opening %s waits: %u other opens have not returned", params,
+			 others);
+	else
+		vbd_fail(v, 0, "opening %s has not returned after %u s", params, seconds);
 }
 
 /* Taking over: the frontend negotiated against what the earlier process
@@ -534,12 +660,14 @@ static int vbd_configure(struct vbd *v, bool takeover)
 static void vbd_unconfigure(struct vbd *v)
 {
 	if (v->fe_watch) {
-		xenbus_unwatch(v->d, v->fe_watch, "fe");
+		fewatch_remove(v, v->fe_watch);
 		free(v->fe_watch);
 		v->fe_watch = NULL;
 	}
 	io_backing_close(v->backing);
 	v->backing = NULL;
+	/* An open still running is dropped when it returns. */
+	v->opening = NULL;
 }
 
 /* Reads the frontend's keys for one ring: protocol and ring-page-order are
@@ -1051,9 +1179,13 @@ static bool vbd_step(struct vbd *v)
 		break;
 	case VBD_INITWAIT:
 		if (close && v->takeover) {
-			/* Recover, answer, then close the normal way. */
-			if (in.hotplug_ok && in.fe_state == XenbusStateConnected &&
-			    (v->backing || vbd_open_backing(v) == 0) && vbd_start(v) == 0) {
+			/* Recover, answer, then close the normal way; the
+			 * storage opens first (off the main thread). */
+			if (in.hotplug_ok && in.fe_state == XenbusStateConnected && !v->backing &&
+			    vbd_open_backing(v) == -EINPROGRESS)
+				break;
+			if (in.hotplug_ok && in.fe_state == XenbusStateConnected && v->backing &&
+			    vbd_start(v) == 0) {
 				v->phase = VBD_CONNECTED;
 				break;
 			}
@@ -1078,10 +1210,7 @@ static bool vbd_step(struct vbd *v)
 		} else if (!in.hotplug_ok) {
 			break;	/* the script has not accepted the target yet */
 		} else if (!v->backing) {
-			if (vbd_open_backing(v) == 0) {
-				vbd_clear_error(v);
-				return true;	/* look again: the frontend may be ready */
-			}
+			vbd_open_backing(v);	/* vbd_open_done looks again */
 		} else if (in.fe_state == XenbusStateInitialised ||
 			   in.fe_state == XenbusStateConnected) {
 			if (vbd_start(v) == 0)

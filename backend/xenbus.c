@@ -16,7 +16,6 @@
 #include "blkbackd.h"
 
 #define TOKEN_BACKEND	"be"
-#define TOKEN_FRONTEND	"fe"
 
 /* The daemon's handle on common/xenbus.c's calls. */
 int xenbus_read(struct blkbackd *d, xs_transaction_t t, const char *dir,
@@ -245,15 +244,7 @@ static void xenbus_event(struct blkbackd *d, const char *path, const char *token
 {
 	size_t rootlen = strlen(d->vbd_root);
 	uint32_t domid = 0, devid = 0;
-	struct vbd *v;
-
-	if (strcmp(token, TOKEN_FRONTEND) == 0) {
-		/* Frontend watches are on <fe>/state; find whose. */
-		for (v = d->vbds; v; v = v->next)
-			if (v->fe_watch && strcmp(v->fe_watch, path) == 0)
-				v->dirty = true;
-		return;
-	}
+	/* Frontend watches have a connection of their own (fewatch.c). */
 	if (strcmp(token, TOKEN_BACKEND) != 0)
 		return;
 	if (strncmp(path, d->vbd_root, rootlen) != 0 ||
@@ -268,9 +259,21 @@ static void xenbus_event(struct blkbackd *d, const char *path, const char *token
 	xenbus_mark(d, domid, devid);
 }
 
-void xenbus_dispatch(struct blkbackd *d)
+void xenbus_run_dirty(struct blkbackd *d)
 {
 	struct vbd *v, *next;
+
+	for (v = d->vbds; v; v = next) {
+		next = v->next;
+		if (v->dirty) {
+			v->dirty = false;
+			vbd_update(v);
+		}
+	}
+}
+
+void xenbus_dispatch(struct blkbackd *d)
+{
 	char **ev;
 
 	/* Take every queued event first: the state machine re-reads
@@ -285,11 +288,5 @@ void xenbus_dispatch(struct blkbackd *d)
 		d->failed = true;
 		return;
 	}
-	for (v = d->vbds; v; v = next) {
-		next = v->next;
-		if (v->dirty) {
-			v->dirty = false;
-			vbd_update(v);
-		}
-	}
+	xenbus_run_dirty(d);
 }

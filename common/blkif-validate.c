@@ -142,8 +142,13 @@ static int16_t blkif_validate_discard(const struct blkif_req *req,
 		return blkif_fail(BLKIF_RSP_ERROR,
 				  "discard not aligned to logical sector size",
 				  ret_reason);
-	/* An empty range is a no-op (Linux accepts it too), but it must
-	 * still start inside the device. */
+	/* An empty range is refused here, as a bad request: no frontend
+	 * builds one (the Linux block layer never issues an empty discard),
+	 * no engine can carry it out (fallocate and BLKDISCARD refuse a
+	 * zero length), and letting it through made it fail later as a
+	 * storage error, counted against the disk. */
+	if (!req->discard_nr_sectors)
+		return blkif_fail(BLKIF_RSP_ERROR, "discard of 0 sectors", ret_reason);
 	if (!blkif_range_is_valid(vbd, req->sector_number,
 				  req->discard_nr_sectors))
 		return blkif_fail(BLKIF_RSP_ERROR, "discard range beyond device",

@@ -181,6 +181,28 @@ static void log_emit(enum log_level level, const char *prefix, const char *msg)
 	}
 }
 
+/* Control characters (a newline in a value a guest wrote, say) become
+ * \xNN, so that no text can end a line and forge the next one, or drive
+ * a terminal. In place; the result may be cut to size. */
+static void log_escape(char *buf, size_t size)
+{
+	char tmp[1024];
+	size_t i, o = 0;
+
+	for (i = 0; buf[i] && o + 5 < sizeof(tmp); i++) {
+		unsigned char c = (unsigned char)buf[i];
+
+		if (c < 0x20 || c == 0x7f)
+			o += (size_t)snprintf(tmp + o, sizeof(tmp) - o, "\\x%02x", c);
+		else
+			tmp[o++] = (char)c;
+	}
+	if (!buf[i] && o == i)
+		return;		/* nothing to escape: the common case */
+	tmp[o] = '\0';
+	snprintf(buf, size, "%s", tmp);
+}
+
 static void log_vformat(enum log_level level, int errnum, const char *prefix, const char *fmt,
 			va_list ap)
 {
@@ -192,6 +214,7 @@ static void log_vformat(enum log_level level, int errnum, const char *prefix, co
 	n = vsnprintf(buf, sizeof(buf), fmt, ap);
 	if (errnum && n >= 0 && (size_t)n < sizeof(buf))
 		snprintf(buf + n, sizeof(buf) - n, ": %s", strerror(abs(errnum)));
+	log_escape(buf, sizeof(buf));
 	log_emit(level, prefix, buf);
 }
 

@@ -37,6 +37,7 @@
 /* ... by the backend */
 #define XK_ERROR		"error"
 #define XK_RECOVERY_POLICY	"recovery-policy"	/* ours: reissue | fail */
+#define XK_SERVED_TARGET	"blkbackd-served-target"	/* ours: what the first open found */
 #define XK_MAX_RING_PAGE_ORDER	"max-ring-page-order"
 #define XK_MAX_RING_PAGES	"max-ring-pages"	/* blkif.h's legacy spelling; BSDs read it */
 #define XK_MAX_INDIRECT_SEGS	"feature-max-indirect-segments"

@@ -743,7 +743,7 @@ static const struct vcase vcases[] = {
 	{ "discard whole device", VBD_RW, DISC(0, 0, 1u << 20), OK },
 	{ "discard past end", VBD_RW, DISC(0, 1, 1u << 20), ERR },
 	{ "discard wraps", VBD_HUGE, DISC(0, UINT64_MAX - 1, 4), ERR },
-	{ "discard 0 sectors", VBD_RW, DISC(0, 100, 0), OK },
+	{ "discard 0 sectors", VBD_RW, DISC(0, 100, 0), ERR },
 	{ "discard 0 sectors beyond end", VBD_RW, DISC(0, (1u << 20) + 1, 0),
 	  ERR },
 	{ "discard unknown flag", VBD_RW, DISC(0x80, 0, 8), NOTSUP },
