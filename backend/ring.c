@@ -18,6 +18,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "blkbackd.h"
+#include "ring.h"
 
 /* Offsets of the indices in the shared ring header (ring.h's sring). */
 #define SRING_REQ_PROD	0
@@ -86,9 +87,10 @@ struct rreq {
  * it makes only after every request it took has been answered (inflight
  * 0): requests live in reqs[] and hold no reference of their own. So the
  * owner may free the ring once ring_is_stopped() says so; ring_release
- * joins the thread and checks both rules rather than trusting them. */
+ * joins the thread and checks both rules rather than trusting them. What
+ * the config points to (platform, backing, size, wake_opaque) is the
+ * owner's and outlives the ring (ring.h); the ring never frees it. */
 struct ring {
-	struct vbd *vbd;
 	unsigned int index;
 	char prefix[40];
 
@@ -999,7 +1001,7 @@ static bool ring_consume(struct ring *r)
 	RING_IDX prod;
 	bool took = false;
 
-	r->desc.nr_sectors = atomic_load_explicit(&r->vbd->nr_sectors, memory_order_relaxed);
+	r->desc.nr_sectors = atomic_load_explicit(r->cfg.nr_sectors, memory_order_relaxed);
 	if (ring_unstash(r))
 		took = true;
 	if (ring_replay(r))
@@ -1335,7 +1337,7 @@ static int ring_journal_open(struct ring *r, RING_IDX rsp_prod, RING_IDX req_pro
 {
 	struct journal_ring_id id = {
 		.fe_domid = r->cfg.fe_domid,
-		.devid = r->vbd->devid,
+		.devid = r->cfg.devid,
 		.queue = r->index,
 		.order = r->cfg.order,
 		.abi = (uint32_t)r->cfg.abi,
@@ -1362,8 +1364,6 @@ static int ring_journal_open(struct ring *r, RING_IDX rsp_prod, RING_IDX req_pro
 /* Frees everything ring_start set up; safe on a half-built ring. */
 static void ring_free(struct ring *r, bool keep_journal)
 {
-	struct vbd *v = r->vbd;
-
 	if (keep_journal)
 		journal_close(r->journal);
 	else
@@ -1391,44 +1391,37 @@ static void ring_free(struct ring *r, bool keep_journal)
 	free(r->segs);
 	free(r->reqs);
 	free(r);
-	vbd_unref(v);
 }
 
-int ring_start(struct vbd *v, unsigned int index, const struct ring_config *cfg,
-	       struct ring **ret)
+int ring_start(const struct ring_config *cfg, struct ring **ret)
 {
-	struct blkbackd *d = v->d;
 	RING_IDX req_prod, rsp_prod;
 	struct ring *r;
 	struct io_error ioerr;
 	int err;
 
-	if (!cfg->wake)
+	if (!cfg->plat || !cfg->backing || !cfg->nr_sectors || !cfg->wake)
 		return -EINVAL;
 	pthread_once(&crash_once, crash_init);
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
-	vbd_ref(v);
-	r->vbd = v;
-	r->index = index;
+	r->index = cfg->queue;
 	r->cfg = *cfg;
+	/* The caller's string need not outlive this call. */
+	r->cfg.log_prefix = NULL;
 	r->stop_fd = -1;
 	atomic_init(&r->stopped, false);
 	atomic_init(&r->halt_pending, false);
-	snprintf(r->prefix, sizeof(r->prefix), "%s/q%u", v->prefix, index);
+	snprintf(r->prefix, sizeof(r->prefix), "%s/q%u", cfg->log_prefix ? cfg->log_prefix : "?",
+		 cfg->queue);
 
 	err = blkif_ring_layout_init(&r->layout, cfg->abi, cfg->order);
 	if (err < 0)
 		goto fail;
 	r->nr_pages = 1u << cfg->order;
-	r->desc.nr_sectors = atomic_load(&v->nr_sectors);
-	r->desc.sector_size = v->props.sector_size;
-	r->desc.read_only = v->props.readonly;
-	r->desc.feature_flush = true;
-	r->desc.feature_barrier = true;
-	r->desc.feature_discard = v->props.discard;
-	r->desc.feature_discard_secure = v->props.discard_secure;
+	r->desc = cfg->disk;
+	r->desc.nr_sectors = atomic_load(cfg->nr_sectors);
 	r->desc.max_indirect_segments = cfg->max_indirect_segments;
 
 	err = ring_alloc_reqs(r);
@@ -1437,7 +1430,7 @@ int ring_start(struct vbd *v, unsigned int index, const struct ring_config *cfg,
 	err = ring_alloc_bigs(r);
 	if (err < 0)
 		goto fail;
-	err = plat_gnttab_open(d->plat, &r->gt);
+	err = plat_gnttab_open(cfg->plat, &r->gt);
 	if (err < 0)
 		goto fail;
 	if (cfg->max_pgrants) {
@@ -1473,14 +1466,14 @@ int ring_start(struct vbd *v, unsigned int index, const struct ring_config *cfg,
 	stat_set32(&r->stats.req_cons, r->req_cons);
 	stat_set32(&r->stats.rsp_prod, r->rsp_pushed);
 
-	err = plat_evtchn_open(d->plat, &r->ev);
+	err = plat_evtchn_open(cfg->plat, &r->ev);
 	if (err < 0)
 		goto fail;
 	err = plat_evtchn_bind_interdomain(r->ev, cfg->fe_domid, cfg->remote_port, &r->port);
 	if (err < 0)
 		goto fail;
 	r->bound = true;
-	err = io_engine_new(cfg->engine, v->backing, r->layout.nr_ents, &r->engine, &ioerr);
+	err = io_engine_new(cfg->engine, cfg->backing, r->layout.nr_ents, &r->engine, &ioerr);
 	if (err < 0) {
 		if (*ioerr.msg)
 			ring_log(r, LOG_LEVEL_WARN, 0, "storage: %s", ioerr.msg);
