@@ -103,7 +103,7 @@ struct blkbackd {
 	struct platform *plat;
 	uint32_t domid;			/* our own domain */
 	char *vbd_root;			/* /local/domain/<domid>/backend/vbd */
-	int wake_fd;			/* eventfd: ring threads -> main loop */
+	int wake_fd;			/* eventfd: ring threads -> main loop (vbd.c) */
 	struct vbd *vbds;		/* list of claimed and unclaimed vbds */
 	bool quitting;
 	bool failed;			/* quit because of an error */
@@ -113,9 +113,6 @@ struct blkbackd {
 	time_t started;
 	struct control *ctl;		/* the control socket, NULL when off */
 };
-
-/* Ring threads call this (any thread) to make the main loop look at vbds. */
-void blkbackd_wake(struct blkbackd *d);
 
 /* ---- xenbus.c: xenstore access for the main thread ---- */
 

@@ -57,6 +57,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <xen/io/xenbus.h>
 
@@ -530,10 +531,16 @@ static void vbd_unconfigure(struct vbd *v)
 /* Reads the frontend's keys for one ring: protocol and ring-page-order are
  * top-level for every queue (as in Linux), ring-ref* and event-channel come
  * from qdir (the frontend dir itself, or its queue-N subdir). */
-/* A ring's wake hook: the main loop looks at every vbd's rings. */
+/* A ring's wake hook (any thread): the main loop looks at every vbd's
+ * rings once wake_fd reads. */
 static void vbd_ring_wake(void *opaque)
 {
-	blkbackd_wake(opaque);
+	struct blkbackd *d = opaque;
+	uint64_t one = 1;
+
+	if (write(d->wake_fd, &one, sizeof(one)) < 0) {
+		/* Saturated counter: the main loop is already due to look. */
+	}
 }
 
 static int vbd_read_ring_config(struct vbd *v, const char *qdir, struct ring_config *cfg)

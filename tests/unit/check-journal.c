@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "blkbackd.h"
+#include "ring.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define NR_ENTS 32u
