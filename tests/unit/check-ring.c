@@ -1,4 +1,4 @@
-/* Unit tests for blkbackd's ring pipeline (backend/ring.c) against an
+/* Unit tests for the ring library (backend/ring*.c, linked alone) against an
  * in-process fake of the platform seam: "guest" pages in this process,
  * grant refs indexing them, an eventfd as the event channel. The test
  * plays the frontend: it writes requests with blkif_req_encode, pushes,
