@@ -1,7 +1,7 @@
 /* blkback-ctl: the operator's view into blkbackd through its control
  * socket. Sends one JSON request per line (json-c), reads one reply per
  * line, and prints it as a table, as JSON or in the Prometheus text
- * format. The protocol is described in blkback-ctl(8) and control.c. */
+ * format. The protocol is described in blkback-ctl(8) and control-proto.h. */
 #include "config.h"
 
 #include <errno.h>
@@ -20,8 +20,10 @@
 
 #include <json-c/json.h>
 
-#define DEFAULT_CONTROL		"/run/blkbackd/control"
-#define SIM_CONTROL_NAME	"blkbackd.control"	/* blkbackd on the simulator */
+#include "control-proto.h"
+#include "stats.h"
+#include "util.h"
+
 #define REPLY_MAX		(64u << 20)
 #define REPLY_TIMEOUT_MS	30000
 #define DETACH_POLL_MS		200
@@ -43,9 +45,9 @@ static const char usage_text[] =
 	"Look into and steer a running blkbackd.\n\n"
 	"Commands:\n"
 	"  list [--json]                       one line per vbd\n"
-	"  show DOMID DEVID|VDEV [--json]      everything about one vbd\n"
+	"  show DOMAIN DEVID|VDEV [--json]     everything about one vbd\n"
 	"  stats [--json|--prometheus]         counters and latency of every ring\n"
-	"  detach DOMID DEVID|VDEV [--force] [--timeout S]\n"
+	"  detach DOMAIN DEVID|VDEV [--force] [--timeout S]\n"
 	"                                      close a vbd gracefully (default 30 s)\n"
 	"  check-target --mode r|w TARGET      may TARGET back a new vbd?\n"
 	"  status [--json]                     the daemon: pid, version, instance\n"
@@ -53,15 +55,16 @@ static const char usage_text[] =
 	"                                      installed, without an I/O error (30 s)\n\n"
 	"Options:\n"
 	"  -c, --control PATH   control socket (default: $BLKBACK_CTL_SOCKET, else\n"
-	"                       $XENSIM_DIR/" SIM_CONTROL_NAME " when XENSIM_DIR is set,\n"
-	"                       else " DEFAULT_CONTROL ")\n"
+	"                       $XENSIM_DIR/" CONTROL_SIM_NAME " when XENSIM_DIR is set,\n"
+	"                       else " CONTROL_PATH_DEFAULT ")\n"
 	"  -j, --json           JSON output (one object, the daemon's reply)\n"
 	"  -P, --prometheus     stats in the Prometheus text format\n"
 	"  -f, --force          detach: do not wait for the frontend\n"
 	"  -t, --timeout S      detach, upgrade: give up after S seconds\n"
 	"  -m, --mode r|w       check-target: the access wanted\n"
 	"  -h, --help           this text\n"
-	"  -V, --version        print the version\n";
+	"  -V, --version        print the version\n"
+	"DOMAIN is a domain id or name, as xl takes it.\n";
 
 struct ctl {
 	const char *path;
@@ -199,14 +202,21 @@ static uint64_t reply_u64(struct json_object *o, const char *key)
 	return v ? json_object_get_uint64(v) : 0;
 }
 
+static enum control_error reply_code(struct json_object *rep)
+{
+	struct json_object *v = reply_get(rep, CONTROL_KEY_CODE);
+
+	return control_error_parse(v ? json_object_get_string(v) : NULL);
+}
+
 /* The daemon said no: print its reason. */
 static int reply_check(struct json_object *rep)
 {
-	if (json_object_get_boolean(reply_get(rep, "ok")))
+	if (json_object_get_boolean(reply_get(rep, CONTROL_KEY_OK)))
 		return EXIT_OK;
-	fprintf(stderr, "blkback-ctl: %s\n", reply_str(rep, "error"));
+	fprintf(stderr, "blkback-ctl: %s\n", reply_str(rep, CONTROL_KEY_ERROR));
 	/* A refused peer is not a failed command: say so distinctly. */
-	if (strncmp(reply_str(rep, "error"), "permission denied", 17) == 0)
+	if (reply_code(rep) == CONTROL_E_PERMISSION)
 		return EXIT_COMM;
 	return EXIT_FAILED;
 }
@@ -215,8 +225,8 @@ static struct json_object *request(const char *cmd)
 {
 	struct json_object *o = json_object_new_object();
 
-	json_object_object_add(o, "version", json_object_new_int(1));
-	json_object_object_add(o, "command", json_object_new_string(cmd));
+	json_object_object_add(o, CONTROL_KEY_VERSION, json_object_new_int(CONTROL_VERSION));
+	json_object_object_add(o, CONTROL_KEY_COMMAND, json_object_new_string(cmd));
 	return o;
 }
 
@@ -287,35 +297,6 @@ static void print_list(struct json_object *rep)
 	}
 }
 
-static const char *const op_names[] = { "read", "write", "barrier", "flush", "discard", "other" };
-
-static void print_counters(struct json_object *c, const char *indent)
-{
-	struct json_object *req = reply_get(c, "requests"), *err = reply_get(c, "errors"),
-			   *lat = reply_get(c, "latency_us");
-	size_t i;
-
-	printf("%srequests:", indent);
-	for (i = 0; i < sizeof(op_names) / sizeof(op_names[0]); i++)
-		printf(" %s %" PRIu64, op_names[i], reply_u64(req, op_names[i]));
-	printf("\n%ssectors: read %" PRIu64 " written %" PRIu64 "\n", indent,
-	       reply_u64(c, "sectors_read"), reply_u64(c, "sectors_written"));
-	printf("%serrors: validation %" PRIu64 " grant %" PRIu64 " storage %" PRIu64 "\n", indent,
-	       reply_u64(err, "validation"), reply_u64(err, "grant"), reply_u64(err, "storage"));
-	printf("%sflushes %" PRIu64 " discards %" PRIu64 " out-of-slot %" PRIu64
-	       " in-flight %" PRIu64 "\n", indent, reply_u64(c, "flushes"), reply_u64(c, "discards"),
-	       reply_u64(c, "out_of_slot"), reply_u64(c, "inflight"));
-	if (reply_u64(c, "persistent_maps"))
-		printf("%spersistent grants: %" PRIu64 " mapped now, %" PRIu64 " maps, %" PRIu64
-		       " segments and %" PRIu64 " indirect pages through them\n", indent,
-		       reply_u64(c, "persistent_mapped"), reply_u64(c, "persistent_maps"),
-		       reply_u64(c, "persistent_segments"),
-		       reply_u64(c, "persistent_indirect_pages"));
-	printf("%slatency (us, log2 buckets): p50 %" PRIu64 " p90 %" PRIu64 " p99 %" PRIu64
-	       " max %" PRIu64 " over %" PRIu64 " requests\n", indent, reply_u64(lat, "p50"),
-	       reply_u64(lat, "p90"), reply_u64(lat, "p99"), reply_u64(lat, "max"), reply_u64(lat, "count"));
-}
-
 /* Restarts this vbd lived through, and what each had to do again. */
 static void print_recovery(struct json_object *rec)
 {
@@ -366,7 +347,7 @@ static void print_show(struct json_object *rep)
 		       json_object_get_boolean(reply_get(f, "discard_secure")) ? " secure-discard" : "",
 		       json_object_get_boolean(reply_get(f, "persistent")) ? " persistent" : "",
 		       reply_u64(f, "max_indirect_segments"));
-		print_counters(reply_get(r, "counters"), "    ");
+		stats_print_human(stdout, reply_get(r, "counters"), "    ");
 	}
 }
 
@@ -383,122 +364,12 @@ static void print_stats(struct json_object *rep)
 		       reply_u64(v, "devid"), dash(reply_str(v, "domain")), dash(reply_str(v, "vdev")), nr,
 		       nr == 1 ? "" : "s");
 		printf("  total:\n");
-		print_counters(reply_get(v, "total"), "    ");
+		stats_print_human(stdout, reply_get(v, "total"), "    ");
 		for (j = 0; j < nr; j++) {
 			struct json_object *r = json_object_array_get_idx(rings, j);
 
 			printf("  ring %" PRIu64 ":\n", reply_u64(r, "index"));
-			print_counters(r, "    ");
-		}
-	}
-}
-
-/* ---- Prometheus text format (node-exporter textfile collector) ---- */
-
-/* A label value: backslash, double quote and newline escaped. */
-static void prom_label(const char *s)
-{
-	for (; *s; s++) {
-		if (*s == '\\' || *s == '"')
-			printf("\\%c", *s);
-		else if (*s == '\n')
-			fputs("\\n", stdout);
-		else
-			putchar(*s);
-	}
-}
-
-struct prom_metric {
-	const char *name;
-	const char *type;
-	const char *help;
-};
-
-static const struct prom_metric prom_metrics[] = {
-	{ "blkbackd_requests_total", "counter", "Requests answered, by operation." },
-	{ "blkbackd_sectors_read_total", "counter", "512-byte sectors read successfully." },
-	{ "blkbackd_sectors_written_total", "counter", "512-byte sectors written successfully." },
-	{ "blkbackd_errors_total", "counter", "Requests failed, by kind (validation, grant, storage)." },
-	{ "blkbackd_out_of_slot_total", "counter", "Times requests waited for a free slot." },
-	{ "blkbackd_flushes_total", "counter", "Flushes sent to storage." },
-	{ "blkbackd_discards_total", "counter", "Discards sent to storage." },
-	{ "blkbackd_inflight_requests", "gauge", "Requests taken and not yet answered." },
-	{ "blkbackd_request_latency_seconds", "gauge",
-	  "Request latency quantiles (upper bound of a log2 bucket) and maximum." },
-};
-
-static void prom_labels(struct json_object *v)
-{
-	printf("{domid=\"%" PRIu64 "\",domain=\"", reply_u64(v, "domid"));
-	prom_label(reply_str(v, "domain"));
-	printf("\",devid=\"%" PRIu64 "\",vdev=\"", reply_u64(v, "devid"));
-	prom_label(reply_str(v, "vdev"));
-	putchar('"');
-}
-
-static void print_prometheus(struct json_object *rep)
-{
-	static const char *const quantiles[][2] = {
-		{ "p50", "0.5" }, { "p90", "0.9" }, { "p99", "0.99" }, { "max", "1" },
-	};
-	struct json_object *vbds = reply_get(rep, "vbds");
-	size_t n = vbds ? json_object_array_length(vbds) : 0, m, i, k;
-
-	for (m = 0; m < sizeof(prom_metrics) / sizeof(prom_metrics[0]); m++) {
-		const struct prom_metric *pm = &prom_metrics[m];
-
-		printf("# HELP %s %s\n# TYPE %s %s\n", pm->name, pm->help, pm->name, pm->type);
-		for (i = 0; i < n; i++) {
-			struct json_object *v = json_object_array_get_idx(vbds, i);
-
-			/* Per vbd totals: they survive reconnections, so the
-			 * counters only ever grow. */
-			{
-				struct json_object *r = reply_get(v, "total");
-
-				switch (m) {
-				case 0:
-					for (k = 0; k < 6; k++) {
-						printf("%s", pm->name);
-						prom_labels(v);
-						printf(",op=\"%s\"} %" PRIu64 "\n", op_names[k],
-						       reply_u64(reply_get(r, "requests"), op_names[k]));
-					}
-					break;
-				case 3: {
-					static const char *const kinds[] = { "validation", "grant",
-									     "storage" };
-
-					for (k = 0; k < 3; k++) {
-						printf("%s", pm->name);
-						prom_labels(v);
-						printf(",kind=\"%s\"} %" PRIu64 "\n", kinds[k],
-						       reply_u64(reply_get(r, "errors"), kinds[k]));
-					}
-					break;
-				}
-				case 8:
-					for (k = 0; k < 4; k++) {
-						printf("%s", pm->name);
-						prom_labels(v);
-						printf(",quantile=\"%s\"} %.6f\n", quantiles[k][1],
-						       (double)reply_u64(reply_get(r, "latency_us"),
-								    quantiles[k][0]) / 1e6);
-					}
-					break;
-				default: {
-					static const char *const keys[] = {
-						NULL, "sectors_read", "sectors_written", NULL,
-						"out_of_slot", "flushes", "discards", "inflight",
-					};
-
-					printf("%s", pm->name);
-					prom_labels(v);
-					printf("} %" PRIu64 "\n", reply_u64(r, keys[m]));
-					break;
-				}
-				}
-			}
+			stats_print_human(stdout, r, "    ");
 		}
 	}
 }
@@ -518,26 +389,84 @@ static int parse_uint(const char *s, const char *what, unsigned long max, unsign
 	return 0;
 }
 
-/* The request for DOMID DEVID|VDEV. */
+/* A domain as xl takes it: digits are an id, anything else a name. */
+static bool domain_is_id(const char *dom)
+{
+	return *dom && strspn(dom, "0123456789") == strlen(dom);
+}
+
+/* The request for DOMAIN DEVID|VDEV; a name is filled in later by
+ * domain_resolve, once the daemon can be asked. */
 static struct json_object *vbd_request(const char *cmd, const char *dom, const char *dev)
 {
 	struct json_object *req;
-	unsigned long domid;
+	unsigned long domid = 0;
 
-	if (parse_uint(dom, "domain id", 0x7fef, &domid) < 0)
+	if (!*dom || (domain_is_id(dom) && parse_uint(dom, "domain id", 0x7fef, &domid) < 0)) {
+		if (!*dom)
+			fprintf(stderr, "blkback-ctl: empty domain\n");
 		return NULL;
+	}
 	req = request(cmd);
-	json_object_object_add(req, "domid", json_object_new_int64((int64_t)domid));
-	json_object_object_add(req, "device", json_object_new_string(dev));
+	if (domain_is_id(dom))
+		json_object_object_add(req, CONTROL_KEY_DOMID, json_object_new_int64((int64_t)domid));
+	json_object_object_add(req, CONTROL_KEY_DEVICE, json_object_new_string(dev));
 	return req;
 }
 
-static long ms_since(const struct timespec *t0)
+/* A domain name becomes the id of the domain of that name among the vbds
+ * the daemon serves (its list carries each domain's name, read from
+ * xenstore): the only domains show and detach can mean. */
+static int domain_resolve(struct ctl *c, struct json_object *req, const char *dom)
 {
-	struct timespec now;
+	struct json_object *list = request(CONTROL_CMD_LIST), *rep = NULL, *vbds;
+	uint64_t domid = 0;
+	size_t n, i;
+	bool found = false;
+	int r;
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
+	if (domain_is_id(dom)) {
+		json_object_put(list);
+		return EXIT_OK;
+	}
+	r = ctl_call(c, list, &rep);
+	if (r != EXIT_OK)
+		goto out;
+	r = reply_check(rep);
+	if (r != EXIT_OK)
+		goto out;
+	vbds = reply_get(rep, "vbds");
+	n = vbds ? json_object_array_length(vbds) : 0;
+	for (i = 0; i < n; i++) {
+		struct json_object *v = json_object_array_get_idx(vbds, i);
+
+		if (strcmp(reply_str(v, "domain"), dom) != 0)
+			continue;
+		if (found && reply_u64(v, "domid") != domid) {
+			fprintf(stderr, "blkback-ctl: domains %" PRIu64 " and %" PRIu64
+				" are both named '%s': give the id\n", domid,
+				reply_u64(v, "domid"), dom);
+			r = EXIT_FAILED;
+			goto out;
+		}
+		domid = reply_u64(v, "domid");
+		found = true;
+	}
+	if (!found) {
+		fprintf(stderr, "blkback-ctl: no vbd of a domain named '%s'\n", dom);
+		r = EXIT_FAILED;
+		goto out;
+	}
+	json_object_object_add(req, CONTROL_KEY_DOMID, json_object_new_int64((int64_t)domid));
+out:
+	json_object_put(list);
+	json_object_put(rep);
+	return r;
+}
+
+static long ms_since(uint64_t t0_ms)
+{
+	return (long)(clock_mono_ms() - t0_ms);
 }
 
 /* Repeats the detach request (it is idempotent and reports progress)
@@ -545,21 +474,21 @@ static long ms_since(const struct timespec *t0)
 static int cmd_detach(struct ctl *c, struct json_object *req, bool json, unsigned long timeout_s)
 {
 	struct json_object *rep = NULL;
-	struct timespec t0, ts = { 0, DETACH_POLL_MS * 1000000L };
+	struct timespec ts = { 0, DETACH_POLL_MS * 1000000L };
+	uint64_t t0 = clock_mono_ms();
 	long last_inflight = -1;
 	bool first = true;
 	int r;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		json_object_put(rep);
 		rep = NULL;
 		r = ctl_call(c, req, &rep);
 		if (r != EXIT_OK)
 			goto out;
-		if (!json_object_get_boolean(reply_get(rep, "ok"))) {
+		if (!json_object_get_boolean(reply_get(rep, CONTROL_KEY_OK))) {
 			/* Gone after we asked: the toolstack removed it. */
-			if (!first && strncmp(reply_str(rep, "error"), "no vbd", 6) == 0) {
+			if (!first && reply_code(rep) == CONTROL_E_NO_VBD) {
 				if (!json)
 					printf("detached: the vbd was removed\n");
 				r = EXIT_OK;
@@ -589,7 +518,7 @@ static int cmd_detach(struct ctl *c, struct json_object *req, bool json, unsigne
 			r = EXIT_OK;
 			goto out;
 		}
-		if (ms_since(&t0) >= (long)timeout_s * 1000) {
+		if (ms_since(t0) >= (long)timeout_s * 1000) {
 			if (json)
 				print_json(rep);
 			fprintf(stderr, "blkback-ctl: detach timed out after %lu s: backend %s, "
@@ -632,11 +561,11 @@ static int cmd_upgrade(struct ctl *c, struct json_object *req, bool json,
 		       unsigned long timeout_s)
 {
 	struct json_object *rep = NULL, *st = NULL;
-	struct timespec t0, ts = { 0, UPGRADE_POLL_MS * 1000000L };
+	struct timespec ts = { 0, UPGRADE_POLL_MS * 1000000L };
+	uint64_t t0 = clock_mono_ms();
 	char *old = NULL;
 	int r;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = ctl_call(c, req, &rep);
 	if (r != EXIT_OK)
 		goto out;
@@ -650,7 +579,7 @@ static int cmd_upgrade(struct ctl *c, struct json_object *req, bool json,
 		       reply_str(rep, "exec"));
 	fflush(stdout);
 	for (;;) {
-		struct json_object *sreq = request("status");
+		struct json_object *sreq = request(CONTROL_CMD_STATUS);
 		/* Not listening yet is expected here: no message for that. */
 		struct ctl probe = { .path = c->path, .fd = -1, .quiet = true };
 
@@ -663,10 +592,10 @@ static int cmd_upgrade(struct ctl *c, struct json_object *req, bool json,
 		free(probe.buf);
 		if (probe.fd >= 0)
 			close(probe.fd);
-		if (r == EXIT_OK && json_object_get_boolean(reply_get(st, "ok")) &&
+		if (r == EXIT_OK && json_object_get_boolean(reply_get(st, CONTROL_KEY_OK)) &&
 		    strcmp(reply_str(st, "instance"), old ? old : "") != 0)
 			break;
-		if (ms_since(&t0) >= (long)timeout_s * 1000) {
+		if (ms_since(t0) >= (long)timeout_s * 1000) {
 			fprintf(stderr, "blkback-ctl: no upgraded blkbackd answered within %lu s\n",
 				timeout_s);
 			r = EXIT_TIMEOUT;
@@ -680,7 +609,7 @@ static int cmd_upgrade(struct ctl *c, struct json_object *req, bool json,
 		printf("upgraded: blkbackd %s, pid %" PRIu64 ", instance %s, serving %" PRIu64
 		       " vbd%s, after %ld ms\n", reply_str(st, "daemon_version"),
 		       reply_u64(st, "pid"), reply_str(st, "instance"), reply_u64(st, "vbds"),
-		       reply_u64(st, "vbds") == 1 ? "" : "s", ms_since(&t0));
+		       reply_u64(st, "vbds") == 1 ? "" : "s", ms_since(t0));
 	r = EXIT_OK;
 out:
 	free(old);
@@ -689,10 +618,14 @@ out:
 	return r;
 }
 
-/* scheme "://" with a scheme of letters, digits, '+', '-', '.' (RFC 3986). */
+/* scheme "://" with a scheme of letters, digits, '+', '-', '.' (RFC 3986),
+ * or a Ceph image in QEMU's spelling (rbd:POOL/IMAGE...). */
 static bool target_is_uri(const char *t)
 {
 	const char *p = t;
+
+	if (strncmp(t, "rbd:", 4) == 0)
+		return true;
 
 	while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
 	       (p > t && ((*p >= '0' && *p <= '9') || *p == '+' || *p == '-' || *p == '.')))
@@ -726,12 +659,12 @@ int main(int argc, char **argv)
 	if (!c.path || !*c.path) {
 		const char *dir = getenv("XENSIM_DIR");
 
-		c.path = DEFAULT_CONTROL;
+		c.path = CONTROL_PATH_DEFAULT;
 		/* blkbackd on the simulator keeps its socket in the DIR.
 		 * Every exit below goes through out:, which frees it: on the
 		 * sanitizer build a leak at exit turns even --help into
 		 * status 23 and loses its buffered stdout. */
-		if (dir && *dir && asprintf(&sim_path, "%s/%s", dir, SIM_CONTROL_NAME) > 0)
+		if (dir && *dir && asprintf(&sim_path, "%s/%s", dir, CONTROL_SIM_NAME) > 0)
 			c.path = sim_path;
 	}
 	while ((opt = getopt_long(argc, argv, "c:jPft:m:hV", opts, NULL)) != -1) {
@@ -781,11 +714,11 @@ int main(int argc, char **argv)
 	nargs = argc - optind - 1;
 
 	if (strcmp(cmd, "list") == 0 && nargs == 0) {
-		req = request("list");
+		req = request(CONTROL_CMD_LIST);
 	} else if ((strcmp(cmd, "status") == 0 || strcmp(cmd, "upgrade") == 0) && nargs == 0) {
 		req = request(cmd);
 	} else if (strcmp(cmd, "stats") == 0 && nargs == 0 && !(json && prom)) {
-		req = request("stats");
+		req = request(CONTROL_CMD_STATS);
 	} else if ((strcmp(cmd, "show") == 0 || strcmp(cmd, "detach") == 0) && nargs == 2) {
 		req = vbd_request(cmd, args[0], args[1]);
 		if (!req) {
@@ -793,7 +726,7 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		if (force)
-			json_object_object_add(req, "force", json_object_new_boolean(true));
+			json_object_object_add(req, CONTROL_KEY_FORCE, json_object_new_boolean(true));
 	} else if (strcmp(cmd, "check-target") == 0 && nargs == 1) {
 		char *abs = NULL, cwd[PATH_MAX];
 
@@ -803,7 +736,8 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		/* The daemon runs elsewhere: hand it an absolute path. A URI
-		 * (an NBD export: scheme, then "://") goes as it is. */
+		 * (an NBD export: scheme, then "://"; an rbd: image) goes as
+		 * it is. */
 		if (args[0][0] != '/' && !target_is_uri(args[0])) {
 			if (!getcwd(cwd, sizeof(cwd)) || asprintf(&abs, "%s/%s", cwd, args[0]) < 0) {
 				fprintf(stderr, "blkback-ctl: cannot make %s absolute\n", args[0]);
@@ -811,9 +745,10 @@ int main(int argc, char **argv)
 				goto out;
 			}
 		}
-		req = request("check-target");
-		json_object_object_add(req, "target", json_object_new_string(abs ? abs : args[0]));
-		json_object_object_add(req, "mode", json_object_new_string(mode));
+		req = request(CONTROL_CMD_CHECK_TARGET);
+		json_object_object_add(req, CONTROL_KEY_TARGET,
+				       json_object_new_string(abs ? abs : args[0]));
+		json_object_object_add(req, CONTROL_KEY_MODE, json_object_new_string(mode));
 		free(abs);
 	} else {
 		fprintf(stderr, "blkback-ctl: unknown command or wrong arguments: %s\n", cmd);
@@ -825,6 +760,11 @@ int main(int argc, char **argv)
 	r = ctl_connect(&c);
 	if (r != EXIT_OK)
 		goto out;
+	if (strcmp(cmd, "show") == 0 || strcmp(cmd, "detach") == 0) {
+		r = domain_resolve(&c, req, args[0]);
+		if (r != EXIT_OK)
+			goto out;
+	}
 	if (strcmp(cmd, "detach") == 0) {
 		r = cmd_detach(&c, req, json, timeout_s);
 		goto out;
@@ -848,7 +788,7 @@ int main(int argc, char **argv)
 	else if (strcmp(cmd, "status") == 0)
 		print_status(rep);
 	else if (strcmp(cmd, "stats") == 0)
-		prom ? print_prometheus(rep) : print_stats(rep);
+		prom ? stats_print_prometheus(stdout, rep) : print_stats(rep);
 out:
 	json_object_put(req);
 	json_object_put(rep);

@@ -21,11 +21,10 @@
 #include <systemd/sd-daemon.h>
 
 #include "blkbackd.h"
+#include "control-proto.h"
 
 #define DEFAULT_SCRIPT_NAME	"blkbackd"
 #define DEFAULT_RESIZE_MS	1000
-#define DEFAULT_CONTROL		"/run/blkbackd/control"
-#define SIM_CONTROL_NAME	"blkbackd.control"	/* in the simulator DIR */
 #define DEFAULT_JOURNAL_DIR	"/run/blkbackd/journal"
 #define SIM_JOURNAL_NAME	"journal"		/* in the simulator DIR */
 
@@ -54,8 +53,8 @@ static const char usage_text[] =
 	"                            seconds for it to come back, 0..3600 (default: 60)\n"
 	"      --max-queues N        advertise up to N rings per vbd, 1..16\n"
 	"                            (default: online CPUs, at most 16)\n"
-	"      --control PATH        control socket (default: " DEFAULT_CONTROL ",\n"
-	"                            DIR/" SIM_CONTROL_NAME " on the simulator), none: off\n"
+	"      --control PATH        control socket (default: " CONTROL_PATH_DEFAULT ",\n"
+	"                            DIR/" CONTROL_SIM_NAME " on the simulator), none: off\n"
 	"      --control-group GROUP members of GROUP may use the control socket too\n"
 	"      --journal-dir DIR     recovery journals (default: " DEFAULT_JOURNAL_DIR ",\n"
 	"                            DIR/" SIM_JOURNAL_NAME " on the simulator), none: off\n"
@@ -481,8 +480,6 @@ out:
 	return r;
 }
 
-/* The default control path keeps simulator daemons (tests) apart: each
- * simulator DIR has its own. "none" turns the socket off. */
 /* A path the options may leave unset (*path NULL): dflt on Xen, DIR/name
  * in the simulator, so each simulator DIR (each test) has its own.
  * "none" becomes NULL: off. */
@@ -508,7 +505,7 @@ static int blkbackd_default_path(struct blkbackd *d, const char **path, const ch
 
 static int blkbackd_control_open(struct blkbackd *d, char **ret_buf)
 {
-	int r = blkbackd_default_path(d, &d->control_path, DEFAULT_CONTROL, SIM_CONTROL_NAME,
+	int r = blkbackd_default_path(d, &d->control_path, CONTROL_PATH_DEFAULT, CONTROL_SIM_NAME,
 				      ret_buf);
 
 	return r < 0 || !d->control_path ? r : control_open(d);

@@ -19,6 +19,8 @@
 #include "log.h"
 #include "platform.h"
 #include "ring.h"
+#include "stats.h"
+#include "xenbus.h"
 
 struct vbd;
 struct ring;
@@ -27,46 +29,7 @@ struct control;
 /* Seconds of per-vbd request totals kept for the IOPS column. */
 #define CONTROL_IOPS_SAMPLES	6
 
-/* xenstore keys, relative to a vbd's backend or frontend dir. */
-#define XK_STATE		"state"
-#define XK_ONLINE		"online"
-#define XK_SCRIPT		"script"
-#define XK_PARAMS		"params"
-#define XK_MODE			"mode"
-#define XK_DEVICE_TYPE		"device-type"
-#define XK_DISCARD_ENABLE	"discard-enable"
-#define XK_DIRECT_IO_SAFE	"direct-io-safe"
-#define XK_FRONTEND		"frontend"
-#define XK_FRONTEND_ID		"frontend-id"
-#define XK_HOTPLUG_STATUS	"hotplug-status"
-#define XK_DEV			"dev"		/* vdev name, for blkback-ctl */
-#define XK_DOMAIN_NAME		"name"		/* under /local/domain/<id> */
-#define XK_ERROR		"error"
-#define XK_RECOVERY_POLICY	"recovery-policy"	/* ours: reissue | fail */
-#define XK_MAX_RING_PAGE_ORDER	"max-ring-page-order"
-#define XK_MAX_INDIRECT_SEGS	"feature-max-indirect-segments"
-#define XK_MQ_MAX_QUEUES	"multi-queue-max-queues"
-#define XK_FEATURE_FLUSH	"feature-flush-cache"
-#define XK_FEATURE_BARRIER	"feature-barrier"
-#define XK_FEATURE_DISCARD	"feature-discard"
-#define XK_FEATURE_PERSISTENT	"feature-persistent"	/* both ends */
-#define XK_DISCARD_GRANULARITY	"discard-granularity"
-#define XK_DISCARD_ALIGNMENT	"discard-alignment"
-#define XK_DISCARD_SECURE	"discard-secure"
-#define XK_SECTORS		"sectors"
-#define XK_INFO			"info"
-#define XK_SECTOR_SIZE		"sector-size"
-#define XK_PHYS_SECTOR_SIZE	"physical-sector-size"
-/* frontend keys */
-#define XK_RING_REF		"ring-ref"
-#define XK_RING_REF_FMT		"ring-ref%u"
-#define XK_RING_PAGE_ORDER	"ring-page-order"
-#define XK_EVENT_CHANNEL	"event-channel"
-#define XK_PROTOCOL		"protocol"
-#define XK_MQ_NUM_QUEUES	"multi-queue-num-queues"
-#define XK_QUEUE_DIR_FMT	"queue-%u"	/* per-queue ring-ref*, event-channel */
-
-#define HOTPLUG_CONNECTED	"connected"
+/* xenstore keys (XK_*) are in common/xenbus.h. */
 #define RECOVERY_REISSUE	"reissue"
 #define RECOVERY_FAIL		"fail"
 #define BLKBACKD_DEFAULT_INDIRECT_SEGS	256u	/* 1 MiB requests */
@@ -151,14 +114,10 @@ int xenbus_fd(struct blkbackd *d);
 void xenbus_dispatch(struct blkbackd *d);
 /* Lists backend/vbd and claims or forgets vbds to match it. */
 void xenbus_scan(struct blkbackd *d);
-/* Text of a XenbusState for logs. */
-const char *xenbus_state_name(unsigned int state);
-/* The pure parsers behind the reads (exposed for tests/fuzz): strict
- * unsigned decimal, at most 20 digits, -EINVAL on garbage, -ERANGE above
- * max; and "<domid>/<devid>[/...]" at the head of a path relative to
- * backend/vbd, returning how many numbers it found (0, 1 or 2). */
-int xenbus_parse_uint(const char *s, unsigned long long max,
-		      unsigned long long *ret_val);
+/* The pure parser behind the scan (exposed for tests/fuzz; the number
+ * parser and state names are in common/xenbus.h): "<domid>/<devid>[/...]"
+ * at the head of a path relative to backend/vbd, returning how many
+ * numbers it found (0, 1 or 2). */
 int xenbus_parse_vbd_path(const char *rel, uint32_t *ret_domid, uint32_t *ret_devid);
 
 /* ---- vbd.c: one virtual block device and its state machine ---- */
@@ -167,7 +126,8 @@ enum vbd_phase {
 	VBD_NEW,	/* claimed, storage closed, nothing published */
 	VBD_INITWAIT,	/* storage open, probe keys written, state 2 */
 	VBD_CONNECTED,	/* rings running, state 4 */
-	VBD_CLOSING,	/* rings told to stop, waiting for in-flight I/O */
+	VBD_CLOSING,	/* state 5: rings draining, then released; waits
+			 * for the frontend's Closed (or the toolstack) */
 	VBD_CLOSED,	/* rings released, state 6; may reconnect */
 	VBD_FOREIGN,	/* not ours (script names another handler) */
 };
@@ -222,6 +182,9 @@ struct vbd {
 	bool takeover;
 	bool recover_fail;		/* recovery-policy, read at start */
 	bool persistent;		/* both ends offer feature-persistent */
+	/* the rings ran since the last configure: a detach waits for the
+	 * frontend to let go; one never connected has nothing to let go */
+	bool served;
 	unsigned int recoveries;	/* times we resumed an earlier process */
 	time_t last_recovery;		/* wall clock of the last one */
 	uint64_t reissued;		/* requests issued again, all recoveries */
@@ -256,6 +219,9 @@ void vbd_check_resize(struct vbd *v);
  * xenstore is left as it is so a restarted daemon can take the vbd over. */
 void vbd_shutdown(struct vbd *v);
 bool vbd_is_busy(const struct vbd *v);
+/* blkback-ctl detach is done: Closed, and the frontend has let go (or
+ * never connected, or force). */
+bool vbd_is_detach_done(const struct vbd *v, bool force);
 /* Logs with the vbd's prefix. */
 void vbd_log(const struct vbd *v, enum log_level level, int errnum, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

@@ -29,8 +29,9 @@
 #include <xen/io/xenbus.h>
 
 #include "blkbackd.h"
+#include "control-proto.h"
+#include "util.h"
 
-#define CONTROL_VERSION		1
 #define CONTROL_MAX_LINE	4096		/* one request */
 #define CONTROL_MAX_OUT		(32u << 20)	/* one reply */
 #define CONTROL_MAX_CLIENTS	32
@@ -60,14 +61,6 @@ struct control {
 	/* epoll tags for the two fds that are not clients */
 	char tag_listen, tag_timer;
 };
-
-static time_t mono_sec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
 
 /* ---- socket set-up ---- */
 
@@ -276,7 +269,7 @@ static const char *vbd_dom_name(struct vbd *v)
 
 	if (!v->dom_name) {
 		snprintf(dir, sizeof(dir), "/local/domain/%" PRIu32, v->fe_domid);
-		if (xenbus_read(v->d, XBT_NULL, dir, XK_DOMAIN_NAME, &v->dom_name) < 0)
+		if (xenbus_read(v->d, XBT_NULL, dir, XK_NAME, &v->dom_name) < 0)
 			v->dom_name = strdup("");
 	}
 	return v->dom_name ? v->dom_name : "";
@@ -362,11 +355,6 @@ static void jadd_u64(struct json_object *o, const char *key, uint64_t val)
 	jadd(o, key, json_object_new_uint64(val));
 }
 
-static const char *xs_state_name(unsigned int s)
-{
-	return xenbus_state_name(s);
-}
-
 /* The columns of list; show and stats start from these too. */
 static struct json_object *vbd_row(struct vbd *v)
 {
@@ -378,8 +366,8 @@ static struct json_object *vbd_row(struct vbd *v)
 	jadd_u64(o, "devid", v->devid);
 	jadd_str(o, "vdev", vbd_vdev_name(v));
 	jadd_str(o, "phase", vbd_phase_name(v->phase));
-	jadd_str(o, "backend_state", xs_state_name(v->seen_be_state));
-	jadd_str(o, "frontend_state", xs_state_name(v->seen_fe_state));
+	jadd_str(o, "backend_state", xenbus_state_name(v->seen_be_state));
+	jadd_str(o, "frontend_state", xenbus_state_name(v->seen_fe_state));
 	jadd_str(o, "target", open ? v->backing->path : "");
 	jadd_u64(o, "sectors", open ? v->props.sectors : 0);
 	jadd_u64(o, "size", open ? v->props.sectors << 9 : 0);
@@ -398,78 +386,6 @@ static struct json_object *vbd_row(struct vbd *v)
 	return o;
 }
 
-/* The latency quantile q (0..1) as the upper bound of its log2 bucket. */
-static uint64_t lat_quantile(const uint64_t *b, uint64_t total, double q, uint64_t max)
-{
-	uint64_t want, seen = 0;
-	unsigned int i;
-
-	if (!total)
-		return 0;
-	want = (uint64_t)(q * (double)total);
-	if (want < 1)
-		want = 1;
-	for (i = 0; i < RING_LAT_BUCKETS; i++) {
-		seen += b[i];
-		if (seen >= want) {
-			uint64_t bound = i ? (1ull << i) : 1;
-
-			return bound < max ? bound : max;
-		}
-	}
-	return max;
-}
-
-static const char *const op_names[RING_OP_CLASSES] = {
-	"read", "write", "barrier", "flush", "discard", "other",
-};
-
-/* Every counter of one ring. */
-static struct json_object *ring_counters(const struct ring_stats *s)
-{
-	struct json_object *o = json_object_new_object(), *ops, *errs, *lat, *bk;
-	uint64_t b[RING_LAT_BUCKETS], total = 0, max;
-	unsigned int i;
-
-#define LD(x) atomic_load_explicit(&s->x, memory_order_relaxed)
-	ops = json_object_new_object();
-	for (i = 0; i < RING_OP_CLASSES; i++)
-		jadd_u64(ops, op_names[i], LD(ops[i]));
-	jadd(o, "requests", ops);
-	jadd_u64(o, "sectors_read", LD(sectors_read));
-	jadd_u64(o, "sectors_written", LD(sectors_written));
-	errs = json_object_new_object();
-	jadd_u64(errs, "validation", LD(err_validation));
-	jadd_u64(errs, "grant", LD(err_grant));
-	jadd_u64(errs, "storage", LD(err_storage));
-	jadd(o, "errors", errs);
-	jadd_u64(o, "out_of_slot", LD(out_of_slot));
-	jadd_u64(o, "flushes", LD(flushes));
-	jadd_u64(o, "discards", LD(discards));
-	jadd_u64(o, "persistent_segments", LD(pgrant_hits));
-	jadd_u64(o, "persistent_indirect_pages", LD(pgrant_indirect));
-	jadd_u64(o, "persistent_maps", LD(pgrant_maps));
-	jadd_u64(o, "persistent_mapped", LD(pgrant_mapped));
-	jadd_u64(o, "inflight", LD(inflight));
-	bk = json_object_new_array();
-	for (i = 0; i < RING_LAT_BUCKETS; i++) {
-		b[i] = LD(lat[i]);
-		total += b[i];
-		json_object_array_add(bk, json_object_new_uint64(b[i]));
-	}
-	max = LD(lat_max_us);
-#undef LD
-	lat = json_object_new_object();
-	jadd_u64(lat, "count", total);
-	jadd_u64(lat, "p50", lat_quantile(b, total, 0.50, max));
-	jadd_u64(lat, "p90", lat_quantile(b, total, 0.90, max));
-	jadd_u64(lat, "p99", lat_quantile(b, total, 0.99, max));
-	jadd_u64(lat, "max", max);
-	jadd(lat, "buckets", bk);
-	jadd(o, "latency_us", lat);
-	return o;
-}
-
 static struct json_object *ring_detail(const struct vbd *v, const struct ring *r)
 {
 	const struct ring_stats *s = ring_get_stats(r);
@@ -485,8 +401,7 @@ static struct json_object *ring_detail(const struct vbd *v, const struct ring *r
 	jadd_str(o, "abi", abi ? abi : "?");
 	jadd_u64(o, "port", ri.port);
 	jadd_u64(o, "remote_port", ri.remote_port);
-	jadd_u64(o, "req_cons", atomic_load_explicit(&s->req_cons, memory_order_relaxed));
-	jadd_u64(o, "rsp_prod", atomic_load_explicit(&s->rsp_prod, memory_order_relaxed));
+	ring_stats_indexes_to_json(o, s);
 	jadd_str(o, "step", ri.stopped ? "stopped" :
 		 v->phase == VBD_CLOSING ? "draining" : "running");
 	jadd(o, "journal", json_object_new_boolean(ri.journal));
@@ -499,7 +414,7 @@ static struct json_object *ring_detail(const struct vbd *v, const struct ring *r
 	jadd_u64(f, "max_indirect_segments", ri.max_indirect_segments);
 	jadd(f, "persistent", json_object_new_boolean(ri.persistent));
 	jadd(o, "features", f);
-	jadd(o, "counters", ring_counters(s));
+	jadd(o, "counters", ring_stats_to_json(s));
 	return o;
 }
 
@@ -544,9 +459,10 @@ static struct json_object *vbd_stats(struct vbd *v)
 	 * released and started again (Prometheus counters must not). */
 	memset(&total, 0, sizeof(total));
 	ring_stats_add(&total, &v->released);
-	for (i = 0; i < v->nr_rings; i++)
+	for (i = 0; i < v->nr_rings; i++) {
 		ring_stats_add(&total, ring_get_stats(v->rings[i]));
-	atomic_store(&total.inflight, vbd_inflight(v));
+		ring_stats_add_gauges(&total, ring_get_stats(v->rings[i]));
+	}
 
 	jadd_u64(o, "domid", v->fe_domid);
 	jadd_str(o, "domain", vbd_dom_name(v));
@@ -554,13 +470,13 @@ static struct json_object *vbd_stats(struct vbd *v)
 	jadd_str(o, "vdev", vbd_vdev_name(v));
 	rings = json_object_new_array();
 	for (i = 0; i < v->nr_rings; i++) {
-		struct json_object *r = ring_counters(ring_get_stats(v->rings[i]));
+		struct json_object *r = ring_stats_to_json(ring_get_stats(v->rings[i]));
 
 		jadd_u64(r, "index", i);
 		json_object_array_add(rings, r);
 	}
 	jadd(o, "ring_list", rings);
-	jadd(o, "total", ring_counters(&total));
+	jadd(o, "total", ring_stats_to_json(&total));
 	return o;
 }
 
@@ -570,22 +486,46 @@ static struct json_object *reply_new(void)
 {
 	struct json_object *o = json_object_new_object();
 
-	jadd_u64(o, "version", CONTROL_VERSION);
+	jadd_u64(o, CONTROL_KEY_VERSION, CONTROL_VERSION);
 	return o;
 }
 
-static struct json_object *reply_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static struct json_object *reply_error(const char *fmt, ...)
+static struct json_object *reply_verror(enum control_error code, const char *fmt, va_list ap)
 {
 	struct json_object *o = reply_new();
 	char msg[512];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	jadd(o, CONTROL_KEY_OK, json_object_new_boolean(false));
+	jadd_str(o, CONTROL_KEY_ERROR, msg);
+	jadd_str(o, CONTROL_KEY_CODE, control_error_code(code));
+	return o;
+}
+
+/* A failure that a client tells apart from others by its code. */
+static struct json_object *reply_fail(enum control_error code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static struct json_object *reply_fail(enum control_error code, const char *fmt, ...)
+{
+	struct json_object *o;
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	o = reply_verror(code, fmt, ap);
 	va_end(ap);
-	jadd(o, "ok", json_object_new_boolean(false));
-	jadd_str(o, "error", msg);
+	return o;
+}
+
+/* The command failed (code "failed"). */
+static struct json_object *reply_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static struct json_object *reply_error(const char *fmt, ...)
+{
+	struct json_object *o;
+	va_list ap;
+
+	va_start(ap, fmt);
+	o = reply_verror(CONTROL_E_FAILED, fmt, ap);
+	va_end(ap);
 	return o;
 }
 
@@ -593,7 +533,7 @@ static struct json_object *reply_ok(void)
 {
 	struct json_object *o = reply_new();
 
-	jadd(o, "ok", json_object_new_boolean(true));
+	jadd(o, CONTROL_KEY_OK, json_object_new_boolean(true));
 	return o;
 }
 
@@ -615,7 +555,9 @@ static struct json_object *cmd_list(struct blkbackd *d, bool stats)
 }
 
 /* "domid" and "device" (devid number or vdev name) of a request. */
-static struct vbd *req_vbd(struct blkbackd *d, struct json_object *req, char *err, size_t len)
+/* The vbd a show or detach request names; NULL with *ret_err the reply. */
+static struct vbd *req_vbd(struct blkbackd *d, struct json_object *req,
+			   struct json_object **ret_err)
 {
 	struct json_object *jd, *jv;
 	const char *dev;
@@ -624,10 +566,12 @@ static struct vbd *req_vbd(struct blkbackd *d, struct json_object *req, char *er
 	char *end;
 	unsigned long devid = ULONG_MAX;
 
-	if (!json_object_object_get_ex(req, "domid", &jd) || !json_object_is_type(jd, json_type_int) ||
-	    !json_object_object_get_ex(req, "device", &jv) ||
+	if (!json_object_object_get_ex(req, CONTROL_KEY_DOMID, &jd) ||
+	    !json_object_is_type(jd, json_type_int) ||
+	    !json_object_object_get_ex(req, CONTROL_KEY_DEVICE, &jv) ||
 	    !json_object_is_type(jv, json_type_string)) {
-		snprintf(err, len, "needs \"domid\" (a number) and \"device\" (a string)");
+		*ret_err = reply_fail(CONTROL_E_BAD_REQUEST, "needs \"" CONTROL_KEY_DOMID
+				      "\" (a number) and \"" CONTROL_KEY_DEVICE "\" (a string)");
 		return NULL;
 	}
 	domid = json_object_get_int64(jd);
@@ -644,18 +588,17 @@ static struct vbd *req_vbd(struct blkbackd *d, struct json_object *req, char *er
 		if (devid != ULONG_MAX ? v->devid == devid : strcmp(vbd_vdev_name(v), dev) == 0)
 			return v;
 	}
-	snprintf(err, len, "no vbd %" PRId64 "/%s", domid, dev);
+	*ret_err = reply_fail(CONTROL_E_NO_VBD, "no vbd %" PRId64 "/%s", domid, dev);
 	return NULL;
 }
 
 static struct json_object *cmd_show(struct blkbackd *d, struct json_object *req)
 {
-	struct json_object *o;
-	char err[160];
-	struct vbd *v = req_vbd(d, req, err, sizeof(err));
+	struct json_object *o, *err;
+	struct vbd *v = req_vbd(d, req, &err);
 
 	if (!v)
-		return reply_error("%s", err);
+		return err;
 	o = reply_ok();
 	jadd(o, "vbd", vbd_detail(v));
 	return o;
@@ -664,17 +607,17 @@ static struct json_object *cmd_show(struct blkbackd *d, struct json_object *req)
 /* The graceful path: the vbd closes as for online = 0 (stop, drain,
  * Closed); rings are released only once their in-flight I/O is answered.
  * Repeating the request reports progress; "done" says the vbd is Closed
- * and (unless force) the frontend has closed too. */
+ * and (unless force) the frontend has let go: it left Connected, or was
+ * never connected in this round. */
 static struct json_object *cmd_detach(struct blkbackd *d, struct json_object *req)
 {
-	struct json_object *o, *jf;
-	bool force = false, fe_closed;
-	char err[160];
-	struct vbd *v = req_vbd(d, req, err, sizeof(err));
+	struct json_object *o, *jf, *err;
+	bool force = false;
+	struct vbd *v = req_vbd(d, req, &err);
 
 	if (!v)
-		return reply_error("%s", err);
-	if (json_object_object_get_ex(req, "force", &jf))
+		return err;
+	if (json_object_object_get_ex(req, CONTROL_KEY_FORCE, &jf))
 		force = json_object_get_boolean(jf);
 	if (!v->detach) {
 		unsigned int at_request = vbd_inflight(v);
@@ -684,8 +627,9 @@ static struct json_object *cmd_detach(struct blkbackd *d, struct json_object *re
 		v->detach = true;
 		vbd_update(v);
 		/* vbd_update may have released and forgotten it. */
-		v = req_vbd(d, req, err, sizeof(err));
+		v = req_vbd(d, req, &err);
 		if (!v) {
+			json_object_put(err);
 			o = reply_ok();
 			jadd_u64(o, "inflight_at_request", at_request);
 			jadd(o, "done", json_object_new_boolean(true));
@@ -698,12 +642,9 @@ static struct json_object *cmd_detach(struct blkbackd *d, struct json_object *re
 	} else {
 		o = reply_ok();
 	}
-	fe_closed = v->seen_fe_state == XenbusStateClosing ||
-		    v->seen_fe_state == XenbusStateClosed ||
-		    v->seen_fe_state == XenbusStateUnknown;
-	jadd(o, "done", json_object_new_boolean(v->phase == VBD_CLOSED && (force || fe_closed)));
+	jadd(o, "done", json_object_new_boolean(vbd_is_detach_done(v, force)));
 	jadd_str(o, "phase", vbd_phase_name(v->phase));
-	jadd_str(o, "frontend_state", xs_state_name(v->seen_fe_state));
+	jadd_str(o, "frontend_state", xenbus_state_name(v->seen_fe_state));
 	jadd_u64(o, "inflight", vbd_inflight(v));
 	return o;
 }
@@ -736,7 +677,8 @@ static struct json_object *reply_in_use(const char *target, const struct vbd *v)
 }
 
 /* Remote storage is usable when it opens (an export answers the
- * handshake) and, for w, is writable; it closes again at once. */
+ * handshake), for w is writable, and no client elsewhere writes it (a
+ * Ceph image's lock owner); it closes again at once. */
 static struct json_object *check_target_remote(struct blkbackd *d, const char *target,
 					       bool want_w)
 {
@@ -749,7 +691,11 @@ static struct json_object *check_target_remote(struct blkbackd *d, const char *t
 	if (r < 0)
 		return reply_error("%s: %s%s%s", target, strerror(-r), *err.msg ? ": " : "",
 				   err.msg);
+	r = io_backing_check_foreign(b, &err);
 	io_backing_close(b);
+	if (r < 0)
+		return reply_error("%s: %s%s%s", target, strerror(-r), *err.msg ? ": " : "",
+				   err.msg);
 	v = target_conflict(d, target, want_w);
 	return v ? reply_in_use(target, v) : reply_ok();
 }
@@ -763,10 +709,12 @@ static struct json_object *cmd_check_target(struct blkbackd *d, struct json_obje
 	struct vbd *v;
 	int fd, ro = 0;
 
-	if (!json_object_object_get_ex(req, "target", &jt) ||
+	if (!json_object_object_get_ex(req, CONTROL_KEY_TARGET, &jt) ||
 	    !json_object_is_type(jt, json_type_string) ||
-	    !json_object_object_get_ex(req, "mode", &jm) || !json_object_is_type(jm, json_type_string))
-		return reply_error("needs \"target\" and \"mode\" strings");
+	    !json_object_object_get_ex(req, CONTROL_KEY_MODE, &jm) ||
+	    !json_object_is_type(jm, json_type_string))
+		return reply_fail(CONTROL_E_BAD_REQUEST, "needs \"" CONTROL_KEY_TARGET "\" and \""
+				  CONTROL_KEY_MODE "\" strings");
 	target = json_object_get_string(jt);
 	mode = json_object_get_string(jm);
 	if (strcmp(mode, "r") != 0 && strcmp(mode, "w") != 0)
@@ -864,41 +812,41 @@ struct json_object *control_handle(struct blkbackd *d, const char *line, size_t 
 	req = json_tokener_parse_ex(tok, line, (int)len);
 	if (!req || json_tokener_get_error(tok) != json_tokener_success ||
 	    tok->char_offset != (int)len) {
-		rep = reply_error("not a JSON object on one line");
+		rep = reply_fail(CONTROL_E_BAD_REQUEST, "not a JSON object on one line");
 		goto out;
 	}
 	if (!json_object_is_type(req, json_type_object)) {
-		rep = reply_error("not a JSON object");
+		rep = reply_fail(CONTROL_E_BAD_REQUEST, "not a JSON object");
 		goto out;
 	}
-	if (!json_object_object_get_ex(req, "version", &jv) ||
+	if (!json_object_object_get_ex(req, CONTROL_KEY_VERSION, &jv) ||
 	    !json_object_is_type(jv, json_type_int) ||
 	    json_object_get_int64(jv) != CONTROL_VERSION) {
-		rep = reply_error("protocol version %d only", CONTROL_VERSION);
+		rep = reply_fail(CONTROL_E_VERSION, "protocol version %d only", CONTROL_VERSION);
 		goto out;
 	}
-	if (!json_object_object_get_ex(req, "command", &jc) ||
+	if (!json_object_object_get_ex(req, CONTROL_KEY_COMMAND, &jc) ||
 	    !json_object_is_type(jc, json_type_string)) {
-		rep = reply_error("no \"command\"");
+		rep = reply_fail(CONTROL_E_BAD_REQUEST, "no \"" CONTROL_KEY_COMMAND "\"");
 		goto out;
 	}
 	cmd = json_object_get_string(jc);
-	if (strcmp(cmd, "list") == 0)
+	if (strcmp(cmd, CONTROL_CMD_LIST) == 0)
 		rep = cmd_list(d, false);
-	else if (strcmp(cmd, "stats") == 0)
+	else if (strcmp(cmd, CONTROL_CMD_STATS) == 0)
 		rep = cmd_list(d, true);
-	else if (strcmp(cmd, "show") == 0)
+	else if (strcmp(cmd, CONTROL_CMD_SHOW) == 0)
 		rep = cmd_show(d, req);
-	else if (strcmp(cmd, "detach") == 0)
+	else if (strcmp(cmd, CONTROL_CMD_DETACH) == 0)
 		rep = cmd_detach(d, req);
-	else if (strcmp(cmd, "check-target") == 0)
+	else if (strcmp(cmd, CONTROL_CMD_CHECK_TARGET) == 0)
 		rep = cmd_check_target(d, req);
-	else if (strcmp(cmd, "status") == 0)
+	else if (strcmp(cmd, CONTROL_CMD_STATUS) == 0)
 		rep = cmd_status(d);
-	else if (strcmp(cmd, "upgrade") == 0)
+	else if (strcmp(cmd, CONTROL_CMD_UPGRADE) == 0)
 		rep = cmd_upgrade(d);
 	else
-		rep = reply_error("unknown command '%.64s'", cmd);
+		rep = reply_fail(CONTROL_E_UNKNOWN_COMMAND, "unknown command '%.64s'", cmd);
 out:
 	json_object_put(req);
 	json_tokener_free(tok);
@@ -955,7 +903,7 @@ static bool client_write(struct control *c, struct client *cl)
 			return false;
 		}
 		cl->out_off += (size_t)n;
-		cl->last = mono_sec();
+		cl->last = clock_mono_sec();
 	}
 	free(cl->out);
 	cl->out = NULL;
@@ -980,7 +928,7 @@ static void client_read(struct blkbackd *d, struct control *c, struct client *cl
 	if (n < 0)
 		return;
 	cl->in_len += (size_t)n;
-	cl->last = mono_sec();
+	cl->last = clock_mono_sec();
 	nl = memchr(cl->in, '\n', cl->in_len);
 	if (!nl) {
 		if (cl->in_len == sizeof(cl->in)) {
@@ -1060,7 +1008,7 @@ static void control_accept(struct control *c)
 			continue;
 		}
 		cl->fd = fd;
-		cl->last = mono_sec();
+		cl->last = clock_mono_sec();
 		cl->next = c->clients;
 		c->clients = cl;
 		c->nr_clients++;
@@ -1072,9 +1020,10 @@ static void control_accept(struct control *c)
 			log_warn("control socket: refused uid %u gid %u pid %d",
 				 (unsigned int)cred.uid, (unsigned int)cred.gid, (int)cred.pid);
 			cl->close_after = true;
-			client_reply(c, cl, reply_error("permission denied: uid %u is not root%s",
-							(unsigned int)cred.uid,
-							c->have_gid ? " nor in the control group" : ""));
+			client_reply(c, cl, reply_fail(CONTROL_E_PERMISSION,
+						       "permission denied: uid %u is not root%s",
+						       (unsigned int)cred.uid,
+						       c->have_gid ? " nor in the control group" : ""));
 			client_write(c, cl);
 		}
 	}
@@ -1083,7 +1032,7 @@ static void control_accept(struct control *c)
 static void control_expire(struct control *c)
 {
 	struct client *cl, *next;
-	time_t now = mono_sec();
+	time_t now = clock_mono_sec();
 
 	for (cl = c->clients; cl; cl = next) {
 		next = cl->next;

@@ -29,6 +29,9 @@
  * this order; local paths go to the local engines. */
 static const struct io_provider *const providers[] = {
 	&io_provider_nbd,
+#ifdef HAVE_RBD
+	&io_provider_rbd,
+#endif
 	&io_provider_uring,
 	&io_provider_thread,
 	&io_provider_null,
@@ -157,6 +160,13 @@ int io_backing_refresh_size(struct io_backing *b)
 bool io_backing_is_target(const struct io_backing *b, const char *target)
 {
 	return b->provider->is_target(b, target);
+}
+
+int io_backing_check_foreign(const struct io_backing *b, struct io_error *err)
+{
+	if (err)
+		err->msg[0] = '\0';
+	return b->provider->check_foreign ? b->provider->check_foreign(b, err) : 0;
 }
 
 const char *io_backing_kind(const struct io_backing *b)

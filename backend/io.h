@@ -80,6 +80,11 @@ int io_backing_refresh_size(struct io_backing *b);
 /* Whether b is the storage target names (same inode or device for local
  * storage, same URI for remote storage: two URIs of one export differ). */
 bool io_backing_is_target(const struct io_backing *b, const char *target);
+/* Whether a client outside this process holds b for writing (a Ceph
+ * image's exclusive lock): 0 when not, or when the provider cannot tell;
+ * -EBUSY with err saying who otherwise. Sharing within the process is the
+ * caller's to check (io_backing_is_target). May wait for the storage. */
+int io_backing_check_foreign(const struct io_backing *b, struct io_error *err);
 /* The provider's name ("file", "nbd"), for logs. */
 const char *io_backing_kind(const struct io_backing *b);
 
@@ -229,6 +234,8 @@ struct io_provider {
 	void (*close)(struct io_backing *b);
 	int (*refresh_size)(struct io_backing *b);
 	bool (*is_target)(const struct io_backing *b, const char *target);
+	/* io_backing_check_foreign(); NULL: storage nobody else can hold. */
+	int (*check_foreign)(const struct io_backing *b, struct io_error *err);
 	/* Per ring (per engine): */
 	int (*init)(struct io_engine *e, struct io_error *err);
 	void (*done)(struct io_engine *e);	/* waits for in-flight ops */
@@ -267,6 +274,9 @@ extern const struct io_provider io_provider_uring;
 extern const struct io_provider io_provider_thread;
 extern const struct io_provider io_provider_null;
 extern const struct io_provider io_provider_nbd;
+#ifdef HAVE_RBD
+extern const struct io_provider io_provider_rbd;
+#endif
 
 /* backing.c: local storage (regular files and block devices), the open,
  * close, refresh and identity every local engine shares. */

@@ -84,6 +84,7 @@ static void ring_stat_done(struct ring *r, uint8_t op, uint32_t len, uint64_t t_
 	if (b >= RING_LAT_BUCKETS)
 		b = RING_LAT_BUCKETS - 1;
 	stat_add(&r->stats.lat[b], 1);
+	stat_add(&r->stats.lat_sum_us, us);
 	if (us > atomic_load_explicit(&r->stats.lat_max_us, memory_order_relaxed))
 		atomic_store_explicit(&r->stats.lat_max_us, us, memory_order_relaxed);
 }
@@ -91,31 +92,6 @@ static void ring_stat_done(struct ring *r, uint8_t op, uint32_t len, uint64_t t_
 const struct ring_stats *ring_get_stats(const struct ring *r)
 {
 	return &r->stats;
-}
-
-void ring_stats_add(struct ring_stats *dst, const struct ring_stats *src)
-{
-	unsigned int i;
-
-#define ADD(f) stat_add(&dst->f, atomic_load_explicit(&src->f, memory_order_relaxed))
-	for (i = 0; i < RING_OP_CLASSES; i++)
-		ADD(ops[i]);
-	for (i = 0; i < RING_LAT_BUCKETS; i++)
-		ADD(lat[i]);
-	ADD(sectors_read);
-	ADD(sectors_written);
-	ADD(err_validation);
-	ADD(err_grant);
-	ADD(err_storage);
-	ADD(out_of_slot);
-	ADD(flushes);
-	ADD(discards);
-	ADD(pgrant_hits);
-	ADD(pgrant_indirect);
-	ADD(pgrant_maps);
-#undef ADD
-	if (atomic_load(&src->lat_max_us) > atomic_load(&dst->lat_max_us))
-		atomic_store(&dst->lat_max_us, atomic_load(&src->lat_max_us));
 }
 
 void ring_get_info(const struct ring *r, struct ring_info *ret)

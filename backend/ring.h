@@ -14,44 +14,13 @@
 #include "io.h"
 #include "log.h"
 #include "platform.h"
+#include "stats.h"
 
 struct ring;
 
 #define BLKBACKD_MAX_RING_ORDER	4u
 #define BLKBACKD_MAX_RING_PAGES	(1u << BLKBACKD_MAX_RING_ORDER)
 #define BLKBACKD_PGRANT_IDLE_S		60u	/* unmapped after this long unused */
-
-/* Counters a ring thread keeps for the control socket. One writer (the
- * ring thread, relaxed load + store, no locked instructions on the data
- * path), any number of readers (the main thread). */
-enum ring_op_class {
-	RING_OP_READ, RING_OP_WRITE, RING_OP_BARRIER, RING_OP_FLUSH, RING_OP_DISCARD,
-	RING_OP_OTHER, RING_OP_CLASSES,
-};
-#define RING_LAT_BUCKETS	32	/* bucket b: latency < 2^b microseconds */
-
-struct ring_stats {
-	_Atomic uint64_t ops[RING_OP_CLASSES];	/* answered, by operation */
-	_Atomic uint64_t sectors_read;		/* 512-byte units, successful */
-	_Atomic uint64_t sectors_written;
-	_Atomic uint64_t err_validation;	/* refused by the validator */
-	_Atomic uint64_t err_grant;		/* bad grant or failed copy */
-	_Atomic uint64_t err_storage;		/* the engine failed it */
-	_Atomic uint64_t out_of_slot;		/* requests waited for a free slot */
-	_Atomic uint64_t flushes;		/* flushes sent to storage */
-	_Atomic uint64_t discards;		/* discards sent to storage */
-	_Atomic uint64_t pgrant_hits;		/* segments copied through a mapped
-						 * persistent grant */
-	_Atomic uint64_t pgrant_indirect;	/* indirect pages read through a
-						 * mapped persistent grant */
-	_Atomic uint64_t pgrant_maps;		/* persistent grants mapped */
-	_Atomic uint32_t pgrant_mapped;		/* mapped now */
-	_Atomic uint32_t inflight;
-	_Atomic uint32_t req_cons;
-	_Atomic uint32_t rsp_prod;
-	_Atomic uint64_t lat[RING_LAT_BUCKETS];	/* answered requests with a slot */
-	_Atomic uint64_t lat_max_us;
-};
 
 /* ---- ring.c: one shared ring, its thread and its request pipeline ---- */
 
@@ -127,9 +96,6 @@ struct ring_info {
 };
 
 const struct ring_stats *ring_get_stats(const struct ring *r);
-/* dst += src, for counters that outlive a ring (in-flight and indices are
- * not added, the maximum latency is kept). */
-void ring_stats_add(struct ring_stats *dst, const struct ring_stats *src);
 void ring_get_info(const struct ring *r, struct ring_info *ret);
 
 /* ---- journal.c: the per-ring recovery journal ---- */

@@ -4,12 +4,13 @@
  * leaves the previous phase (and backend state) intact and says why in the
  * backend's "error" node. Main thread only.
  *
- * State table. Inputs read on every run: backend dir present, online
- * (absent = 1), backend state node, hotplug-status, frontend state
- * (absent or garbage = Unknown). "close" means: online = 0, or the
- * toolstack wrote backend state 5 (Closing) while we are InitWait or
- * Connected, or the frontend is Closing/Closed, or its dir vanished after
- * we had seen it.
+ * State table, as Linux xen-blkback answers each frontend state. Inputs
+ * read on every run: backend dir present, online (absent = 1), backend
+ * state node, hotplug-status, frontend state (absent or garbage =
+ * Unknown). "toolstack close" means online = 0, blkback-ctl detach, or
+ * the toolstack wrote backend state 5 (Closing) while we are NEW, InitWait
+ * or Connected. "frontend gone" means its state reads Unknown after we
+ * had seen it (its dir or its domain vanished).
  *
  *  phase       | condition                              | action -> phase
  *  ------------+----------------------------------------+-----------------------------
@@ -18,27 +19,47 @@
  *  FOREIGN     | script basename now matches            | -> NEW
  *  NEW         | backend 4 or 5 and frontend 4: an      | takeover: probe features, no
  *              | earlier blkbackd served it             | state write -> INITWAIT
+ *  NEW         | backend 5, frontend not 4, online,     | -> CLOSING (an earlier blkbackd
+ *              | no detach                              | answered Closing: its wait
+ *              |                                        | for the frontend goes on)
  *  NEW         | backend 4 or 5, frontend not 4         | write 6 -> CLOSED (orphaned)
- *  NEW         | online = 0 or backend state 5          | write 6 -> CLOSED
+ *  NEW         | toolstack close                        | write 6 -> CLOSED
  *  NEW         | otherwise                              | configure: probe features,
  *              |                                        | write 2 -> INITWAIT
  *              |                                        | (error: stay NEW)
- *  INITWAIT    | close, taking over                     | start (recovering the rings
+ *  INITWAIT    | any close, taking over                 | start (recovering the rings
  *              |                                        | from their journals) ->
  *              |                                        | CONNECTED, whose close drains
  *              |                                        | them; if start fails: below
- *  INITWAIT    | close                                  | write 6 -> CLOSED
+ *  INITWAIT    | toolstack close (whatever the frontend | write 6 -> CLOSED at once:
+ *              | says: it never connected), frontend 6  | nothing was mapped, nobody
+ *              | or gone                                | waits for an answer
+ *  INITWAIT    | frontend 5                             | write 5 -> CLOSING
  *  INITWAIT    | hotplug-status "connected", storage    | open storage (error: stay,
  *              | not open                               | "error" node says why)
  *  INITWAIT    | frontend 3/4, hotplug-status           | start: map rings, bind, thread,
  *              | "connected", storage open              | connect keys + 4 in one tx
- *              |                                        | -> CONNECTED (error: stay)
- *  CONNECTED   | close, or frontend back to 1/2         | stop rings, write 5 -> CLOSING
- *  CLOSING     | every ring drained and its thread gone | release: unbind, unmap,
- *              |                                        | write 6 -> CLOSED
- *  CLOSED      | online and frontend 1/2/3              | configure -> INITWAIT (the
+ *              |                                        | -> CONNECTED (error, or a
+ *              |                                        | 4K vbd to a frontend with
+ *              |                                        | feature-large-sector-size:
+ *              |                                        | stay, "error" says why)
+ *  CONNECTED   | frontend 5/6/gone, back to 1/2,        | stop rings, write 5 -> CLOSING
+ *              | toolstack close, or a ring halted      |
+ *  CLOSING     | rings not drained                      | wait (ring threads wake us)
+ *  CLOSING     | drained, rings still mapped            | release: unbind, unmap
+ *  CLOSING     | released, and frontend 6, gone, or     | write 6 -> CLOSED
+ *              | back to 1/2; or toolstack close        |
+ *  CLOSING     | released, frontend 3/4/5               | stay 5 (OVMF and kdump wait
+ *              |                                        | for exactly 5, then write 6)
+ *  CLOSED      | online, no detach, frontend 1/2/3      | configure -> INITWAIT (the
  *              |                                        | storage stays open)
  *  CLOSED      | backend state node is not 6            | rewrite 6
+ *
+ * Before, CLOSING wrote 6 as soon as its rings had drained, whatever the
+ * frontend said, and INITWAIT answered a frontend's 5 with 6: a frontend
+ * that waits for exactly Closing (OVMF's XenPvBlkDxe at ExitBootServices,
+ * Linux's xenbus_reset_frontend in a kdump kernel) could read 6 and fail
+ * its shutdown, or lose its 5 s timeout per disk.
  *
  * A frontend that claims Connected while we are Closed stays Closed until
  * it starts over from Initialising.
@@ -66,6 +87,7 @@
 /* VDISK_* info bits from blkif.h */
 #ifndef VDISK_CDROM
 #define VDISK_CDROM	0x1
+#define VDISK_REMOVABLE	0x2
 #define VDISK_READONLY	0x4
 #endif
 
@@ -80,7 +102,8 @@ struct vbd_input {
 	bool hotplug_ok;
 };
 
-/* One key of a transactional update; val NULL removes the key. */
+/* One key of a transactional update: written as sval when set, else as
+ * val; removed instead when rm is set. */
 struct vbd_kv {
 	const char *key;
 	char val[32];
@@ -467,9 +490,10 @@ static int vbd_read_probe_keys(struct vbd *v)
  * its ring again. */
 static int vbd_configure(struct vbd *v, bool takeover)
 {
-	struct vbd_kv kvs[3] = { { .key = XK_MAX_RING_PAGE_ORDER },
+	struct vbd_kv kvs[4] = { { .key = XK_MAX_RING_PAGE_ORDER },
 				 { .key = XK_MAX_INDIRECT_SEGS },
-				 { .key = XK_MQ_MAX_QUEUES } };
+				 { .key = XK_MQ_MAX_QUEUES },
+				 { .key = XK_MAX_RING_PAGES } };
 	int r;
 
 	r = vbd_read_frontend_path(v);
@@ -499,13 +523,17 @@ static int vbd_configure(struct vbd *v, bool takeover)
 	if (v->max_queues > BLKBACKD_MAX_QUEUES)	/* vbd_start's array */
 		v->max_queues = BLKBACKD_MAX_QUEUES;
 	snprintf(kvs[2].val, sizeof(kvs[2].val), "%u", v->max_queues);
-	r = vbd_publish(v, kvs, 3, takeover ? 0 : XenbusStateInitWait);
+	/* blkif.h asks for both spellings of the ring limit; FreeBSD and
+	 * OpenBSD frontends read max-ring-pages. */
+	snprintf(kvs[3].val, sizeof(kvs[3].val), "%u", 1u << BLKBACKD_MAX_RING_ORDER);
+	r = vbd_publish(v, kvs, 4, takeover ? 0 : XenbusStateInitWait);
 	if (r < 0) {
 		if (r != -ENOENT)
 			vbd_fail(v, r, "cannot publish features");
 		return r;
 	}
 	v->takeover = takeover;
+	v->served = false;
 	vbd_log(v, LOG_LEVEL_INFO, 0, takeover ? "taking over a connected vbd" : "backend InitWait");
 	vbd_clear_error(v);
 	return 0;
@@ -684,13 +712,71 @@ static void vbd_note_recovery(struct vbd *v)
 		republished == 1 ? "" : "s");
 }
 
+/* blkif.h wants sectors * 512 to be a multiple of physical-sector-size:
+ * a file whose size is not a multiple of its st_blksize publishes the
+ * largest power of two that divides it, never less than sector-size. */
+static uint32_t vbd_phys_sector_size(const struct vbd *v, uint64_t sectors)
+{
+	uint64_t bytes = sectors << 9;
+	uint32_t pbs = v->props.phys_sector_size;
+
+	if (pbs & (pbs - 1))
+		pbs = 1u << (31 - __builtin_clz(pbs));
+	if (pbs < v->props.sector_size)
+		pbs = v->props.sector_size;
+	while (pbs > v->props.sector_size && bytes % pbs)
+		pbs >>= 1;
+	return pbs;
+}
+
+/* Why the storage asks for more than 512-byte sectors, for the log. */
+static const char *vbd_sector_size_reason(const struct vbd *v)
+{
+	const struct io_backing *b = v->backing;
+
+	if (v->d->sector_4k)
+		return "--sector-size 4096";
+	if (b->fd < 0)
+		return "the remote export's minimum block size";
+	if (b->is_blockdev)
+		return "the block device's logical block size";
+	if (b->direct)
+		return "the O_DIRECT alignment of the file's file system";
+	return "the storage's block size";
+}
+
+/* The 4K rule. sectors and every ring field count 512-byte units (the
+ * Linux reading, which blkbackd serves). A frontend that writes
+ * feature-large-sector-size=1 (the Windows PV drivers) reads them in
+ * sector-size units instead: with 4096 it would see a disk eight times too
+ * large and address the wrong bytes. Refused before Connected, with the
+ * reason in "error"; with 512-byte sectors both readings agree. Garbage
+ * in the key is refused too: we cannot tell which reading it means. */
+static int vbd_check_sector_units(struct vbd *v)
+{
+	unsigned long long large;
+
+	if (v->props.sector_size == 512)
+		return 0;
+	if (xenbus_read_uint_default(v->d, XBT_NULL, v->fe_path, XK_LARGE_SECTOR_SIZE, 1, 0,
+				     &large) < 0)
+		large = 1;
+	if (!large)
+		return 0;
+	vbd_fail(v, 0, "frontend reads sectors in sector-size units (%s) and this vbd has "
+		 "%u-byte sectors: it would see a disk %u times too large, so it is not "
+		 "connected; give this guest a vbd with 512-byte sectors",
+		 XK_LARGE_SECTOR_SIZE, v->props.sector_size, v->props.sector_size / 512);
+	return -EOPNOTSUPP;
+}
+
 /* start: rings mapped and running, connect keys + Connected in one tx. */
 static int vbd_start(struct vbd *v)
 {
 	struct vbd_kv kvs[12];
 	struct ring_config cfgs[BLKBACKD_MAX_QUEUES], cfg;
 	struct ring *ring;
-	unsigned long long nq, fe_persistent;
+	unsigned long long nq, fe_persistent, removable;
 	unsigned int info = 0, q;
 	char *qdir = NULL;
 	size_t n = 0;
@@ -699,6 +785,12 @@ static int vbd_start(struct vbd *v)
 	r = vbd_read_recovery_policy(v);
 	if (r < 0)
 		return r;
+	/* Taking over, the frontend already runs on what was published. */
+	if (!v->takeover) {
+		r = vbd_check_sector_units(v);
+		if (r < 0)
+			return r;
+	}
 	/* Persistent grants when both ends offer them (the frontend's key is
 	 * top-level, for every queue); garbage reads as not offered. */
 	if (xenbus_read_uint_default(v->d, XBT_NULL, v->fe_path, XK_FEATURE_PERSISTENT, 1, 0,
@@ -757,6 +849,7 @@ static int vbd_start(struct vbd *v)
 				     &published) == 0)
 			v->props.sectors = published;
 		v->takeover = false;
+		v->served = true;
 		vbd_log(v, LOG_LEVEL_INFO, 0, "backend Connected (%u ring%s, order %u, %s, taken over)",
 			v->nr_rings, v->nr_rings > 1 ? "s" : "", cfg.order,
 			blkif_abi_name(cfg.abi));
@@ -767,20 +860,33 @@ static int vbd_start(struct vbd *v)
 		info |= VDISK_CDROM;
 	if (v->props.readonly)
 		info |= VDISK_READONLY;
+	/* As libxl asks for a cdrom; garbage reads as not removable. */
+	if (xenbus_read_uint_default(v->d, XBT_NULL, v->be_path, XK_REMOVABLE, 1, 0,
+				     &removable) == 0 && removable)
+		info |= VDISK_REMOVABLE;
 	v->props.sectors = atomic_load(&v->nr_sectors);
 	vbd_kv_uint(&kvs[n++], XK_FEATURE_FLUSH, 1);
 	vbd_kv_uint(&kvs[n++], XK_FEATURE_BARRIER, 1);
-	vbd_kv_uint(&kvs[n++], XK_FEATURE_DISCARD, v->props.discard);
 	vbd_kv_uint(&kvs[n++], XK_FEATURE_PERSISTENT, v->d->max_pgrants > 0);
-	if (v->props.discard) {
-		vbd_kv_uint(&kvs[n++], XK_DISCARD_GRANULARITY, v->props.discard_granularity);
-		vbd_kv_uint(&kvs[n++], XK_DISCARD_ALIGNMENT, v->props.discard_alignment);
-		vbd_kv_uint(&kvs[n++], XK_DISCARD_SECURE, v->props.discard_secure);
-	}
+	vbd_kv_uint(&kvs[n++], XK_FEATURE_DISCARD, 1);
+	vbd_kv_uint(&kvs[n++], XK_DISCARD_GRANULARITY, v->props.discard_granularity);
+	vbd_kv_uint(&kvs[n++], XK_DISCARD_ALIGNMENT, v->props.discard_alignment);
+	vbd_kv_uint(&kvs[n++], XK_DISCARD_SECURE, v->props.discard_secure);
+	/* Discard off: the keys are absent, as Linux leaves them, and
+	 * removed when an earlier connection published them. */
+	if (!v->props.discard)
+		for (q = 1; q <= 4; q++)
+			kvs[n - q].rm = true;
 	vbd_kv_uint(&kvs[n++], XK_SECTORS, v->props.sectors);
 	vbd_kv_uint(&kvs[n++], XK_INFO, info);
 	vbd_kv_uint(&kvs[n++], XK_SECTOR_SIZE, v->props.sector_size);
-	vbd_kv_uint(&kvs[n++], XK_PHYS_SECTOR_SIZE, v->props.phys_sector_size);
+	vbd_kv_uint(&kvs[n++], XK_PHYS_SECTOR_SIZE,
+		    vbd_phys_sector_size(v, v->props.sectors));
+	if (v->props.sector_size != 512)
+		vbd_log(v, LOG_LEVEL_WARN, 0, "publishing sector-size %u (%s): frontends that "
+			"read sectors in sector-size units (%s) are refused, others address "
+			"it in 512-byte units aligned to %u", v->props.sector_size,
+			vbd_sector_size_reason(v), XK_LARGE_SECTOR_SIZE, v->props.sector_size);
 	r = vbd_publish(v, kvs, n, XenbusStateConnected);
 	if (r < 0) {
 		/* The ring runs already: take the normal, draining way down. */
@@ -791,6 +897,7 @@ static int vbd_start(struct vbd *v)
 	vbd_log(v, LOG_LEVEL_INFO, 0, "backend Connected (%u ring%s, order %u, %s, port %" PRIu32
 		"%s)", v->nr_rings, v->nr_rings > 1 ? "s" : "", cfg.order, blkif_abi_name(cfg.abi),
 		cfg.remote_port, v->persistent ? ", persistent grants" : "");
+	v->served = true;
 	vbd_clear_error(v);
 	return 0;
 
@@ -868,9 +975,31 @@ static bool vbd_is_fe_closing(const struct vbd *v, const struct vbd_input *in)
 	       (v->fe_seen && in->fe_state == XenbusStateUnknown);
 }
 
+/* Drained and released in Closing: the frontend let go of the ring (it is
+ * Closed, gone, or started over from Initialising), so Closed is due.
+ * Until then we stay Closing, as Linux does: OVMF and a kdump kernel's
+ * xenbus_reset_frontend wait for exactly that state before their Closed. */
+static bool vbd_is_fe_done(const struct vbd_input *in)
+{
+	return in->fe_state == XenbusStateClosed || in->fe_state == XenbusStateUnknown ||
+	       in->fe_state == XenbusStateInitialising || in->fe_state == XenbusStateInitWait ||
+	       in->fe_state > XenbusStateReconfigured;
+}
+
+bool vbd_is_detach_done(const struct vbd *v, bool force)
+{
+	if (v->phase != VBD_CLOSED)
+		return false;
+	/* A frontend we never connected (an HVM guest on its emulated disk,
+	 * one still in its bootloader) holds nothing of ours: done at once. */
+	return force || !v->served ||
+	       (v->seen_fe_state != XenbusStateInitialised &&
+		v->seen_fe_state != XenbusStateConnected);
+}
+
 /* A vbd an earlier blkbackd had connected (or was closing) whose frontend
  * closed or vanished while nobody served it: its close is finished
- * straight to Closed, never through InitWait. */
+ * without InitWait (Closing held as before, or Closed). */
 static bool vbd_is_orphaned(struct vbd *v, const struct vbd_input *in)
 {
 	unsigned long long fe_state = XenbusStateUnknown;
@@ -940,6 +1069,11 @@ static bool vbd_step(struct vbd *v)
 		if (was_serving && !vbd_is_orphaned(v, &in)) {
 			if (vbd_configure(v, true) == 0)
 				v->phase = VBD_INITWAIT;
+		} else if (was_serving && in.be_state == XenbusStateClosing && in.online &&
+			   !v->detach) {
+			/* The earlier process answered the frontend's Closing:
+			 * wait for its Closed as that process would have. */
+			v->phase = VBD_CLOSING;
 		} else if (toolstack_close || was_serving) {
 			if (vbd_set_state(v, XenbusStateClosed) == 0)
 				v->phase = VBD_CLOSED;
@@ -963,7 +1097,14 @@ static bool vbd_step(struct vbd *v)
 				"requests in flight before the restart stay unanswered");
 			v->takeover = false;
 		}
-		if (close) {
+		if (close && !toolstack_close && in.fe_state == XenbusStateClosing) {
+			/* Linux answers a frontend's Closing with Closing, and
+			 * Closed only once the frontend is Closed. */
+			vbd_stop(v);
+		} else if (close) {
+			/* Never connected: nothing is mapped and nothing is
+			 * owed, so the toolstack or a detach need not wait
+			 * for a frontend that may never answer. */
 			if (vbd_set_state(v, XenbusStateClosed) == 0)
 				v->phase = VBD_CLOSED;
 		} else if (!in.hotplug_ok) {
@@ -990,10 +1131,15 @@ static bool vbd_step(struct vbd *v)
 		}
 		break;
 	case VBD_CLOSING:
-		if (vbd_rings_stopped(v)) {
+		if (!vbd_rings_stopped(v))
+			break;
+		if (v->nr_rings)
 			vbd_release(v, false);
+		if (in.online == 0 || v->detach || vbd_is_fe_done(&in)) {
 			vbd_set_state(v, XenbusStateClosed);
 			v->phase = VBD_CLOSED;
+		} else if (in.be_state != XenbusStateClosing) {
+			vbd_set_state(v, XenbusStateClosing);
 		}
 		break;
 	case VBD_CLOSED:
@@ -1036,13 +1182,15 @@ void vbd_poll_rings(struct vbd *v)
 	/* A misbehaving frontend gets a clean disconnect of this vbd only. */
 	if (halted && v->phase == VBD_CONNECTED)
 		vbd_stop(v);
-	if (v->phase == VBD_CLOSING)
+	/* Drained and released, a Closing vbd waits for the frontend's
+	 * state watch, not for ring wake-ups. */
+	if (v->phase == VBD_CLOSING && v->nr_rings)
 		vbd_update(v);
 }
 
 void vbd_check_resize(struct vbd *v)
 {
-	struct vbd_kv kv;
+	struct vbd_kv kv[2];
 	uint64_t sectors;
 	int r;
 
@@ -1056,10 +1204,11 @@ void vbd_check_resize(struct vbd *v)
 		return;
 	/* The ring threads validate against this from their next request. */
 	atomic_store(&v->nr_sectors, sectors);
-	vbd_kv_uint(&kv, XK_SECTORS, sectors);
+	vbd_kv_uint(&kv[0], XK_SECTORS, sectors);
+	vbd_kv_uint(&kv[1], XK_PHYS_SECTOR_SIZE, vbd_phys_sector_size(v, sectors));
 	/* sectors, then state rewritten, in one transaction: the frontend
 	 * re-reads sectors when it sees its state watch fire. */
-	r = vbd_publish(v, &kv, 1, XenbusStateConnected);
+	r = vbd_publish(v, kv, 2, XenbusStateConnected);
 	if (r < 0) {
 		vbd_log(v, LOG_LEVEL_WARN, r, "cannot publish new size");
 		return;

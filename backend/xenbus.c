@@ -18,77 +18,17 @@
 #define TOKEN_BACKEND	"be"
 #define TOKEN_FRONTEND	"fe"
 
-static char *xenbus_join(const char *dir, const char *key)
-{
-	char *p;
-
-	if (!key)
-		return strdup(dir);
-	if (asprintf(&p, "%s/%s", dir, key) < 0)
-		return NULL;
-	return p;
-}
-
+/* The daemon's handle on common/xenbus.c's calls. */
 int xenbus_read(struct blkbackd *d, xs_transaction_t t, const char *dir,
 		const char *key, char **ret_val)
 {
-	unsigned int len;
-	char *path, *val;
-	int r = 0;
-
-	path = xenbus_join(dir, key);
-	if (!path)
-		return -ENOMEM;
-	/* libxenstore NUL-terminates what it returns. */
-	val = xs_read(d->xs, t, path, &len);
-	if (!val) {
-		r = errno ? -errno : -EIO;
-		goto out;
-	}
-	if (strlen(val) != len) {	/* embedded NUL: garbage */
-		free(val);
-		r = -EINVAL;
-		goto out;
-	}
-	*ret_val = val;
-out:
-	free(path);
-	return r;
-}
-
-int xenbus_parse_uint(const char *s, unsigned long long max,
-			     unsigned long long *ret_val)
-{
-	unsigned long long v = 0;
-	const char *p;
-
-	if (!*s || strlen(s) > 20)
-		return -EINVAL;
-	for (p = s; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return -EINVAL;
-		unsigned int digit = (unsigned int)(*p - '0');
-
-		if (v > max / 10 || (v == max / 10 && digit > max % 10))
-			return -ERANGE;
-		v = v * 10 + digit;
-	}
-	*ret_val = v;
-	return 0;
+	return xenstore_read(d->xs, t, dir, key, ret_val);
 }
 
 int xenbus_read_uint(struct blkbackd *d, xs_transaction_t t, const char *dir,
 		     const char *key, unsigned long long max, unsigned long long *ret_val)
 {
-	char *val;
-	int r;
-
-	r = xenbus_read(d, t, dir, key, &val);
-	if (r < 0)
-		return r;
-	r = xenbus_parse_uint(val, max, ret_val);
-	free(val);
-	return r;
+	return xenstore_read_uint(d->xs, t, dir, key, max, ret_val);
 }
 
 int xenbus_read_uint_default(struct blkbackd *d, xs_transaction_t t, const char *dir,
@@ -108,16 +48,7 @@ int xenbus_read_uint_default(struct blkbackd *d, xs_transaction_t t, const char 
 int xenbus_write(struct blkbackd *d, xs_transaction_t t, const char *dir,
 		 const char *key, const char *val)
 {
-	char *path;
-	int r = 0;
-
-	path = xenbus_join(dir, key);
-	if (!path)
-		return -ENOMEM;
-	if (!xs_write(d->xs, t, path, val, strlen(val)))
-		r = errno ? -errno : -EIO;
-	free(path);
-	return r;
+	return xenstore_write(d->xs, t, dir, key, val);
 }
 
 int xenbus_printf(struct blkbackd *d, xs_transaction_t t, const char *dir,
@@ -132,23 +63,14 @@ int xenbus_printf(struct blkbackd *d, xs_transaction_t t, const char *dir,
 	va_end(ap);
 	if (r < 0)
 		return -ENOMEM;
-	r = xenbus_write(d, t, dir, key, val);
+	r = xenstore_write(d->xs, t, dir, key, val);
 	free(val);
 	return r;
 }
 
 int xenbus_rm(struct blkbackd *d, xs_transaction_t t, const char *dir, const char *key)
 {
-	char *path;
-	int r = 0;
-
-	path = xenbus_join(dir, key);
-	if (!path)
-		return -ENOMEM;
-	if (!xs_rm(d->xs, t, path) && errno != ENOENT)
-		r = errno ? -errno : -EIO;
-	free(path);
-	return r;
+	return xenstore_rm(d->xs, t, dir, key);
 }
 
 int xenbus_directory(struct blkbackd *d, const char *dir, char ***ret_names,
@@ -194,25 +116,6 @@ void xenbus_unwatch(struct blkbackd *d, const char *path, const char *token)
 {
 	/* Fails only when the watch is already gone; nothing to do then. */
 	xs_unwatch(d->xs, path, token);
-}
-
-const char *xenbus_state_name(unsigned int state)
-{
-	static const char *const names[] = {
-		[XenbusStateUnknown] = "Unknown",
-		[XenbusStateInitialising] = "Initialising",
-		[XenbusStateInitWait] = "InitWait",
-		[XenbusStateInitialised] = "Initialised",
-		[XenbusStateConnected] = "Connected",
-		[XenbusStateClosing] = "Closing",
-		[XenbusStateClosed] = "Closed",
-		[XenbusStateReconfiguring] = "Reconfiguring",
-		[XenbusStateReconfigured] = "Reconfigured",
-	};
-
-	if (state >= sizeof(names) / sizeof(names[0]))
-		return "Invalid";
-	return names[state];
 }
 
 int xenbus_open(struct blkbackd *d)

@@ -101,7 +101,7 @@ int16_t blkif_req_validate_segments(const struct blkif_req *req,
 
 /* WRITE_BARRIER and FLUSH_DISKCACHE: no segments is a pure barrier or
  * flush; with segments they also write, as Linux blkback and QEMU treat
- * them (write after the flush), so they get write checks. */
+ * them (the data is written, then flushed), so they get write checks. */
 static int16_t blkif_validate_sync(const struct blkif_req *req,
 				   const struct blkif_vbd_desc *vbd,
 				   const char **ret_reason)

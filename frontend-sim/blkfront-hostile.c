@@ -393,8 +393,8 @@ static int hostile_event_storm(struct bf_dev *dev)
 static int hostile_xs_flood(struct bf_dev *dev)
 {
 	static const char *const keys[] = {
-		BF_KEY_RING_REF, BF_KEY_EVENT_CHANNEL, BF_KEY_RING_PAGE_ORDER,
-		BF_KEY_PROTOCOL, "queue-0/ring-ref", BF_KEY_MQ_NUM_QUEUES,
+		XK_RING_REF, XK_EVENT_CHANNEL, XK_RING_PAGE_ORDER,
+		XK_PROTOCOL, "queue-0/ring-ref", XK_MQ_NUM_QUEUES,
 	};
 	uint64_t deadline = bf_now_ns() + (uint64_t)(run_seconds(dev->opts) * 1e9), n = 0;
 	char path[1200], junk[1001];
@@ -414,7 +414,7 @@ static int hostile_xs_flood(struct bf_dev *dev)
 		if (!xs_write(dev->xs, XBT_NULL, path, n & 1 ? num : val,
 			      (unsigned int)strlen(n & 1 ? num : val)))
 			break;
-		snprintf(path, sizeof(path), "%s/%s", dev->fe_path, BF_KEY_STATE);
+		snprintf(path, sizeof(path), "%s/%s", dev->fe_path, XK_STATE);
 		if (!xs_write(dev->xs, XBT_NULL, path, "4", 1))
 			break;
 		snprintf(path, sizeof(path), "%s/flood-%u", dev->fe_path,

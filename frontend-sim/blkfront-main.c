@@ -20,13 +20,11 @@
 
 #include "blkfront.h"
 #include "log.h"
+#include "util.h"
 
 uint64_t bf_now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return clock_mono_ns();
 }
 
 void bf_fail(struct bf_dev *dev, const char *fmt, ...)
@@ -48,7 +46,7 @@ enum {
 	OPT_ID, OPT_HANDLE, OPT_SEG, OPT_SEG_AUTO, OPT_IND_OP, OPT_IND_PAGES,
 	OPT_IND_GREF, OPT_DISC_SECTORS, OPT_DISC_FLAG, OPT_EXPECT_STATUS, OPT_WAIT,
 	OPT_VERSION, OPT_PERSISTENT, OPT_INDIRECT_RO, OPT_HOSTILE, OPT_RING_START, OPT_PLATFORM,
-	OPT_TIME_LIMIT,
+	OPT_TIME_LIMIT, OPT_PERSONALITY,
 };
 
 static const struct option long_opts[] = {
@@ -61,6 +59,7 @@ static const struct option long_opts[] = {
 	{ "abi", required_argument, NULL, OPT_ABI },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "time-limit", required_argument, NULL, OPT_TIME_LIMIT },
+	{ "personality", required_argument, NULL, OPT_PERSONALITY },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "workload", required_argument, NULL, OPT_WORKLOAD },
 	{ "bs", required_argument, NULL, OPT_BS },
@@ -126,6 +125,8 @@ static void usage(FILE *f)
 "  --timeout S           each xenbus wait and the final drain (default 10)\n"
 "  --time-limit S        give up, exit 4, when the whole run takes longer\n"
 "                        (default $BLKFRONT_SIM_TIME_LIMIT, else none)\n"
+"  --personality P       whose xenbus rules to follow: linux (default), ovmf,\n"
+"                        kdump, windows, bsd, minios (see blkfront-sim(1))\n"
 "  -v, --verbose         debug messages\n"
 "Workload:\n"
 "  --workload W          randrw randread randwrite seqread seqwrite readback\n"
@@ -362,6 +363,10 @@ static int opts_parse(struct bf_opts *o, int argc, char **argv)
 		case 'v':
 			o->verbose = true;
 			break;
+		case OPT_PERSONALITY:
+			if (bf_personality_parse(optarg, &o->personality) < 0)
+				BAD("--personality: linux ovmf kdump windows bsd minios");
+			break;
 		case OPT_WORKLOAD:
 			if (parse_workload(optarg, &o->workload) < 0)
 				BAD("--workload: randrw randread randwrite seqread seqwrite readback");
@@ -567,6 +572,11 @@ static int opts_parse(struct bf_opts *o, int argc, char **argv)
 		BAD("--workload readback needs --verify (and usually --state)");
 	if (o->raw_seg_auto && o->raw_nr_segments < 0 && !o->raw_nr_segs)
 		BAD("--seg-auto needs --nr-segments");
+	/* What the real frontends never send. */
+	if (o->personality == BF_PERS_WINDOWS && o->barrier_every)
+		BAD("--personality windows sends no barriers (flush only)");
+	if (o->personality == BF_PERS_OVMF && (o->ring_order > 0 || o->queues > 1 || o->indirect))
+		BAD("--personality ovmf uses one one-page ring, no indirect requests");
 	return 0;
 }
 
@@ -653,13 +663,25 @@ static int dev_connect(struct bf_dev *dev)
 		dev->plat = NULL;
 		return ret;
 	}
-	ret = bf_xenbus_wait_initwait(dev);
-	if (ret < 0)
-		return ret;
+	if (o->personality == BF_PERS_KDUMP) {
+		ret = bf_personality_kdump_reset(dev);
+		if (ret < 0)
+			return ret;
+	}
+	if (o->personality == BF_PERS_OVMF) {
+		/* It reads no backend limit: one page, one queue. */
+		dev->be.max_ring_order = 0;
+		dev->be.max_queues = 1;
+	} else {
+		ret = bf_xenbus_wait_initwait(dev);
+		if (ret < 0)
+			return ret;
+	}
 	order = o->ring_order < 0 ? 0 : (unsigned int)o->ring_order;
 	if (order > dev->be.max_ring_order) {
-		log_err("--ring-order %u: the backend allows at most %u", order,
-			dev->be.max_ring_order);
+		log_err("--ring-order %u: the backend allows at most %u%s", order,
+			dev->be.max_ring_order, o->personality == BF_PERS_BSD ?
+			" (in " XK_MAX_RING_PAGES ")" : "");
 		return -EINVAL;
 	}
 	nq = o->queues;

@@ -226,21 +226,25 @@ int bf_ring_req_build(struct bf_dev *dev, struct bf_slot *slot, uint8_t op,
 	struct blkif_seg *segs = dev->seg_scratch;
 	struct blkif_req req;
 	unsigned int nsegs = (nr_sect + 7) / 8, i;
+	unsigned int units = dev->sect_units ? dev->sect_units : 1;
 	uint32_t left = nr_sect;
 	int ret;
 
 	if (nsegs > dev->pages_per_slot)
 		return -E2BIG;
+	/* In sector-size units (the Windows reading) only whole units fit. */
+	if (sector % units || nr_sect % units)
+		return -EINVAL;
 	memset(&req, 0, sizeof(req));
 	req.id = slot->id;
 	req.handle = (uint16_t)dev->devid;
-	req.sector_number = sector;
+	req.sector_number = sector / units;
 	for (i = 0; i < nsegs; i++) {
 		uint32_t n = left > 8 ? 8 : left;
 
 		segs[i].gref = slot->grefs[i];
 		segs[i].first_sect = 0;
-		segs[i].last_sect = (uint8_t)(n - 1);
+		segs[i].last_sect = (uint8_t)(n / units - 1);
 		left -= n;
 	}
 	if (indirect || nsegs > BLKIF_MAX_SEGMENTS_PER_REQUEST) {

@@ -158,13 +158,15 @@ void bf_stats_report(const struct bf_stats *st, const struct bf_dev *dev,
 
 	if (o->json) {
 		printf("{\"vdev\": \"%s\", \"devid\": %u, \"domid\": %u, \"backend\": \"%s\", "
+		       "\"personality\": \"%s\", "
 		       "\"ring_order\": %u, \"ring_entries\": %u, \"queues\": %u, \"abi\": \"%s\", "
 		       "\"sector_size\": %u, \"sectors\": %" PRIu64 ", \"info\": %u, "
 		       "\"feature_flush\": %d, \"feature_barrier\": %d, "
 		       "\"feature_discard\": %d, \"max_indirect_segments\": %u, "
 		       "\"workload\": \"%s\", \"bs\": %u, \"qd\": %u, \"seconds\": %.3f, "
 		       "\"ops\": {", o->vdev, dev->devid, dev->domid,
-		       dev->be_path ? dev->be_path : "", dev->ring_order,
+		       dev->be_path ? dev->be_path : "", bf_personality_name(o->personality),
+		       dev->ring_order,
 		       dev->layout.nr_ents, dev->nr_queues, blkif_abi_name(o->abi), dev->be.sector_size,
 		       dev->be.sectors, dev->be.info, dev->be.feature_flush,
 		       dev->be.feature_barrier, dev->be.feature_discard,
@@ -188,8 +190,9 @@ void bf_stats_report(const struct bf_stats *st, const struct bf_dev *dev,
 		fflush(stdout);
 		return;
 	}
-	printf("blkfront-sim: %s (devid %u) of domain %u, backend %s\n", o->vdev,
-	       dev->devid, dev->domid, dev->be_path ? dev->be_path : "?");
+	printf("blkfront-sim: %s (devid %u) of domain %u, backend %s, as %s\n", o->vdev,
+	       dev->devid, dev->domid, dev->be_path ? dev->be_path : "?",
+	       bf_personality_name(o->personality));
 	printf("  device:   %" PRIu64 " bytes, %u-byte sectors, info %#x%s%s%s\n",
 	       dev->be.sectors * 512, dev->be.sector_size, dev->be.info,
 	       dev->be.info & VDISK_READONLY ? " (read-only)" : "",

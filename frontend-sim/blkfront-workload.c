@@ -145,8 +145,9 @@ static int wl_submit(struct wl *w, struct bf_slot *slot, enum bf_kind k,
 		memset(&req, 0, sizeof(req));
 		req.operation = BLKIF_OP_DISCARD;
 		req.handle = (uint16_t)dev->devid;
-		req.sector_number = sector;
-		req.discard_nr_sectors = nr;
+		/* sect_units: 1 but for the Windows reading (sector-size). */
+		req.sector_number = sector / (dev->sect_units ? dev->sect_units : 1);
+		req.discard_nr_sectors = nr / (dev->sect_units ? dev->sect_units : 1);
 	} else {
 		bool wr = k == BF_KIND_WRITE || k == BF_KIND_BARRIER;
 

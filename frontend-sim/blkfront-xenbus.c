@@ -11,7 +11,10 @@
  *   3             4 Connected  read sectors/info/features, -> 4
  *   3/4           5/6/gone     backend closes: drain, -> 5, -> 6
  *   4             (close)      -> 5, wait backend 5/6, -> 6, wait backend 6
- * Every watch event re-reads the backend state (level-triggered). */
+ * Every watch event re-reads the backend state (level-triggered).
+ * --personality changes single rows (OVMF goes 1 -> 4 with its ring, the
+ * BSDs read max-ring-pages, ...); the dances that differ as a whole are in
+ * blkfront-personality.c. */
 #include "config.h"
 
 #include <ctype.h>
@@ -29,48 +32,29 @@
 
 #define WATCH_TOKEN "bf-backend"
 
-static const char *const state_names[] = {
-	"Unknown", "Initialising", "InitWait", "Initialised", "Connected",
-	"Closing", "Closed", "Reconfiguring", "Reconfigured",
-};
-
-const char *bf_xenbus_state_name(int state)
-{
-	if (state < 0 || state >= (int)(sizeof(state_names) / sizeof(state_names[0])))
-		return "invalid";
-	return state_names[state];
-}
-
+/* NULL when absent or unreadable (an embedded NUL counts as that). */
 static char *xb_read(struct bf_dev *dev, const char *dir, const char *key)
 {
-	char path[1024];
-	unsigned int len;
+	char *val;
 
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, key) >= sizeof(path))
-		return NULL;
-	return xs_read(dev->xs, XBT_NULL, path, &len);
+	return xenstore_read(dev->xs, XBT_NULL, dir, key, &val) < 0 ? NULL : val;
 }
 
 /* -ENOENT when absent, -EINVAL when not a decimal number that fits. */
 static int xb_read_u64(struct bf_dev *dev, const char *dir, const char *key,
 		       uint64_t max, uint64_t *ret_val)
 {
-	char *s = xb_read(dev, dir, key), *end;
 	unsigned long long v;
-	int ret = 0;
+	int ret = xenstore_read_uint(dev->xs, XBT_NULL, dir, key, max, &v);
 
-	if (!s)
-		return -ENOENT;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (!isdigit((unsigned char)s[0]) || *end || errno || v > max) {
-		log_warn("%s/%s: bad value '%.40s'", dir, key, s);
-		ret = -EINVAL;
-	} else {
-		*ret_val = v;
+	if (ret == -EINVAL || ret == -ERANGE) {
+		log_warn("%s/%s: bad value", dir, key);
+		return -EINVAL;
 	}
-	free(s);
-	return ret;
+	if (ret < 0)
+		return -ENOENT;
+	*ret_val = v;
+	return 0;
 }
 
 /* Optional keys: absent gives the default, garbage gives the default with
@@ -90,26 +74,23 @@ static int xb_write(struct bf_dev *dev, xs_transaction_t t, const char *dir,
 static int xb_write(struct bf_dev *dev, xs_transaction_t t, const char *dir,
 		    const char *key, const char *fmt, ...)
 {
-	char path[512], val[128];
+	char val[128];
 	va_list ap;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, key);
 	va_start(ap, fmt);
 	vsnprintf(val, sizeof(val), fmt, ap);
 	va_end(ap);
-	if (!xs_write(dev->xs, t, path, val, strlen(val)))
-		return -errno;
-	return 0;
+	return xenstore_write(dev->xs, t, dir, key, val);
 }
 
 static int xb_fe_state_write(struct bf_dev *dev, int state)
 {
-	int ret = xb_write(dev, XBT_NULL, dev->fe_path, BF_KEY_STATE, "%d", state);
+	int ret = xb_write(dev, XBT_NULL, dev->fe_path, XK_STATE, "%d", state);
 
 	if (ret < 0)
 		log_errno(LOG_LEVEL_ERR, ret, "%s: cannot write state %d", dev->fe_path, state);
 	else
-		log_debug("frontend -> %s", bf_xenbus_state_name(state));
+		log_debug("frontend -> %s", xenbus_state_name(state));
 	return ret;
 }
 
@@ -117,17 +98,17 @@ static int xb_fe_state_read(struct bf_dev *dev)
 {
 	uint64_t v;
 
-	return xb_read_u64(dev, dev->fe_path, BF_KEY_STATE, 8, &v) < 0 ? 0 : (int)v;
+	return xb_read_u64(dev, dev->fe_path, XK_STATE, 8, &v) < 0 ? 0 : (int)v;
 }
 
 /* The backend's state; 0 (Unknown) when the node or the dir is gone. */
 static int xb_be_state_read(struct bf_dev *dev)
 {
 	uint64_t v;
-	int st = xb_read_u64(dev, dev->be_path, BF_KEY_STATE, 8, &v) < 0 ? 0 : (int)v;
+	int st = xb_read_u64(dev, dev->be_path, XK_STATE, 8, &v) < 0 ? 0 : (int)v;
 
 	if (st != dev->be_state)
-		log_debug("backend state %s", bf_xenbus_state_name(st));
+		log_debug("backend state %s", xenbus_state_name(st));
 	dev->be_state = st;
 	return st;
 }
@@ -146,7 +127,7 @@ void bf_xenbus_handle_watch(struct bf_dev *dev)
 	if (st != XenbusStateConnected) {
 		if (!dev->be_closing)
 			log_info("backend went %s: finishing in-flight requests",
-				 bf_xenbus_state_name(st));
+				 xenbus_state_name(st));
 		dev->be_closing = true;
 		return;
 	}
@@ -154,7 +135,7 @@ void bf_xenbus_handle_watch(struct bf_dev *dev)
 	{
 		uint64_t sectors;
 
-		if (xb_read_u64(dev, dev->be_path, BF_KEY_SECTORS, UINT64_MAX, &sectors) == 0 &&
+		if (xb_read_u64(dev, dev->be_path, XK_SECTORS, UINT64_MAX, &sectors) == 0 &&
 		    sectors != dev->be.sectors) {
 			log_info("backend resized: %" PRIu64 " -> %" PRIu64 " sectors",
 				 dev->be.sectors, sectors);
@@ -163,13 +144,14 @@ void bf_xenbus_handle_watch(struct bf_dev *dev)
 	}
 }
 
-typedef bool xb_state_pred(int state);
+typedef bf_state_pred xb_state_pred;
 
 /* Wait until pred(backend state) holds; level-triggered, and re-read at
  * least every 100 ms so a lost watch costs latency, not a hang. */
-static int xb_wait(struct bf_dev *dev, xb_state_pred *pred, const char *what)
+static int xb_wait_for(struct bf_dev *dev, xb_state_pred *pred, double timeout,
+		       const char *what)
 {
-	uint64_t deadline = bf_now_ns() + (uint64_t)(dev->opts->timeout * 1e9);
+	uint64_t deadline = bf_now_ns() + (uint64_t)(timeout * 1e9);
 	int st;
 
 	for (;;) {
@@ -180,12 +162,17 @@ static int xb_wait(struct bf_dev *dev, xb_state_pred *pred, const char *what)
 			return -EINTR;
 		if (bf_now_ns() >= deadline) {
 			log_err("%s: timed out after %.1f s waiting for the backend to %s "
-				"(backend state %s)", dev->be_path, dev->opts->timeout,
-				what, bf_xenbus_state_name(st));
+				"(backend state %s)", dev->be_path, timeout,
+				what, xenbus_state_name(st));
 			return -ETIMEDOUT;
 		}
 		bf_ring_wait(dev, 100);
 	}
+}
+
+static int xb_wait(struct bf_dev *dev, xb_state_pred *pred, const char *what)
+{
+	return xb_wait_for(dev, pred, dev->opts->timeout, what);
 }
 
 /* On Xen, libxenstore finds xenstored (or XENSTORED_PATH) itself; in the
@@ -254,10 +241,10 @@ static int vbd_find_by_dev(struct bf_dev *dev, const char *base, uint32_t *ret_d
 		if (*end || id > UINT32_MAX)
 			continue;
 		snprintf(dir, sizeof(dir), "%s/%s", base, ents[i]);
-		be = xb_read(dev, dir, BF_KEY_BACKEND);
+		be = xb_read(dev, dir, XK_BACKEND);
 		if (!be)
 			continue;
-		name = xb_read(dev, be, BF_KEY_DEV);
+		name = xb_read(dev, be, XK_DEV);
 		if (name && strcmp(name, dev->opts->vdev) == 0) {
 			*ret_devid = (uint32_t)id;
 			ret = 0;
@@ -320,7 +307,7 @@ int bf_xenbus_open(struct bf_dev *dev)
 			ret = -ENOMEM;
 			goto out;
 		}
-		s = xb_read(dev, dev->fe_path, BF_KEY_BACKEND);
+		s = xb_read(dev, dev->fe_path, XK_BACKEND);
 	}
 	if (!s) {
 		free(dev->fe_path);
@@ -336,7 +323,7 @@ int bf_xenbus_open(struct bf_dev *dev)
 			ret = -ENOMEM;
 			goto out;
 		}
-		s = xb_read(dev, dev->fe_path, BF_KEY_BACKEND);
+		s = xb_read(dev, dev->fe_path, XK_BACKEND);
 		if (!s) {
 			ret = -ENOENT;
 			log_err("%s/backend vanished", dev->fe_path);
@@ -345,7 +332,7 @@ int bf_xenbus_open(struct bf_dev *dev)
 	}
 	dev->be_path = s;
 	s = NULL;
-	ret = xb_read_u64(dev, dev->fe_path, BF_KEY_BACKEND_ID, 0x7fef, &id);
+	ret = xb_read_u64(dev, dev->fe_path, XK_BACKEND_ID, 0x7fef, &id);
 	if (ret < 0) {
 		log_err("%s/backend-id: missing or invalid", dev->fe_path);
 		goto out;
@@ -401,7 +388,7 @@ static int xb_reset(struct bf_dev *dev)
 	    fe == XenbusStateClosing || be == XenbusStateConnected ||
 	    be == XenbusStateInitialised) {
 		log_info("resetting a stale connection (frontend %s, backend %s)",
-			 bf_xenbus_state_name(fe), bf_xenbus_state_name(be));
+			 xenbus_state_name(fe), xenbus_state_name(be));
 		ret = xb_fe_state_write(dev, XenbusStateClosing);
 		if (ret < 0)
 			return ret;
@@ -421,6 +408,34 @@ static int xb_reset(struct bf_dev *dev)
 	return 0;
 }
 
+/* FreeBSD's blkfront takes max-ring-pages over max-ring-page-order, and
+ * older ones (and their backend, blkback) know only max-ring-pages: the
+ * ring may have more than one page only when the backend says so there. */
+static int xb_bsd_ring_limit(struct bf_dev *dev)
+{
+	uint64_t pages = 1, order;
+	bool have_order;
+
+	have_order = xb_read_u64(dev, dev->be_path, XK_MAX_RING_PAGE_ORDER, 16, &order) == 0;
+	if (xb_read_u64(dev, dev->be_path, XK_MAX_RING_PAGES, 1u << 16, &pages) < 0)
+		pages = 1;
+	if (pages == 0 || (pages & (pages - 1))) {
+		log_err("%s/%s is %" PRIu64 ", not a power of two", dev->be_path,
+			XK_MAX_RING_PAGES, pages);
+		return -EPROTO;
+	}
+	if (have_order && pages != 1 && pages != (1ull << order)) {
+		log_err("%s: %s %" PRIu64 " disagrees with %s %" PRIu64, dev->be_path,
+			XK_MAX_RING_PAGES, pages, XK_MAX_RING_PAGE_ORDER, order);
+		return -EPROTO;
+	}
+	dev->be.max_ring_order = 0;
+	while ((1ull << (dev->be.max_ring_order + 1)) <= pages)
+		dev->be.max_ring_order++;
+	log_debug("%s: %" PRIu64 " ring pages", XK_MAX_RING_PAGES, pages);
+	return 0;
+}
+
 int bf_xenbus_wait_initwait(struct bf_dev *dev)
 {
 	int st, ret;
@@ -437,17 +452,40 @@ int bf_xenbus_wait_initwait(struct bf_dev *dev)
 	}
 	if (st != XenbusStateInitWait && st != XenbusStateInitialised) {
 		log_err("backend is %s, not InitWait: cannot connect",
-			bf_xenbus_state_name(st));
+			xenbus_state_name(st));
 		return -EPROTO;
 	}
 	/* A backend that went straight to Initialised uses the defaults. */
-	if (st == XenbusStateInitWait)
+	if (st == XenbusStateInitWait && dev->opts->personality == BF_PERS_BSD) {
+		ret = xb_bsd_ring_limit(dev);
+		if (ret < 0)
+			return ret;
+	} else if (st == XenbusStateInitWait) {
 		dev->be.max_ring_order = (unsigned int)xb_read_opt(dev, dev->be_path,
-				BF_KEY_MAX_RING_PAGE_ORDER, 16, 0);
+				XK_MAX_RING_PAGE_ORDER, 16, 0);
+	}
+	/* Unikraft's blkfront_xb_init fails without the queue limit, and
+	 * Mini-OS reads mode to decide whether the disk is writable. */
+	if (dev->opts->personality == BF_PERS_MINIOS) {
+		char *mode = xb_read(dev, dev->be_path, XK_MODE);
+		uint64_t mq;
+
+		if (xb_read_u64(dev, dev->be_path, XK_MQ_MAX_QUEUES, UINT32_MAX, &mq) < 0) {
+			log_err("%s/%s: missing (Unikraft's blkfront cannot start without it)",
+				dev->be_path, XK_MQ_MAX_QUEUES);
+			free(mode);
+			return -EPROTO;
+		}
+		if (!mode) {
+			log_err("%s/%s: missing (Mini-OS reads it)", dev->be_path, XK_MODE);
+			return -EPROTO;
+		}
+		free(mode);
+	}
 	dev->be.max_indirect_segments = (uint32_t)xb_read_opt(dev, dev->be_path,
-				BF_KEY_MAX_INDIRECT_SEGS, UINT32_MAX, 0);
+				XK_MAX_INDIRECT_SEGS, UINT32_MAX, 0);
 	dev->be.max_queues = (unsigned int)xb_read_opt(dev, dev->be_path,
-				BF_KEY_MQ_MAX_QUEUES, UINT32_MAX, 1);
+				XK_MQ_MAX_QUEUES, UINT32_MAX, 1);
 	if (!dev->be.max_queues)
 		dev->be.max_queues = 1;
 	return 0;
@@ -470,21 +508,25 @@ int bf_xenbus_publish(struct bf_dev *dev)
 		}
 		/* Keys of an earlier connection with another ring size must
 		 * not survive into this one; absent ones fail harmlessly. */
-		snprintf(path, sizeof(path), "%s/%s", dev->fe_path, BF_KEY_RING_PAGE_ORDER);
+		snprintf(path, sizeof(path), "%s/%s", dev->fe_path, XK_RING_PAGE_ORDER);
 		xs_rm(dev->xs, t, path);
-		snprintf(path, sizeof(path), "%s/%s", dev->fe_path, BF_KEY_RING_REF);
+		snprintf(path, sizeof(path), "%s/%s", dev->fe_path, XK_RING_REF);
 		xs_rm(dev->xs, t, path);
 		for (i = 0; i < BF_MAX_RING_PAGES; i++) {
-			snprintf(path, sizeof(path), "%s/" BF_KEY_RING_REF_FMT,
+			snprintf(path, sizeof(path), "%s/" XK_RING_REF_FMT,
 				 dev->fe_path, i);
 			xs_rm(dev->xs, t, path);
 		}
-		snprintf(path, sizeof(path), "%s/%s", dev->fe_path, BF_KEY_EVENT_CHANNEL);
+		snprintf(path, sizeof(path), "%s/%s", dev->fe_path, XK_EVENT_CHANNEL);
 		xs_rm(dev->xs, t, path);
-		snprintf(path, sizeof(path), "%s/%s", dev->fe_path, BF_KEY_MQ_NUM_QUEUES);
+		snprintf(path, sizeof(path), "%s/%s", dev->fe_path, XK_MQ_NUM_QUEUES);
+		xs_rm(dev->xs, t, path);
+		snprintf(path, sizeof(path), "%s/%s", dev->fe_path, XK_NUM_RING_PAGES);
+		xs_rm(dev->xs, t, path);
+		snprintf(path, sizeof(path), "%s/%s", dev->fe_path, XK_LARGE_SECTOR_SIZE);
 		xs_rm(dev->xs, t, path);
 		for (qi = 0; qi < BF_MAX_QUEUES; qi++) {
-			snprintf(path, sizeof(path), "%s/" BF_KEY_QUEUE_FMT, dev->fe_path, qi);
+			snprintf(path, sizeof(path), "%s/" XK_QUEUE_DIR_FMT, dev->fe_path, qi);
 			xs_rm(dev->xs, t, path);
 		}
 
@@ -493,42 +535,55 @@ int bf_xenbus_publish(struct bf_dev *dev)
 		 * blkfront does; several: ring-ref* and event-channel under
 		 * queue-N, ring-page-order stays top-level. */
 		if (dev->nr_queues > 1)
-			ret = xb_write(dev, t, dev->fe_path, BF_KEY_MQ_NUM_QUEUES, "%u",
+			ret = xb_write(dev, t, dev->fe_path, XK_MQ_NUM_QUEUES, "%u",
 				       dev->nr_queues);
 		if (ret == 0 && dev->ring_order > 0)
-			ret = xb_write(dev, t, dev->fe_path, BF_KEY_RING_PAGE_ORDER, "%u",
+			ret = xb_write(dev, t, dev->fe_path, XK_RING_PAGE_ORDER, "%u",
 				       dev->ring_order);
 		for (qi = 0; qi < dev->nr_queues && ret == 0; qi++) {
 			const struct bf_queue *q = &dev->q[qi];
 
 			if (dev->nr_queues > 1)
-				snprintf(qdir, sizeof(qdir), "%s/" BF_KEY_QUEUE_FMT,
+				snprintf(qdir, sizeof(qdir), "%s/" XK_QUEUE_DIR_FMT,
 					 dev->fe_path, qi);
 			else
 				snprintf(qdir, sizeof(qdir), "%s", dev->fe_path);
 			if (dev->ring_order == 0) {
-				ret = xb_write(dev, t, qdir, BF_KEY_RING_REF, "%u",
+				ret = xb_write(dev, t, qdir, XK_RING_REF, "%u",
 					       q->ring_refs[0]);
 			} else {
 				for (i = 0; i < pages && ret == 0; i++) {
-					snprintf(key, sizeof(key), BF_KEY_RING_REF_FMT, i);
+					snprintf(key, sizeof(key), XK_RING_REF_FMT, i);
 					ret = xb_write(dev, t, qdir, key, "%u",
 						       q->ring_refs[i]);
 				}
 			}
 			if (ret == 0)
-				ret = xb_write(dev, t, qdir, BF_KEY_EVENT_CHANNEL, "%u",
+				ret = xb_write(dev, t, qdir, XK_EVENT_CHANNEL, "%u",
 					       q->port);
 		}
+		/* The BSDs write the legacy page count beside the order. */
+		if (ret == 0 && dev->ring_order > 0 && dev->opts->personality == BF_PERS_BSD)
+			ret = xb_write(dev, t, dev->fe_path, XK_NUM_RING_PAGES, "%u", pages);
+		/* The Windows PV drivers announce that they read sectors and
+		 * ring fields in sector-size units. */
+		if (ret == 0 && dev->opts->personality == BF_PERS_WINDOWS)
+			ret = xb_write(dev, t, dev->fe_path, XK_LARGE_SECTOR_SIZE, "1");
+		/* OVMF goes Connected in the ring's own transaction, without
+		 * waiting for InitWait or passing through Initialised. */
+		if (ret == 0 && dev->opts->personality == BF_PERS_OVMF)
+			ret = xb_write(dev, t, dev->fe_path, XK_STATE, "%d",
+				       XenbusStateConnected);
 		if (ret == 0)
-			ret = xb_write(dev, t, dev->fe_path, BF_KEY_PROTOCOL, "%s", proto);
+			ret = xb_write(dev, t, dev->fe_path, XK_PROTOCOL, "%s", proto);
 		if (ret == 0)
 			/* Our data pages are granted once per slot and reused,
 			 * which is what persistent grants promise. */
-			ret = xb_write(dev, t, dev->fe_path, BF_KEY_FEATURE_PERSISTENT, "%d",
+			ret = xb_write(dev, t, dev->fe_path, XK_FEATURE_PERSISTENT, "%d",
 				       dev->opts->persistent);
-		/* No feature-large-sector-size: like Linux, every sector
-		 * quantity stays in 512-byte units (aligned to sector-size). */
+		/* Otherwise no feature-large-sector-size: like Linux, every
+		 * sector quantity stays in 512-byte units (aligned to
+		 * sector-size). */
 		if (ret < 0) {
 			xs_transaction_end(dev->xs, t, true);
 			log_errno(LOG_LEVEL_ERR, ret, "%s: cannot write the ring keys",
@@ -543,6 +598,8 @@ int bf_xenbus_publish(struct bf_dev *dev)
 			return ret;
 		}
 	}
+	if (dev->opts->personality == BF_PERS_OVMF)
+		return 0;
 	return xb_fe_state_write(dev, XenbusStateInitialised);
 }
 
@@ -556,16 +613,16 @@ int bf_xenbus_wait_connected(struct bf_dev *dev)
 	if (st < 0)
 		return st;
 	if (st != XenbusStateConnected) {
-		log_err("backend went %s instead of Connected", bf_xenbus_state_name(st));
+		log_err("backend went %s instead of Connected", xenbus_state_name(st));
 		return -EPROTO;
 	}
-	ret = xb_read_u64(dev, dev->be_path, BF_KEY_SECTORS, UINT64_MAX, &be->sectors);
+	ret = xb_read_u64(dev, dev->be_path, XK_SECTORS, UINT64_MAX, &be->sectors);
 	if (ret < 0) {
 		log_err("%s/sectors: missing or invalid", dev->be_path);
 		return -EPROTO;
 	}
-	be->info = (uint32_t)xb_read_opt(dev, dev->be_path, BF_KEY_INFO, UINT32_MAX, 0);
-	be->sector_size = (uint32_t)xb_read_opt(dev, dev->be_path, BF_KEY_SECTOR_SIZE,
+	be->info = (uint32_t)xb_read_opt(dev, dev->be_path, XK_INFO, UINT32_MAX, 0);
+	be->sector_size = (uint32_t)xb_read_opt(dev, dev->be_path, XK_SECTOR_SIZE,
 						UINT32_MAX, 512);
 	if (be->sector_size < 512 || be->sector_size > PLAT_PAGE_SIZE ||
 	    (be->sector_size & (be->sector_size - 1))) {
@@ -573,23 +630,52 @@ int bf_xenbus_wait_connected(struct bf_dev *dev)
 			be->sector_size);
 		return -EPROTO;
 	}
+	/* OVMF's XenPvBlockFrontInitialization fails without these. */
+	if (dev->opts->personality == BF_PERS_OVMF &&
+	    (xb_read_u64(dev, dev->be_path, XK_INFO, UINT32_MAX, &v) < 0 ||
+	     xb_read_u64(dev, dev->be_path, XK_SECTOR_SIZE, UINT32_MAX, &v) < 0)) {
+		log_err("%s: info or sector-size missing (OVMF needs both)", dev->be_path);
+		return -EPROTO;
+	}
+	/* win-xenvbd: the disk is sectors * sector-size bytes, and the ring
+	 * counts in sector-size units. */
+	dev->sect_units = 1;
+	if (dev->opts->personality == BF_PERS_WINDOWS) {
+		dev->sect_units = be->sector_size / 512;
+		if (be->sectors > UINT64_MAX / dev->sect_units) {
+			log_err("%s/sectors: too large in sector-size units", dev->be_path);
+			return -EPROTO;
+		}
+		be->sectors *= dev->sect_units;
+		log_info("disk of %" PRIu64 " bytes (sectors x sector-size, as Windows reads it)",
+			 be->sectors * 512);
+	}
 	be->physical_sector_size = (uint32_t)xb_read_opt(dev, dev->be_path,
-				BF_KEY_PHYS_SECTOR_SIZE, UINT32_MAX, be->sector_size);
-	be->feature_flush = xb_read_opt(dev, dev->be_path, BF_KEY_FEATURE_FLUSH, 1, 0);
-	be->feature_barrier = xb_read_opt(dev, dev->be_path, BF_KEY_FEATURE_BARRIER, 1, 0);
-	be->feature_discard = xb_read_opt(dev, dev->be_path, BF_KEY_FEATURE_DISCARD, 1, 0);
-	be->discard_secure = xb_read_opt(dev, dev->be_path, BF_KEY_DISCARD_SECURE, 1, 0);
+				XK_PHYS_SECTOR_SIZE, UINT32_MAX, be->sector_size);
+	be->feature_flush = xb_read_opt(dev, dev->be_path, XK_FEATURE_FLUSH, 1, 0);
+	be->feature_barrier = xb_read_opt(dev, dev->be_path, XK_FEATURE_BARRIER, 1, 0);
+	be->feature_discard = xb_read_opt(dev, dev->be_path, XK_FEATURE_DISCARD, 1, 0);
+	be->discard_secure = xb_read_opt(dev, dev->be_path, XK_DISCARD_SECURE, 1, 0);
 	be->discard_granularity = (uint32_t)xb_read_opt(dev, dev->be_path,
-				BF_KEY_DISCARD_GRANULARITY, UINT32_MAX, be->sector_size);
+				XK_DISCARD_GRANULARITY, UINT32_MAX, be->sector_size);
 	be->discard_alignment = (uint32_t)xb_read_opt(dev, dev->be_path,
-				BF_KEY_DISCARD_ALIGNMENT, UINT32_MAX, 0);
+				XK_DISCARD_ALIGNMENT, UINT32_MAX, 0);
 	be->feature_persistent = xb_read_opt(dev, dev->be_path,
-				BF_KEY_FEATURE_PERSISTENT, 1, 0);
-	if (xb_read_u64(dev, dev->be_path, BF_KEY_MAX_INDIRECT_SEGS, UINT32_MAX, &v) == 0)
+				XK_FEATURE_PERSISTENT, 1, 0);
+	if (xb_read_u64(dev, dev->be_path, XK_MAX_INDIRECT_SEGS, UINT32_MAX, &v) == 0)
 		be->max_indirect_segments = (uint32_t)v;
-	ret = xb_fe_state_write(dev, XenbusStateConnected);
-	if (ret < 0)
-		return ret;
+	/* Windows sends only FLUSH_DISKCACHE to empty its cache. */
+	if (dev->opts->personality == BF_PERS_WINDOWS && !be->feature_flush) {
+		log_err("%s: no feature-flush-cache: Windows could not flush its cache",
+			dev->be_path);
+		return -EPROTO;
+	}
+	/* OVMF wrote Connected with its ring already. */
+	if (dev->opts->personality != BF_PERS_OVMF) {
+		ret = xb_fe_state_write(dev, XenbusStateConnected);
+		if (ret < 0)
+			return ret;
+	}
 	dev->connected = true;
 	return 0;
 }
@@ -599,6 +685,8 @@ void bf_xenbus_close(struct bf_dev *dev)
 	int fe, st;
 
 	if (!dev->xs || !dev->fe_path || !dev->be_path)
+		return;
+	if (bf_personality_close(dev))
 		return;
 	fe = xb_fe_state_read(dev);
 	dev->connected = false;
@@ -620,7 +708,7 @@ void bf_xenbus_close(struct bf_dev *dev)
 		bf_fail(dev, "backend did not reach Closed within %.1f s",
 			dev->opts->timeout);
 	else if (st >= 0)
-		log_debug("closed (backend %s)", bf_xenbus_state_name(st));
+		log_debug("closed (backend %s)", xenbus_state_name(st));
 }
 
 void bf_xenbus_free(struct bf_dev *dev)
@@ -634,4 +722,33 @@ void bf_xenbus_free(struct bf_dev *dev)
 	free(dev->fe_path);
 	free(dev->be_path);
 	dev->fe_path = dev->be_path = NULL;
+}
+
+int bf_xenbus_fe_state_set(struct bf_dev *dev, int state)
+{
+	return xb_fe_state_write(dev, state);
+}
+
+int bf_xenbus_fe_state_get(struct bf_dev *dev)
+{
+	return xb_fe_state_read(dev);
+}
+
+int bf_xenbus_be_state_get(struct bf_dev *dev)
+{
+	return xb_be_state_read(dev);
+}
+
+int bf_xenbus_wait_state(struct bf_dev *dev, bf_state_pred *pred, double timeout,
+			 const char *what)
+{
+	return xb_wait_for(dev, pred, timeout, what);
+}
+
+void bf_xenbus_fe_key_rm(struct bf_dev *dev, const char *key)
+{
+	char path[1024];
+
+	snprintf(path, sizeof(path), "%s/%s", dev->fe_path, key);
+	xs_rm(dev->xs, XBT_NULL, path);
 }

@@ -1,7 +1,8 @@
 /* blkfront-sim's internal header, sectioned by the file that defines each
  * symbol. blkfront-sim is a single-threaded guest frontend: it connects to
- * one vbd the way Linux xen-blkfront does, then runs a workload, a
- * verification pass or one raw request over the shared ring. */
+ * one vbd the way Linux xen-blkfront does (or another frontend, with
+ * --personality), then runs a workload, a verification pass or one raw
+ * request over the shared ring. */
 #ifndef BLKFRONT_H
 #define BLKFRONT_H
 
@@ -11,37 +12,11 @@
 
 #include "blkif.h"
 #include "platform.h"
+#include "xenbus.h"
 
 struct xs_handle;
 
-/* xenstore keys blkfront-sim reads and writes (see blkif.h's comment). */
-#define BF_KEY_STATE			"state"
-#define BF_KEY_BACKEND			"backend"
-#define BF_KEY_BACKEND_ID		"backend-id"
-#define BF_KEY_VIRTUAL_DEVICE		"virtual-device"
-#define BF_KEY_DEV			"dev"
-#define BF_KEY_NAME			"name"
-#define BF_KEY_RING_REF			"ring-ref"
-#define BF_KEY_RING_REF_FMT		"ring-ref%u"
-#define BF_KEY_RING_PAGE_ORDER		"ring-page-order"
-#define BF_KEY_EVENT_CHANNEL		"event-channel"
-#define BF_KEY_PROTOCOL			"protocol"
-#define BF_KEY_FEATURE_PERSISTENT	"feature-persistent"
-#define BF_KEY_MAX_RING_PAGE_ORDER	"max-ring-page-order"
-#define BF_KEY_MAX_INDIRECT_SEGS	"feature-max-indirect-segments"
-#define BF_KEY_FEATURE_FLUSH		"feature-flush-cache"
-#define BF_KEY_FEATURE_BARRIER		"feature-barrier"
-#define BF_KEY_FEATURE_DISCARD		"feature-discard"
-#define BF_KEY_DISCARD_GRANULARITY	"discard-granularity"
-#define BF_KEY_DISCARD_ALIGNMENT	"discard-alignment"
-#define BF_KEY_DISCARD_SECURE		"discard-secure"
-#define BF_KEY_SECTORS			"sectors"
-#define BF_KEY_SECTOR_SIZE		"sector-size"
-#define BF_KEY_PHYS_SECTOR_SIZE		"physical-sector-size"
-#define BF_KEY_INFO			"info"
-#define BF_KEY_MQ_MAX_QUEUES		"multi-queue-max-queues"
-#define BF_KEY_MQ_NUM_QUEUES		"multi-queue-num-queues"
-#define BF_KEY_QUEUE_FMT		"queue-%u"
+/* xenstore keys (XK_*) and state names are common/xenbus.h's. */
 
 /* Exit statuses (documented in blkfront-sim(1)). */
 #define BF_EXIT_OK		0
@@ -90,6 +65,30 @@ enum bf_hostile {
 	BF_HOSTILE_DUP_IDS,		/* T18: a full ring of requests with one id */
 };
 
+/* Whose xenbus rules the frontend follows (--personality,
+ * blkfront-personality.c): each reproduces what that frontend's own code
+ * expects of the backend, strictly. */
+enum bf_personality {
+	BF_PERS_LINUX,		/* xen-blkfront: the default */
+	BF_PERS_OVMF,		/* OvmfPkg XenPvBlkDxe: Connected at once, exact waits */
+	BF_PERS_KDUMP,		/* a kdump kernel: xenbus_reset_frontend first */
+	BF_PERS_WINDOWS,	/* win-xenvbd: sector-size units, flush only */
+	BF_PERS_BSD,		/* FreeBSD/OpenBSD: max-ring-pages, num-ring-pages */
+	BF_PERS_MINIOS,		/* Mini-OS/Unikraft: mode and max-queues required */
+	BF_PERS_MAX,
+};
+
+/* Inline: the report (blkfront-stats.c, in the unit tests too) names it. */
+static inline const char *bf_personality_name(enum bf_personality p)
+{
+	static const char *const names[BF_PERS_MAX] = {
+		[BF_PERS_LINUX] = "linux", [BF_PERS_OVMF] = "ovmf", [BF_PERS_KDUMP] = "kdump",
+		[BF_PERS_WINDOWS] = "windows", [BF_PERS_BSD] = "bsd", [BF_PERS_MINIOS] = "minios",
+	};
+
+	return p < BF_PERS_MAX ? names[p] : "?";
+}
+
 /* Special grant refs of a raw-mode segment. */
 enum bf_raw_gref {
 	BF_GREF_GIVEN,			/* the number given */
@@ -119,6 +118,7 @@ struct bf_opts {
 	double timeout;			/* seconds for each xenbus wait and drain */
 	double time_limit;		/* seconds for the whole run, 0: none */
 	bool verbose;
+	enum bf_personality personality;
 
 	enum bf_workload workload;
 	uint32_t bs;
@@ -246,6 +246,10 @@ struct bf_dev {
 	bool stop;			/* SIGINT/SIGTERM */
 	bool be_closing;		/* backend left Connected */
 	bool connected;
+	/* 512-byte sectors per unit of sector_number, first_sect and
+	 * last_sect on the ring: 1, but sector-size / 512 for a frontend
+	 * that sets feature-large-sector-size (the Windows reading) */
+	unsigned int sect_units;
 
 	uint64_t failures;		/* every failure is logged when counted */
 };
@@ -262,9 +266,17 @@ int bf_xenbus_publish(struct bf_dev *dev);
 int bf_xenbus_wait_connected(struct bf_dev *dev);
 void bf_xenbus_close(struct bf_dev *dev);
 void bf_xenbus_free(struct bf_dev *dev);
+/* For the personalities: the frontend state, the backend's, a key, and a
+ * wait until pred(backend state) holds or timeout seconds pass. */
+typedef bool bf_state_pred(int state);
+int bf_xenbus_fe_state_set(struct bf_dev *dev, int state);
+int bf_xenbus_fe_state_get(struct bf_dev *dev);
+int bf_xenbus_be_state_get(struct bf_dev *dev);
+int bf_xenbus_wait_state(struct bf_dev *dev, bf_state_pred *pred, double timeout,
+			 const char *what);
+void bf_xenbus_fe_key_rm(struct bf_dev *dev, const char *key);
 /* Re-read the backend state after a watch fired; sets be_closing. */
 void bf_xenbus_handle_watch(struct bf_dev *dev);
-const char *bf_xenbus_state_name(int state);
 
 /* blkfront-vdev.c: libxl's disk names -> devid; -EINVAL for others. */
 int bf_vdev_to_devid(const char *vdev, uint32_t *ret_devid);
@@ -361,6 +373,14 @@ void bf_stats_report(const struct bf_stats *st, const struct bf_dev *dev,
 /* blkfront-workload.c: runs the workload and the read-back, closes the
  * device, reports; returns the exit status. */
 int bf_workload_run(struct bf_dev *dev, struct bf_stats *st);
+
+/* blkfront-personality.c: the frontends other than Linux's. */
+int bf_personality_parse(const char *name, enum bf_personality *ret);
+/* kdump: the crashed kernel's connection is reset the way Linux's
+ * xenbus_reset_frontend does, with its exact waits of 5 s each. */
+int bf_personality_kdump_reset(struct bf_dev *dev);
+/* OVMF and Mini-OS close with their own dance; true when it was done. */
+bool bf_personality_close(struct bf_dev *dev);
 
 /* blkfront-raw.c: one crafted request; returns the exit status. */
 int bf_raw_run(struct bf_dev *dev);

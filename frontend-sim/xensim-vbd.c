@@ -736,7 +736,7 @@ int xensim_cmd_block_attach(struct xensim *x, int argc, char **argv)
 			xensim_err("block-attach: backend %s did not reach InitWait "
 				   "(2) within %d s (state %ld: %s); is a backend "
 				   "serving script=%s? Device removed.", v.be,
-				   timeout, last, xensim_state_name((int)last),
+				   timeout, last, xenbus_state_name(last),
 				   script);
 		else if (r == -ENOENT)
 			xensim_err("block-attach: backend %s vanished before "
@@ -851,7 +851,7 @@ int xensim_cmd_block_detach(struct xensim *x, int argc, char **argv)
 		xensim_err("block-detach: backend %s did not reach Closed (6) "
 			   "within %d s (state %ld: %s); device left in place "
 			   "(online=0). Retry, or use --force.", v.be, timeout,
-			   last, xensim_state_name((int)last));
+			   last, xenbus_state_name(last));
 		return r;
 	}
 	if (r == -ETIMEDOUT) {
@@ -860,7 +860,7 @@ int xensim_cmd_block_detach(struct xensim *x, int argc, char **argv)
 		xensim_err("block-detach: backend %s did not reach Closed (6) "
 			   "within %d s (state %ld: %s); removed it anyway "
 			   "without running the remove script", v.be, timeout,
-			   last, xensim_state_name((int)last));
+			   last, xenbus_state_name(last));
 		destroy_paths(xs, &v);
 		return r;
 	}

@@ -1,6 +1,7 @@
-/* xenstore helpers for xensim: libxenstore's bool/NULL + errno turned into
- * -errno, libxl's transaction retry and path cleanup, and waiting for a
- * xenbus state with a watch (never by polling the node). */
+/* xenstore helpers for xensim, on common/xenbus.c's -errno calls: path
+ * based reads and writes, permissions, libxl's transaction retry and path
+ * cleanup, and waiting for a xenbus state with a watch (never by polling
+ * the node). */
 #include "config.h"
 
 #include <errno.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util.h"
 #include "xensim.h"
 
 /* libxl retries forever; a toolstack that loses to another writer a
@@ -21,11 +23,17 @@ static int neg_errno(void)
 	return errno ? -errno : -EIO;
 }
 
+/* NULL with errno set, as libxenstore's own calls. */
 char *xsim_read(struct xs_handle *xs, xs_transaction_t t, const char *path)
 {
-	unsigned int len;
+	char *val;
+	int r = xenstore_read(xs, t, path, NULL, &val);
 
-	return xs_read(xs, t, path, &len);
+	if (r < 0) {
+		errno = -r;
+		return NULL;
+	}
+	return val;
 }
 
 int xsim_read_int(struct xs_handle *xs, xs_transaction_t t, const char *path,
@@ -49,7 +57,7 @@ int xsim_read_int(struct xs_handle *xs, xs_transaction_t t, const char *path,
 int xsim_write(struct xs_handle *xs, xs_transaction_t t, const char *path,
 	       const char *value)
 {
-	return xs_write(xs, t, path, value, strlen(value)) ? 0 : neg_errno();
+	return xenstore_write(xs, t, path, NULL, value);
 }
 
 int xsim_set_perms(struct xs_handle *xs, xs_transaction_t t, const char *path,
@@ -68,9 +76,7 @@ int xsim_mknod(struct xs_handle *xs, xs_transaction_t t, const char *path,
 
 int xsim_rm(struct xs_handle *xs, xs_transaction_t t, const char *path)
 {
-	if (xs_rm(xs, t, path) || errno == ENOENT)
-		return 0;
-	return neg_errno();
+	return xenstore_rm(xs, t, path, NULL);
 }
 
 int xsim_directory(struct xs_handle *xs, xs_transaction_t t, const char *path,
@@ -141,10 +147,7 @@ int xsim_transact(struct xs_handle *xs, xsim_txn_fn *fn, void *opaque)
 
 int64_t xsim_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)clock_mono_ms();
 }
 
 /* Drains every queued watch event; xenstore may coalesce events, so the

@@ -64,18 +64,6 @@ void xensim_err(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-const char *xensim_state_name(int state)
-{
-	static const char *const names[] = {
-		"Unknown", "Initialising", "InitWait", "Initialised",
-		"Connected", "Closing", "Closed", "Reconfiguring", "Reconfigured",
-	};
-
-	if (state < 0 || state >= (int)(sizeof(names) / sizeof(names[0])))
-		return "?";
-	return names[state];
-}
-
 int xensim_parse_seconds(const char *s, int *ret)
 {
 	char *end;

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <xenstore.h>
 
+#include "xenbus.h"
+
 struct simctl;
 
 /* libxl's timeouts (libxl_internal.h), in seconds. */
@@ -28,34 +30,7 @@ enum xensim_exit {
 	XENSIM_EXIT_TIMEOUT = 5,	/* backend did not answer in time */
 };
 
-/* The xenstore keys xensim reads and writes (PROTOCOL.md §1). */
-#define XK_BACKEND		"backend"
-#define XK_BACKEND_ID		"backend-id"
-#define XK_BOOTABLE		"bootable"
-#define XK_DEV			"dev"
-#define XK_DEVICE_TYPE		"device-type"
-#define XK_DIRECT_IO_SAFE	"direct-io-safe"
-#define XK_DISCARD_ENABLE	"discard-enable"
-#define XK_DOMID		"domid"
-#define XK_FRONTEND		"frontend"
-#define XK_FRONTEND_ID		"frontend-id"
-#define XK_HOTPLUG_ERROR	"hotplug-error"
-#define XK_HOTPLUG_STATUS	"hotplug-status"
-#define XK_MODE			"mode"
-#define XK_NAME			"name"
-#define XK_ONLINE		"online"
-#define XK_PARAMS		"params"
-#define XK_PROTOCOL		"protocol"
-#define XK_REMOVABLE		"removable"
-#define XK_SCRIPT		"script"
-#define XK_SPECIFICATION	"specification"
-#define XK_STATE		"state"
-#define XK_TRUSTED		"trusted"
-#define XK_TYPE			"type"
-#define XK_VIRTUAL_DEVICE	"virtual-device"
-
-/* Xenbus states (xen/io/xenbus.h), named here for messages. */
-const char *xensim_state_name(int state);
+/* The xenstore keys (XK_*) and state names are common/xenbus.h's. */
 
 /* xensim.c: options and the connections every command shares. */
 struct xensim {

@@ -61,9 +61,9 @@ while [ $i -lt "$rounds" ]; do
 	tail -n +$((mark + 1)) "$TEST_DIR/blkbackd.log" >"$TEST_DIR/round.log"
 	n=$(grep -c 'recovered after a restart' "$TEST_DIR/round.log" || true)
 	[ "$n" -eq 16 ] || fail "round $i: $n of 16 vbds recovered"
-	# Log lines start "blkbackd[SECONDS.MILLIS]".
-	t_resumed=$(grep 'recovered after a restart' "$TEST_DIR/round.log" | tail -1 |
-		sed 's/^[^[]*\[\([0-9]*\)\.\([0-9]*\)\].*/\1\2/')
+	# Log lines start with an ISO 8601 time with milliseconds.
+	t_resumed=$(date -d "$(grep 'recovered after a restart' "$TEST_DIR/round.log" | tail -1 |
+		cut -d' ' -f1)" +%s%3N)
 	reissued=$(sed -n 's/.*recovered after a restart: \([0-9]*\) request.*/\1/p' \
 		"$TEST_DIR/round.log" | awk '{ s += $1 } END { print s + 0 }')
 	jq -nc --argjson r "$i" --argjson resumed $((t_resumed - t0)) \

@@ -3,7 +3,8 @@
 # vbds: JSON checked field by field against what the toolstack wrote,
 # counters after a known workload checked exactly (N 4 KiB writes are N
 # writes and 8N sectors), human tables and the Prometheus text format
-# checked for shape and values, IOPS seen while a workload runs.
+# checked for shape and values (promtool check metrics), the latency
+# histogram against the JSON buckets, IOPS seen while a workload runs.
 . "$top_srcdir/tests/functions.sh"
 . "$top_srcdir/tests/integration/blkbackd-lib.sh"
 test_timeout 120
@@ -108,19 +109,46 @@ wait $front || fail "g2 workload failed: $(tail -3 "$TEST_DIR/bf.log")"
 
 info "Prometheus text format"
 ctl stats --prometheus >"$TEST_DIR/prom.txt" || fail "stats --prometheus"
-bad=$(grep -v '^# HELP blkbackd_[a-z_]* .' "$TEST_DIR/prom.txt" | grep -v '^# TYPE blkbackd_[a-z_]* \(counter\|gauge\)$' |
-	grep -v '^blkbackd_[a-z_]*{\([a-z_]*="[^"]*",\)*[a-z_]*="[^"]*"} [0-9][0-9.e+-]*$' || true)
-[ -z "$bad" ] || fail "lines not in the text format: $bad"
-for m in requests_total sectors_read_total sectors_written_total errors_total flushes_total \
-	discards_total inflight_requests request_latency_seconds out_of_slot_total; do
-	[ "$(grep -c "^# TYPE blkbackd_$m " "$TEST_DIR/prom.txt")" = 1 ] || fail "TYPE of $m missing or repeated"
+ctl stats --json >"$TEST_DIR/stats.json" || fail "stats --json"
+for m in requests_total:counter read_bytes_total:counter written_bytes_total:counter \
+	errors_total:counter flushes_total:counter discards_total:counter \
+	out_of_slot_total:counter inflight_requests:gauge persistent_grants_mapped:gauge \
+	request_latency_seconds:histogram; do
+	[ "$(grep -c "^# TYPE blkbackd_${m%:*} ${m#*:}\$" "$TEST_DIR/prom.txt")" = 1 ] ||
+		fail "TYPE ${m#*:} of ${m%:*} missing or repeated"
+	[ "$(grep -c "^# HELP blkbackd_${m%:*} [A-Z]" "$TEST_DIR/prom.txt")" = 1 ] ||
+		fail "HELP of ${m%:*} missing or repeated"
 done
-grep -q "^blkbackd_sectors_written_total{domid=\"$g1\",domain=\"g1\",devid=\"51712\",vdev=\"xvda\"} " \
-	"$TEST_DIR/prom.txt" || fail "g1 xvda sectors written missing: $(grep sectors_written "$TEST_DIR/prom.txt")"
-w=$(grep "^blkbackd_requests_total{domid=\"$g1\",domain=\"g1\",devid=\"51712\",vdev=\"xvda\",op=\"write\"}" \
-	"$TEST_DIR/prom.txt" | cut -d' ' -f2)
-[ "$w" = "$(ctl stats --json | jq ".vbds[] | select(.domid == $g1 and .devid == 51712) | .total.requests.write")" ] ||
+lbl="domid=\"$g1\",domain=\"g1\",devid=\"51712\",vdev=\"xvda\""
+# prom NAME: the value of the sample NAME{<g1 xvda's labels>...}.
+prom() { grep "^$1{$lbl[,}]" "$TEST_DIR/prom.txt" | sed -n "${2:-1}p" | cut -d' ' -f2; }
+tot=$(jq -c ".vbds[] | select(.domid == $g1 and .devid == 51712) | .total" "$TEST_DIR/stats.json")
+[ "$(prom blkbackd_written_bytes_total)" = $(($(jqv "$tot" .sectors_written) * 512)) ] ||
+	fail "written bytes '$(prom blkbackd_written_bytes_total)', not 512 x $(jqv "$tot" .sectors_written)"
+[ "$(prom blkbackd_read_bytes_total)" = $(($(jqv "$tot" .sectors_read) * 512)) ] ||
+	fail "read bytes '$(prom blkbackd_read_bytes_total)', not 512 x $(jqv "$tot" .sectors_read)"
+w=$(grep "^blkbackd_requests_total{$lbl,op=\"write\"}" "$TEST_DIR/prom.txt" | cut -d' ' -f2)
+[ "$w" = "$(jq ".vbds[] | select(.domid == $g1 and .devid == 51712) | .total.requests.write" "$TEST_DIR/stats.json")" ] ||
 	fail "prometheus writes '$w' differ from --json"
+info "the latency histogram: cumulative buckets, +Inf, _count and _sum agree with --json"
+lat=$(jq -c ".vbds[] | select(.domid == $g1 and .devid == 51712) | .total.latency_us" "$TEST_DIR/stats.json")
+grep "^blkbackd_request_latency_seconds_bucket{$lbl," "$TEST_DIR/prom.txt" |
+	sed 's/.*le="\([^"]*\)"} \(.*\)/\1 \2/' >"$TEST_DIR/buckets"
+[ "$(wc -l <"$TEST_DIR/buckets")" = 32 ] || fail "$(wc -l <"$TEST_DIR/buckets") buckets, wanted 31 + +Inf"
+awk 'NR > 1 && ($2 < c || ($1 != "+Inf" && $1 + 0 <= le)) { bad = 1 } { c = $2; le = $1 + 0 }
+	END { exit bad }' "$TEST_DIR/buckets" || fail "buckets not cumulative in rising le: $(cat "$TEST_DIR/buckets")"
+n=$(jqv "$lat" .count)
+[ "$n" -ge 140 ] || fail "latency count $n, below the 140 of the known workload"
+[ "$(tail -1 "$TEST_DIR/buckets")" = "+Inf $n" ] || fail "+Inf bucket: $(tail -1 "$TEST_DIR/buckets"), count $n"
+[ "$(prom blkbackd_request_latency_seconds_count)" = "$n" ] || fail "_count $(prom blkbackd_request_latency_seconds_count)"
+# The first bucket (le=1e-6) counts requests below 1 us: bucket 0 of --json.
+[ "$(head -1 "$TEST_DIR/buckets")" = "0.000001 $(jqv "$lat" '.buckets[0]')" ] ||
+	fail "first bucket $(head -1 "$TEST_DIR/buckets") vs $lat"
+sum=$(prom blkbackd_request_latency_seconds_sum)
+[ "$(awk -v s="$sum" -v us="$(jqv "$lat" .sum)" 'BEGIN { print (s * 1e6 - us < 1 && us - s * 1e6 < 1 && us > 0) }')" = 1 ] ||
+	fail "_sum $sum s vs $(jqv "$lat" .sum) us"
+# The maximum is at most the sum: the sum adds up every request.
+[ "$(jqv "$lat" '.max <= .sum')" = true ] || fail "latency sum below the maximum: $lat"
 ctl stats --json --prometheus 2>/dev/null && fail "--json with --prometheus accepted"
 
 info "unknown vbd, bad arguments"
@@ -129,4 +157,12 @@ ctl show "$g1" xvdz 2>&1 | grep -q "no vbd $g1/xvdz" || fail "show of a missing 
 rc=0; ctl show 2>/dev/null || rc=$?
 [ $rc = 2 ] || fail "show without arguments exited $rc, wanted 2"
 kill -0 "$BLKBACKD_PID" || fail "blkbackd died"
+
+info "promtool check metrics: the exposition format and its naming rules"
+command -v promtool >/dev/null || skip "promtool not installed (Debian package prometheus)"
+promtool check metrics <"$TEST_DIR/prom.txt" >"$TEST_DIR/promtool.out" 2>&1 ||
+	fail "promtool check metrics: $(cat "$TEST_DIR/promtool.out")"
+[ -s "$TEST_DIR/promtool.out" ] && fail "promtool warned: $(cat "$TEST_DIR/promtool.out")"
+sed 's/_total{/_count{/' "$TEST_DIR/prom.txt" >"$TEST_DIR/bad.txt"
+promtool check metrics <"$TEST_DIR/bad.txt" >/dev/null 2>&1 && fail "promtool accepts a counter without _total"
 exit 0

@@ -2,8 +2,10 @@
 # blkback-ctl detach: with verified I/O in flight the vbd closes (stop,
 # drain, Closed) with progress shown, the frontend sees only "closed" and
 # every acknowledged write is there after re-attaching; a frontend that
-# never answers makes the graceful path time out (exit 4) and --force
-# finish; a detached vbd stays Closed; unknown vbds are refused (exit 1).
+# never connected (still Initialising) is detached at once; a connected
+# frontend that stops answering makes the graceful path time out (exit 4)
+# and --force finish; a detached vbd stays Closed; unknown vbds are
+# refused (exit 1).
 . "$top_srcdir/tests/functions.sh"
 . "$top_srcdir/tests/integration/blkbackd-lib.sh"
 test_timeout 180
@@ -50,17 +52,33 @@ sim_attach g1 xvda "$TEST_DIR/disk1.img"
 bf g1 xvda --workload readback --verify --state "$TEST_DIR/g1.state" ||
 	fail "acknowledged writes missing after detach: $(tail -5 "$TEST_DIR/bf.log")"
 
-info "a frontend that never answers: timeout, then --force"
+info "a frontend that never connected: detached at once"
 truncate -s 8M "$TEST_DIR/disk2.img"
 sim_attach g1 xvdb "$TEST_DIR/disk2.img"
 expect_state "$g1" 51728 2 5 "xvdb InitWait"
 rc=0
-blkback-ctl detach "$g1" xvdb --timeout 1 >"$TEST_DIR/detach2.out" 2>&1 || rc=$?
-[ $rc = 4 ] || fail "graceful detach of a silent frontend exited $rc, wanted 4: $(cat "$TEST_DIR/detach2.out")"
-grep -q "timed out after 1 s: backend closed, frontend Initialising" "$TEST_DIR/detach2.out" ||
-	fail "timeout message: $(cat "$TEST_DIR/detach2.out")"
-blkback-ctl detach "$g1" xvdb --force --timeout 5 >"$TEST_DIR/detach3.out" 2>&1 ||
-	fail "forced detach failed: $(cat "$TEST_DIR/detach3.out")"
+# Done, not timed out: nothing waits for the frontend's answer.
+blkback-ctl detach "$g1" xvdb --timeout 10 >"$TEST_DIR/detach2.out" 2>&1 || rc=$?
+[ $rc = 0 ] || fail "detach of a never-connected vbd exited $rc: $(cat "$TEST_DIR/detach2.out")"
+grep -q "^detached: backend closed, frontend Initialising" "$TEST_DIR/detach2.out" ||
+	fail "result: $(cat "$TEST_DIR/detach2.out")"
+be_state_is "$g1" 51728 6 || fail "xvdb not Closed after detach"
+xensim block-detach g1 xvdb || fail "block-detach of xvdb"
+
+info "a connected frontend that stops answering: timeout, then --force"
+sim_attach g1 xvdb "$TEST_DIR/disk2.img"
+# --time-limit: the frontend exits as a crashed guest would, Connected.
+rc=0
+bf g1 xvdb --workload randread --seconds 30 --time-limit 2 || rc=$?
+[ $rc = 4 ] || fail "the silent frontend exited $rc, wanted 4 (time limit)"
+expect_state "$g1" 51728 4 5 "xvdb Connected, frontend gone silent"
+rc=0
+blkback-ctl detach "$g1" xvdb --timeout 1 >"$TEST_DIR/detach3.out" 2>&1 || rc=$?
+[ $rc = 4 ] || fail "graceful detach of a silent frontend exited $rc, wanted 4: $(cat "$TEST_DIR/detach3.out")"
+grep -q "timed out after 1 s: backend closed, frontend Connected" "$TEST_DIR/detach3.out" ||
+	fail "timeout message: $(cat "$TEST_DIR/detach3.out")"
+blkback-ctl detach "$g1" xvdb --force --timeout 5 >"$TEST_DIR/detach4.out" 2>&1 ||
+	fail "forced detach failed: $(cat "$TEST_DIR/detach4.out")"
 be_state_is "$g1" 51728 6 || fail "xvdb not Closed after forced detach"
 
 info "unknown vbd, bad arguments"

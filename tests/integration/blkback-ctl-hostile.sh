@@ -40,17 +40,23 @@ info "garbage, bad versions, unknown commands: one error reply each"
 python3 - "$CTL" >"$TEST_DIR/py.out" 2>&1 <<'PY' || fail "garbage: $(cat "$TEST_DIR/py.out")"
 import json, socket, sys
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rwb")
-bad = [b"garbage", b"{}", b"[1,2]", b'{"version":2,"command":"list"}',
-       b'{"version":"1","command":"list"}', b'{"version":1,"command":"nope"}',
-       b'{"version":1,"command":"list"} trailing', b'{"version":1,"command":7}',
-       b'{"version":1,"command":"show","domid":"x","device":1}',
-       b'{"version":1,"command":"check-target","target":"/etc/passwd","mode":"rw"}',
-       b"\x00\xff\xfe binary", b""]
-for line in bad:
+# Each with the code a client tells it by (control-proto.h).
+bad = [(b"garbage", "bad-request"), (b"{}", "version"), (b"[1,2]", "bad-request"),
+       (b'{"version":2,"command":"list"}', "version"),
+       (b'{"version":"1","command":"list"}', "version"),
+       (b'{"version":1,"command":"nope"}', "unknown-command"),
+       (b'{"version":1,"command":"list"} trailing', "bad-request"),
+       (b'{"version":1,"command":7}', "bad-request"),
+       (b'{"version":1,"command":"show","domid":"x","device":1}', "bad-request"),
+       (b'{"version":1,"command":"show","domid":4000,"device":"xvdq"}', "no-vbd"),
+       (b'{"version":1,"command":"check-target","target":"/etc/passwd","mode":"rw"}', "failed"),
+       (b"\x00\xff\xfe binary", "bad-request"), (b"", "bad-request")]
+for line, code in bad:
     f.write(line + b"\n"); f.flush()
     rep = json.loads(f.readline())
     assert rep["version"] == 1 and rep["ok"] is False and rep["error"], (line, rep)
-    print(line, "->", rep["error"])
+    assert rep["code"] == code, (line, code, rep)
+    print(line, "->", rep["code"], rep["error"])
 f.write(b'{"version":1,"command":"list"}\n'); f.flush()
 rep = json.loads(f.readline())
 assert rep["ok"] is True and len(rep["vbds"]) == 1, rep
@@ -124,6 +130,13 @@ rc=0
 setpriv --reuid=65534 --regid=65534 --clear-groups blkback-ctl list >"$TEST_DIR/out" 2>&1 || rc=$?
 [ $rc = 5 ] || fail "nobody with the socket mode opened: exit $rc: $(cat "$TEST_DIR/out")"
 grep -q "permission denied: uid 65534 is not root" "$TEST_DIR/out" || fail "nobody: $(cat "$TEST_DIR/out")"
+# The refusal carries its code, which is what makes blkback-ctl exit 5.
+setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 -c '
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+rep = json.loads(s.makefile("rb").readline())
+assert rep["ok"] is False and rep["code"] == "permission", rep' "$CTL" ||
+	fail "refused peer: no permission code"
 grep -q "control socket: refused uid 65534" "$TEST_DIR/blkbackd.log" || fail "refusal not logged"
 serving || fail "not serving after a refused peer"
 

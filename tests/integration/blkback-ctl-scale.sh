@@ -56,8 +56,8 @@ bad=$(jq -c '[.vbds[] | select(.vdev != "v\(.devid)" or .domain != "g1" or
 [ "$(tail -n +2 "$TEST_DIR/list.txt" | grep -ow 'v[0-9]*' | sort -u | wc -l)" = $N ] ||
 	fail "list does not name all $N vdevs once"
 # Prometheus: one series of each counter per vbd, no two alike.
-[ "$(grep -c '^blkbackd_sectors_read_total{' "$TEST_DIR/prom.txt")" = $N ] || fail "prometheus rows"
-[ "$(grep '^blkbackd_sectors_read_total{' "$TEST_DIR/prom.txt" | sed 's/}.*//' | sort -u | wc -l)" = $N ] ||
+[ "$(grep -c '^blkbackd_read_bytes_total{' "$TEST_DIR/prom.txt")" = $N ] || fail "prometheus rows"
+[ "$(grep '^blkbackd_read_bytes_total{' "$TEST_DIR/prom.txt" | sed 's/}.*//' | sort -u | wc -l)" = $N ] ||
 	fail "prometheus series repeat"
 kill -0 "$BLKBACKD_PID" || fail "blkbackd died"
 exit 0

@@ -1,7 +1,8 @@
 #!/bin/sh
 # blkbackd's close and reconnect paths before any ring exists, with the
-# real xenstore tools playing toolstack and frontend: frontend Closing and
-# Closed, toolstack online=0 + Closing, frontend dir deleted, reconnect
+# real xenstore tools playing toolstack and frontend: frontend Closing
+# answered with Closing and held until the frontend is Closed (as Linux
+# blkback does), frontend Closed, toolstack online=0 + Closing, frontend dir deleted, reconnect
 # after Closed, Closing->Connected abuse, and garbage ring keys refused
 # with an error node while the state stays InitWait.
 . "$top_srcdir/tests/functions.sh"
@@ -14,12 +15,15 @@ truncate -s 16M "$TEST_DIR/disk.img"
 start_blkbackd
 S=/etc/xen/scripts/blkbackd
 
-info "frontend Closing -> backend Closed, then reconnect to InitWait"
+info "frontend Closing -> backend Closing until the frontend is Closed, then reconnect"
 vbd_write 5 1 "$TEST_DIR/disk.img" $S
 expect_state 5 1 2 1 "attach"
 xenstore-write "$(fe_path 5 1)/state" 5
-expect_state 5 1 6 1 "frontend Closing"
+expect_state 5 1 5 1 "frontend Closing"
+sleep 0.5
+be_state_is 5 1 5 || fail "backend left Closing before the frontend was Closed"
 xenstore-write "$(fe_path 5 1)/state" 6
+expect_state 5 1 6 1 "frontend Closed"
 sleep 0.3
 be_state_is 5 1 6 || fail "frontend Closed moved the backend out of Closed"
 xenstore-write "$(fe_path 5 1)/state" 1
@@ -54,12 +58,17 @@ wait_for 2 xenstore-exists "$(be_path 5 5)/error" || fail "no error node"
 xenstore-write "$(be_path 5 5)/online" 0 "$(be_path 5 5)/state" 5
 expect_state 5 5 6 1 "detach of a failed vbd"
 
-info "Closing -> Connected abuse ends Closed"
+info "Closing -> Connected abuse does not reopen the vbd; Closed ends it"
 vbd_write 5 6 "$TEST_DIR/disk.img" $S
 expect_state 5 6 2 1 "attach"
 xenstore-write "$(fe_path 5 6)/state" 5
-expect_state 5 6 6 1 "frontend Closing"
+expect_state 5 6 5 1 "frontend Closing"
 xenstore-write "$(be_path 5 6)/hotplug-status" connected "$(fe_path 5 6)/state" 4
+sleep 0.5
+be_state_is 5 6 5 || fail "a frontend claiming Connected moved a closing vbd"
+xenstore-write "$(fe_path 5 6)/state" 6
+expect_state 5 6 6 1 "frontend Closed after the abuse"
+xenstore-write "$(fe_path 5 6)/state" 4
 sleep 0.5
 be_state_is 5 6 6 || fail "a frontend claiming Connected reopened a closed vbd"
 
@@ -96,5 +105,24 @@ done
 sleep 1
 [ "$(grep -c ': released' "$TEST_DIR/blkbackd.log")" -eq 7 ] ||
 	fail "expected 7 releases, log has $(grep -c ': released' "$TEST_DIR/blkbackd.log")"
+kill -0 "$BLKBACKD_PID" || fail "blkbackd died"
+
+info "a restart while Closing is held keeps waiting for the frontend's Closed"
+vbd_write 5 8 "$TEST_DIR/disk.img" $S
+expect_state 5 8 2 1 "attach"
+xenstore-write "$(fe_path 5 8)/state" 5
+expect_state 5 8 5 1 "frontend Closing"
+first=$BLKBACKD_PID
+kill -TERM "$first"
+rc=0
+wait "$first" || rc=$?
+[ $rc -eq 0 ] || fail "blkbackd exit $rc on SIGTERM"
+start_blkbackd
+sleep 1
+be_state_is 5 8 5 || fail "a new blkbackd moved a held Closing to $(xenstore-read "$(be_path 5 8)/state")"
+xenstore-write "$(fe_path 5 8)/state" 6
+expect_state 5 8 6 2 "frontend Closed after the restart"
+xenstore-write "$(fe_path 5 8)/state" 1
+expect_state 5 8 2 2 "reconnect after the restart"
 kill -0 "$BLKBACKD_PID" || fail "blkbackd died"
 exit 0

@@ -50,7 +50,8 @@ bf g1 xvdb --workload randrw --bs 4k --qd 8 --ops 300 --expect-readonly ||
 xs_is "$(be_path "$g1" 51728)/info" 4 || fail "read-only info bit"
 sim_attach g1 xvdc "$TEST_DIR/disk3.img" r cdrom
 bf g1 xvdc --workload randread --bs 4k --qd 8 --ops 300 || fail "cdrom reads"
-xs_is "$(be_path "$g1" 51744)/info" 5 || fail "cdrom info bits"
+# CDROM | REMOVABLE | READONLY: libxl (and xensim) write removable=1.
+xs_is "$(be_path "$g1" 51744)/info" 7 || fail "cdrom info bits"
 
 info "two guests, two disks each, at once"
 g2=$(sim_guest g2) || fail "xensim create g2"

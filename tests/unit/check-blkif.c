@@ -14,8 +14,8 @@
 #include <xen/io/protocols.h>
 
 #include "blkif.h"
+#include "util.h"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 static const enum blkif_abi all_abis[] = {
 	BLKIF_ABI_NATIVE, BLKIF_ABI_X86_32, BLKIF_ABI_X86_64,

@@ -26,8 +26,8 @@
 #include <unistd.h>
 
 #include "io.h"
+#include "util.h"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define MAX_OPS 4096
 
 static const enum io_engine_kind real_engines[] = { IO_ENGINE_URING, IO_ENGINE_THREAD };

@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 #include "ring.h"
+#include "util.h"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define NR_ENTS 32u
 #define MAX_STEPS 16
 #define MAX_SEQS 8

@@ -25,8 +25,8 @@
 #include "platform.h"
 #include "simctl.h"
 #include "simshm.h"
+#include "util.h"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define PG PLAT_PAGE_SIZE
 
 static char basedir[32];	/* removed by main(), whatever the tests did */

@@ -14,8 +14,8 @@
 #include <unistd.h>
 
 #include "simshm.h"
+#include "util.h"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define RAM_PAGES 64u
 #define BACKEND 0u
 #define GUEST 7u

@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "xensim.h"
+#include "util.h"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define EXT(disk, part) ((1u << 28) | ((disk) << 8) | (part))
 
 struct vdev_case {
