@@ -240,15 +240,6 @@ static int options_parse(struct blkbackd *d, int argc, char **argv, int *verbose
 	return 0;
 }
 
-void blkbackd_wake(struct blkbackd *d)
-{
-	uint64_t one = 1;
-
-	if (write(d->wake_fd, &one, sizeof(one)) < 0) {
-		/* Saturated counter: the main loop is already due to look. */
-	}
-}
-
 static int pidfile_write(const char *path)
 {
 	FILE *f;

@@ -18,6 +18,7 @@
 #include "io.h"
 #include "log.h"
 #include "platform.h"
+#include "ring.h"
 #include "stats.h"
 #include "xenbus.h"
 
@@ -31,15 +32,12 @@ struct control;
 /* xenstore keys (XK_*) are in common/xenbus.h. */
 #define RECOVERY_REISSUE	"reissue"
 #define RECOVERY_FAIL		"fail"
-#define BLKBACKD_MAX_RING_ORDER	4u
-#define BLKBACKD_MAX_RING_PAGES	(1u << BLKBACKD_MAX_RING_ORDER)
 #define BLKBACKD_DEFAULT_INDIRECT_SEGS	256u	/* 1 MiB requests */
 #define BLKBACKD_MAX_QUEUES		16u	/* default: online CPUs, capped here */
 #define BLKBACKD_DEFAULT_PGRANTS	1056u	/* persistent grants per ring, as Linux */
 /* A server restart takes seconds; a guest's requests may wait a minute
  * (Linux guests warn about hung tasks only after two). */
 #define BLKBACKD_DEFAULT_NBD_RECONNECT_S 60u
-#define BLKBACKD_PGRANT_IDLE_S		60u	/* unmapped after this long unused */
 
 /* ---- blkbackd.c: options, the daemon context, the main loop ---- */
 
@@ -68,7 +66,7 @@ struct blkbackd {
 	struct platform *plat;
 	uint32_t domid;			/* our own domain */
 	char *vbd_root;			/* /local/domain/<domid>/backend/vbd */
-	int wake_fd;			/* eventfd: ring threads -> main loop */
+	int wake_fd;			/* eventfd: ring threads -> main loop (vbd.c) */
 	struct vbd *vbds;		/* list of claimed and unclaimed vbds */
 	bool quitting;
 	bool failed;			/* quit because of an error */
@@ -80,9 +78,6 @@ struct blkbackd {
 	struct fewatch *fewatch;	/* frontend state watches (fewatch.c) */
 	struct storage_opener *opener;	/* storage opens (storage-open.c) */
 };
-
-/* Ring threads call this (any thread) to make the main loop look at vbds. */
-void blkbackd_wake(struct blkbackd *d);
 
 /* ---- xenbus.c: xenstore access for the main thread ---- */
 
@@ -189,7 +184,7 @@ struct vbd_props {
 struct vbd {
 	struct vbd *next;
 	struct blkbackd *d;
-	atomic_int refs;	/* the list, each ring; the last unref frees (main) */
+	atomic_int refs;	/* the list, a running step; the last unref frees (main) */
 	uint32_t fe_domid;
 	uint32_t devid;
 	char *be_path;		/* /local/domain/<me>/backend/vbd/<domid>/<devid> */
@@ -214,6 +209,9 @@ struct vbd {
 	 * on resize. 512-byte sectors. */
 	_Atomic uint64_t nr_sectors;
 
+	/* Each ring reads backing, nr_sectors and d->plat until ring_release
+	 * returns: the vbd outlives its rings, and vbd_free refuses to free
+	 * one whose rings are not all released. */
 	unsigned int nr_rings;
 	struct ring **rings;
 	/* feature-max-indirect-segments as published at configure */
@@ -275,152 +273,6 @@ bool vbd_is_detach_done(const struct vbd *v, bool force);
 /* Logs with the vbd's prefix. */
 void vbd_log(const struct vbd *v, enum log_level level, int errnum, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-
-/* ---- ring.c: one shared ring, its thread and its request pipeline ---- */
-
-struct ring_config {
-	uint32_t fe_domid;
-	unsigned int order;			/* 0..BLKBACKD_MAX_RING_ORDER */
-	uint32_t refs[BLKBACKD_MAX_RING_PAGES];
-	uint32_t remote_port;
-	enum blkif_abi abi;
-	enum io_engine_kind engine;
-	/* as advertised at probe; 0: INDIRECT is an unknown op */
-	unsigned int max_indirect_segments;
-	unsigned int max_pgrants;		/* 0: grant copy only */
-	const char *journal_dir;		/* NULL: no journal, no recovery */
-	bool recover;				/* resume from an earlier journal */
-	bool recover_fail;			/* answer recovered requests with an
-						 * error instead of issuing them */
-	/* How the ring tells its owner to look at it (a halt to report, the
-	 * thread stopped). Called on the ring thread; must not block. */
-	void (*wake)(void *opaque);
-	void *wake_opaque;
-};
-
-/* Maps the ring (attach form: never initialises it), binds the event
- * channel, creates the engine queue and starts the ring thread. */
-int ring_start(struct vbd *v, unsigned int index, const struct ring_config *cfg,
-	       struct ring **ret);
-/* Asks the thread to stop consuming; it answers in-flight requests and
- * exits once they are all done. Any number of times, any thread state. */
-void ring_stop(struct ring *r);
-/* True once the thread has exited (and ring_release may run). */
-bool ring_is_stopped(const struct ring *r);
-/* Takes and clears a pending "halted by a misbehaving frontend" report;
- * fills msg with the reason. */
-bool ring_take_halt(struct ring *r, char *msg, size_t len);
-/* Joins the thread, unbinds the event channel, unmaps the ring, frees.
- * Only after ring_is_stopped(); main thread only. keep_journal: the
- * daemon is going away and a successor takes the ring over; otherwise the
- * ring disconnected and its journal goes. */
-void ring_release(struct ring *r, bool keep_journal);
-
-struct ring_info {
-	unsigned int index;
-	unsigned int order;
-	unsigned int nr_ents;
-	enum blkif_abi abi;
-	unsigned int max_indirect_segments;
-	uint32_t port;				/* our end */
-	uint32_t remote_port;
-	bool stopped;				/* thread exited */
-	bool journal;				/* recovery is on */
-	bool persistent;			/* feature-persistent negotiated */
-	bool recovered;				/* resumed an earlier process's ring */
-	unsigned int replayed;			/* ... issuing these again */
-	unsigned int republished;		/* ... publishing these again */
-};
-
-const struct ring_stats *ring_get_stats(const struct ring *r);
-void ring_get_info(const struct ring *r, struct ring_info *ret);
-
-/* ---- journal.c: the per-ring recovery journal ---- */
-
-#define JOURNAL_MAX_ENTS	(32u << BLKBACKD_MAX_RING_ORDER)
-#define JOURNAL_SUFFIX		".journal"
-
-/* Which ring a journal belongs to: a restarted daemon uses a journal only
- * for the very ring it was written for. All u32: no padding, compared
- * with memcmp. */
-struct journal_ring_id {
-	uint32_t fe_domid;
-	uint32_t devid;
-	uint32_t queue;
-	uint32_t order;
-	uint32_t abi;
-	uint32_t remote_port;
-	uint32_t refs[BLKBACKD_MAX_RING_PAGES];
-	uint32_t start;		/* rsp_prod when this connection began */
-};
-
-struct journal;
-
-/* What a restarted daemon does with a journal and the shared indices. */
-struct journal_plan {
-	uint32_t req_cons;		/* consume the ring from here */
-	uint32_t rsp_written;		/* responses were written up to here */
-	uint32_t rsp_published;		/* the guest has seen up to here */
-	unsigned int nr_replay;		/* slots to issue again, in ring order */
-	unsigned int replay[JOURNAL_MAX_ENTS];
-	unsigned int nr_answered;	/* slots answered: just retire them */
-	unsigned int answered[JOURNAL_MAX_ENTS];
-};
-
-/* DIR/d<domid>-<devid>-q<queue>.journal, created empty (a stale one is
- * replaced). */
-int journal_create(const char *dir, const struct journal_ring_id *id, unsigned int nr_ents,
-		   struct journal **ret);
-/* The journal an earlier process left for this ring: -ENOENT when there is
- * none, -ESTALE when it belongs to another ring or binary layout,
- * -EPROTONOSUPPORT when it is of a format this binary does not know (a
- * newer one). A format 1 journal is converted in place first. */
-int journal_open(const char *dir, const struct journal_ring_id *id, unsigned int nr_ents,
-		 struct journal **ret);
-/* Unmaps; the file stays for the next process. */
-void journal_close(struct journal *j);
-/* Unmaps and deletes: the ring disconnected cleanly. */
-void journal_remove(struct journal *j);
-/* Ring thread: the request read at ring index seq now lives in slot. */
-void journal_consume(struct journal *j, unsigned int slot, uint32_t seq,
-		     const struct blkif_req *req);
-/* Ring thread: the response about to be written at ring index idx. */
-void journal_respond(struct journal *j, uint32_t idx, uint32_t seq, uint64_t id, uint8_t op,
-		     int16_t status);
-/* Ring thread: slot's request is answered (its response is in the log). */
-void journal_retire(struct journal *j, unsigned int slot);
-/* From the journal and the shared indices: where to resume, what to
- * publish again, what to issue again. -EPROTO when the indices cannot
- * belong to this journal (a guest scribbled on them), -EUCLEAN when the
- * journal contradicts itself (a request recorded past req_cons + 1). */
-int journal_plan(struct journal *j, uint32_t rsp_prod, uint32_t req_prod,
-		 struct journal_plan *ret);
-/* The request recorded in slot, into ret_req (its indirect_segs pointer is
- * NULL: the segments are read again from the indirect pages). */
-void journal_req(const struct journal *j, unsigned int slot, uint32_t *ret_seq,
-		 struct blkif_req *ret_req);
-/* The response logged for ring index idx; -ENOENT when the log lacks it. */
-int journal_rsp(const struct journal *j, uint32_t idx, struct blkif_rsp *ret);
-/* Deletes the journals in dir that keep() does not claim. */
-int journal_sweep(const char *dir, bool (*keep)(void *opaque, uint32_t fe_domid,
-						 uint32_t devid, uint32_t queue),
-		  void *opaque, unsigned int *ret_removed);
-
-/* ---- pgrant.c: one ring's persistent grant cache ---- */
-
-struct pgrant_cache;
-
-int pgrant_cache_new(struct plat_gnttab *gt, uint32_t domid, unsigned int max,
-		     struct pgrant_cache **ret);
-/* Unmaps every page. NULL is fine. */
-void pgrant_cache_free(struct pgrant_cache *c);
-/* The page gref grants, mapped writable on first use (ret_mapped then
- * says so), the least recently used one unmapped to make room; NULL when
- * the grant cannot be mapped. */
-void *pgrant_get(struct pgrant_cache *c, uint32_t gref, uint64_t now, bool *ret_mapped);
-/* Unmaps pages unused for idle_ns; returns how many. */
-unsigned int pgrant_expire(struct pgrant_cache *c, uint64_t now, uint64_t idle_ns);
-unsigned int pgrant_count(const struct pgrant_cache *c);
 
 /* ---- control.c: the control socket blkback-ctl talks to ---- */
 

@@ -80,6 +80,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <xen/io/xenbus.h>
 
@@ -323,6 +324,13 @@ void vbd_ref(struct vbd *v)
 
 static void vbd_free(struct vbd *v)
 {
+	/* A ring still points into the vbd: leaking it is the only safe
+	 * thing left to do. */
+	if (v->nr_rings) {
+		vbd_log(v, LOG_LEVEL_ERR, 0, "not freed: %u ring%s not released", v->nr_rings,
+			v->nr_rings == 1 ? "" : "s");
+		return;
+	}
 	free(v->be_path);
 	free(v->fe_path);
 	free(v->fe_watch);
@@ -664,6 +672,12 @@ static void vbd_unconfigure(struct vbd *v)
 		free(v->fe_watch);
 		v->fe_watch = NULL;
 	}
+	/* The rings' engine queues use the backing until they are released. */
+	if (v->nr_rings) {
+		vbd_log(v, LOG_LEVEL_ERR, 0, "storage kept open: %u ring%s not released",
+			v->nr_rings, v->nr_rings == 1 ? "" : "s");
+		return;
+	}
 	io_backing_close(v->backing);
 	v->backing = NULL;
 	/* An open still running is dropped when it returns. */
@@ -673,10 +687,16 @@ static void vbd_unconfigure(struct vbd *v)
 /* Reads the frontend's keys for one ring: protocol and ring-page-order are
  * top-level for every queue (as in Linux), ring-ref* and event-channel come
  * from qdir (the frontend dir itself, or its queue-N subdir). */
-/* A ring's wake hook: the main loop looks at every vbd's rings. */
+/* A ring's wake hook (any thread): the main loop looks at every vbd's
+ * rings once wake_fd reads. */
 static void vbd_ring_wake(void *opaque)
 {
-	blkbackd_wake(opaque);
+	struct blkbackd *d = opaque;
+	uint64_t one = 1;
+
+	if (write(d->wake_fd, &one, sizeof(one)) < 0) {
+		/* Saturated counter: the main loop is already due to look. */
+	}
 }
 
 static int vbd_read_ring_config(struct vbd *v, const char *qdir, struct ring_config *cfg)
@@ -688,8 +708,19 @@ static int vbd_read_ring_config(struct vbd *v, const char *qdir, struct ring_con
 	int r;
 
 	memset(cfg, 0, sizeof(*cfg));
+	cfg->plat = d->plat;
 	cfg->fe_domid = v->fe_domid;
+	cfg->devid = v->devid;
+	cfg->log_prefix = v->prefix;
 	cfg->engine = d->engine;
+	cfg->backing = v->backing;
+	cfg->disk.sector_size = v->props.sector_size;
+	cfg->disk.read_only = v->props.readonly;
+	cfg->disk.feature_flush = true;
+	cfg->disk.feature_barrier = true;
+	cfg->disk.feature_discard = v->props.discard;
+	cfg->disk.feature_discard_secure = v->props.discard_secure;
+	cfg->nr_sectors = &v->nr_sectors;
 	cfg->max_indirect_segments = v->max_indirect_segs;
 	cfg->journal_dir = d->journal_dir;
 	cfg->max_pgrants = v->persistent ? d->max_pgrants : 0;
@@ -918,13 +949,14 @@ static int vbd_start(struct vbd *v)
 		qdir = NULL;
 		if (r < 0)
 			return r;
+		cfgs[q].queue = q;
 	}
 	cfg = cfgs[0];
 	v->rings = calloc(nq, sizeof(*v->rings));
 	if (!v->rings)
 		return -ENOMEM;
 	for (q = 0; q < nq; q++) {
-		r = ring_start(v, q, &cfgs[q], &ring);
+		r = ring_start(&cfgs[q], &ring);
 		if (r < 0) {
 			vbd_fail(v, r, "cannot connect ring %u (order %u, %s)", q, cfg.order,
 				 blkif_abi_name(cfg.abi));

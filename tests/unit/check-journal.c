@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "blkbackd.h"
+#include "ring.h"
 #include "util.h"
 
 #define NR_ENTS 32u

@@ -1,4 +1,4 @@
-/* Unit tests for blkbackd's ring pipeline (backend/ring.c) against an
+/* Unit tests for the ring library (backend/ring*.c, linked alone) against an
  * in-process fake of the platform seam: "guest" pages in this process,
  * grant refs indexing them, an eventfd as the event channel. The test
  * plays the frontend: it writes requests with blkif_req_encode, pushes,
@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "blkbackd.h"
+#include "ring.h"
 
 #define GUEST_PAGES	64
 #define RING_REF0	0	/* refs 0..15 are ring pages */
@@ -185,7 +185,7 @@ static const struct platform_ops fake_ops = {
 	.evtchn_unmask = fake_unmask,
 };
 
-/* ---- what ring.c still needs from vbd.c ---- */
+/* ---- the owner's side: the wake hook, the disk ---- */
 
 static atomic_int wakes;
 
@@ -195,21 +195,12 @@ static void fe_wake(void *opaque)
 	atomic_fetch_add(&wakes, 1);
 }
 
-void vbd_ref(struct vbd *v)
-{
-	atomic_fetch_add(&v->refs, 1);
-}
-
-void vbd_unref(struct vbd *v)
-{
-	atomic_fetch_sub(&v->refs, 1);
-}
-
 /* ---- the test frontend ---- */
 
 struct fe {
-	struct blkbackd d;
-	struct vbd v;
+	struct ring_config cfg;		/* what the ring was started with */
+	struct io_backing *backing;
+	_Atomic uint64_t nr_sectors;
 	struct ring *r;
 	struct blkif_ring_layout layout;
 	enum blkif_abi abi;
@@ -255,32 +246,36 @@ static void fe_setup(struct fe *f, enum blkif_abi abi, unsigned int order, RING_
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(ftruncate(fd, DISK_BYTES), 0);
 	close(fd);
-	f->d.plat = (struct platform *)&fk.h;
-	f->d.wake_fd = -1;
-	f->v.d = &f->d;
-	atomic_init(&f->v.refs, 1);
-	snprintf(f->v.prefix, sizeof(f->v.prefix), "d7/51712");
 	ck_assert_int_eq(io_backing_open(f->path, readonly ? IO_BACKING_READ_ONLY : 0,
-					 &f->v.backing, NULL), 0);
-	f->v.props.sector_size = 512;
-	f->v.props.readonly = readonly;
-	f->v.props.discard = !readonly && f->v.backing->can_discard;
-	atomic_init(&f->v.nr_sectors, DISK_BYTES >> 9);
+					 &f->backing, NULL), 0);
+	atomic_init(&f->nr_sectors, DISK_BYTES >> 9);
 
+	cfg.plat = (struct platform *)&fk.h;
 	cfg.fe_domid = FE_DOMID;
+	cfg.devid = 51712;
+	cfg.log_prefix = "d7/51712";
 	cfg.order = order;
 	for (i = 0; i < (1u << order); i++)
 		cfg.refs[i] = RING_REF0 + i;
 	cfg.remote_port = 3;
 	cfg.abi = abi;
 	cfg.engine = engine_kind;
+	cfg.backing = f->backing;
+	cfg.disk.sector_size = 512;
+	cfg.disk.read_only = readonly;
+	cfg.disk.feature_flush = true;
+	cfg.disk.feature_barrier = true;
+	cfg.disk.feature_discard = !readonly && f->backing->can_discard;
+	cfg.nr_sectors = &f->nr_sectors;
 	cfg.wake = fe_wake;
 	cfg.max_indirect_segments = fe_max_indirect;
 	fe_max_indirect = 0;
-	ck_assert_int_eq(ring_start(&f->v, 0, &cfg, &f->r), 0);
+	f->cfg = cfg;
+	ck_assert_int_eq(ring_start(&cfg, &f->r), 0);
 }
 
-static void fe_teardown(struct fe *f)
+/* Stops the ring and releases it; the disk stays. */
+static void fe_release_ring(struct fe *f)
 {
 	int i;
 
@@ -289,8 +284,13 @@ static void fe_teardown(struct fe *f)
 		usleep(10000);
 	ck_assert(ring_is_stopped(f->r));
 	ring_release(f->r, false);
-	ck_assert_int_eq(atomic_load(&f->v.refs), 1);
-	io_backing_close(f->v.backing);
+	f->r = NULL;
+}
+
+static void fe_teardown(struct fe *f)
+{
+	fe_release_ring(f);
+	io_backing_close(f->backing);
 	unlink(f->path);
 }
 
@@ -551,7 +551,7 @@ START_TEST(test_flush_barrier_discard)
 	/* The barrier's write was done before the read behind it. */
 	ck_assert_int_eq(gpage(DATA_REF0 + 1)[4095], 0x5a);
 
-	if (f.v.props.discard) {
+	if (f.cfg.disk.feature_discard) {
 		q = (struct blkif_req){ .operation = BLKIF_OP_DISCARD, .id = 6,
 					.sector_number = 0, .discard_nr_sectors = 8 };
 		fe_queue(&f, &q);
@@ -696,22 +696,45 @@ END_TEST
 /* Inconsistent indices at attach are refused before anything runs. */
 START_TEST(test_attach_refuses_stale)
 {
-	struct ring_config cfg = { 0 };
 	struct fe f;
 	struct ring *r;
 
 	fe_setup(&f, BLKIF_ABI_X86_64, 0, 0, false);
-	fe_teardown(&f);
+	fe_release_ring(&f);
 	*sring_u32(&f, 0) = 500;	/* req_prod 500 ahead of rsp_prod 0 */
-	f.v.backing = NULL;	/* never reached: the attach check comes first */
-	cfg.fe_domid = FE_DOMID;
-	cfg.refs[0] = RING_REF0;
-	cfg.abi = BLKIF_ABI_X86_64;
-	cfg.engine = engine_kind;
-	cfg.wake = fe_wake;
-	atomic_init(&f.v.refs, 1);
-	ck_assert_int_eq(ring_start(&f.v, 0, &cfg, &r), -EPROTO);
-	ck_assert_int_eq(atomic_load(&f.v.refs), 1);
+	ck_assert_int_eq(ring_start(&f.cfg, &r), -EPROTO);
+	io_backing_close(f.backing);
+	unlink(f.path);
+}
+END_TEST
+
+/* A config without what the ring reads from its owner is refused before
+ * anything is mapped. */
+START_TEST(test_start_refuses_incomplete_config)
+{
+	static const char *const missing[] = { "plat", "backing", "nr_sectors", "wake" };
+	struct ring_config cfg;
+	struct fe f;
+	struct ring *r;
+	unsigned int i;
+	int maps;
+
+	fe_setup(&f, BLKIF_ABI_X86_64, 0, 0, false);
+	fe_release_ring(&f);
+	maps = atomic_load(&fk.maps);
+	for (i = 0; i < sizeof(missing) / sizeof(missing[0]); i++) {
+		cfg = f.cfg;
+		switch (i) {
+		case 0: cfg.plat = NULL; break;
+		case 1: cfg.backing = NULL; break;
+		case 2: cfg.nr_sectors = NULL; break;
+		case 3: cfg.wake = NULL; break;
+		}
+		ck_assert_msg(ring_start(&cfg, &r) == -EINVAL, "no %s: not refused", missing[i]);
+	}
+	ck_assert_int_eq(atomic_load(&fk.maps), maps);
+	io_backing_close(f.backing);
+	unlink(f.path);
 }
 END_TEST
 
@@ -857,6 +880,7 @@ static Suite *ring_suite(const char *name)
 	tcase_add_test(tc, test_full_ring_batched);
 	tcase_add_test(tc, test_stop_releases);
 	tcase_add_test(tc, test_attach_refuses_stale);
+	tcase_add_test(tc, test_start_refuses_incomplete_config);
 	tcase_add_loop_test(tc, test_indirect, 0, 2);
 	tcase_add_test(tc, test_indirect_not_advertised);
 	suite_add_tcase(s, tc);
