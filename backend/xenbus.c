@@ -54,16 +54,11 @@ int xenbus_printf(struct blkbackd *d, xs_transaction_t t, const char *dir,
 		  const char *key, const char *fmt, ...)
 {
 	va_list ap;
-	char *val;
 	int r;
 
 	va_start(ap, fmt);
-	r = vasprintf(&val, fmt, ap);
+	r = xenstore_vprintf(d->xs, t, dir, key, fmt, ap);
 	va_end(ap);
-	if (r < 0)
-		return -ENOMEM;
-	r = xenstore_write(d->xs, t, dir, key, val);
-	free(val);
 	return r;
 }
 

@@ -125,20 +125,28 @@ int xenstore_write(struct xs_handle *xs, xs_transaction_t t, const char *dir,
 	return r;
 }
 
+int xenstore_vprintf(struct xs_handle *xs, xs_transaction_t t, const char *dir,
+		     const char *key, const char *fmt, va_list ap)
+{
+	char *val;
+	int r;
+
+	if (vasprintf(&val, fmt, ap) < 0)
+		return -ENOMEM;
+	r = xenstore_write(xs, t, dir, key, val);
+	free(val);
+	return r;
+}
+
 int xenstore_printf(struct xs_handle *xs, xs_transaction_t t, const char *dir,
 		    const char *key, const char *fmt, ...)
 {
 	va_list ap;
-	char *val;
 	int r;
 
 	va_start(ap, fmt);
-	r = vasprintf(&val, fmt, ap);
+	r = xenstore_vprintf(xs, t, dir, key, fmt, ap);
 	va_end(ap);
-	if (r < 0)
-		return -ENOMEM;
-	r = xenstore_write(xs, t, dir, key, val);
-	free(val);
 	return r;
 }
 

@@ -7,6 +7,7 @@
 #ifndef BLKBACK_XENBUS_H
 #define BLKBACK_XENBUS_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 
 #include <xenstore.h>
@@ -85,6 +86,9 @@ int xenstore_write(struct xs_handle *xs, xs_transaction_t t, const char *dir,
 int xenstore_printf(struct xs_handle *xs, xs_transaction_t t, const char *dir,
 		    const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
+int xenstore_vprintf(struct xs_handle *xs, xs_transaction_t t, const char *dir,
+		     const char *key, const char *fmt, va_list ap)
+	__attribute__((format(printf, 5, 0)));
 /* Removing what is not there succeeds. */
 int xenstore_rm(struct xs_handle *xs, xs_transaction_t t, const char *dir, const char *key);
 
