@@ -1219,6 +1219,7 @@ static bool vbd_step(struct vbd *v)
 			if (in.hotplug_ok && in.fe_state == XenbusStateConnected && v->backing &&
 			    vbd_start(v) == 0) {
 				v->phase = VBD_CONNECTED;
+				vbd_check_resize(v);
 				break;
 			}
 			if (v->nr_rings) {
@@ -1245,9 +1246,14 @@ static bool vbd_step(struct vbd *v)
 			vbd_open_backing(v);	/* vbd_open_done looks again */
 		} else if (in.fe_state == XenbusStateInitialised ||
 			   in.fe_state == XenbusStateConnected) {
-			if (vbd_start(v) == 0)
+			if (vbd_start(v) == 0) {
 				v->phase = VBD_CONNECTED;
-			else if (v->nr_rings)
+				/* A size that changed while no blkbackd ran
+				 * (taking over) is published now, not at the
+				 * next resize tick, which a frontend that is
+				 * about to close may never see. */
+				vbd_check_resize(v);
+			} else if (v->nr_rings)
 				vbd_stop(v);	/* rings started, publishing failed */
 		}
 		break;
