@@ -94,6 +94,24 @@ wait_dead() {
 # so it can be polled with wait_for).
 fds_at_most() { [ "$(blkbackd_fds)" -le "$1" ]; }
 
+# ---- verified runs on one remote disk ----
+# remote_run WHAT ARGS...: one verified blkfront-sim workload on g1's xvda
+# (state in $state), checked "ok", its flushes and barriers added to
+# $flushes; then the frontend starts over, so the next run reconnects.
+remote_run() {
+	local what=$1 n
+	shift
+	blkfront-sim --domain g1 --vdev xvda --verify --state "$state" --json "$@" \
+		>"$TEST_DIR/run.json" 2>>"$TEST_DIR/bf.log" ||
+		fail "$what: $(tail -3 "$TEST_DIR/bf.log") $(cat "$TEST_DIR/run.json")"
+	grep -q '"result": "ok"' "$TEST_DIR/run.json" || fail "$what: $(cat "$TEST_DIR/run.json")"
+	info "$what: $(jq -c '{total_ops, errors, mismatches}' "$TEST_DIR/run.json")"
+	n=$(jq '.ops.flush + .ops.barrier' "$TEST_DIR/run.json")
+	flushes=$((flushes + n))
+	be_state_is "$g1" 51712 6 || expect_state "$g1" 51712 6 5 "$what: close"
+	fe_restart "$g1" 51712
+}
+
 # ---- NBD exports ----
 # start_nbdkit NAME ARGS...: nbdkit in the foreground serving ARGS (plugin,
 # filters...) on $TEST_DIR/NAME.sock, logging to $TEST_DIR/nbdkit-NAME.log;

@@ -42,20 +42,7 @@ blkback-ctl show "$g1" 51712 | grep -q 'nbd+unix' || fail "show does not name th
 
 state="$TEST_DIR/verify.state"
 flushes=0
-# run WHAT ARGS...: one verified workload on the export, then the frontend
-# starts over so the next run reconnects; counts the flushes it sent.
-run() {
-	local what=$1 n
-	shift
-	blkfront-sim --domain g1 --vdev xvda --verify --state "$state" --json "$@" \
-		>"$TEST_DIR/run.json" 2>>"$TEST_DIR/bf.log" ||
-		fail "$what: $(tail -3 "$TEST_DIR/bf.log") $(cat "$TEST_DIR/run.json")"
-	grep -q '"result": "ok"' "$TEST_DIR/run.json" || fail "$what: $(cat "$TEST_DIR/run.json")"
-	n=$(jq '.ops.flush + .ops.barrier' "$TEST_DIR/run.json")
-	flushes=$((flushes + n))
-	be_state_is "$g1" 51712 6 || expect_state "$g1" 51712 6 5 "$what: close"
-	fe_restart "$g1" 51712
-}
+run() { remote_run "$@"; }
 
 info "verified workloads over NBD"
 beside_start g2 xvda 20

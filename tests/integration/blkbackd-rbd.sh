@@ -32,21 +32,7 @@ blkback-ctl show "$g1" 51712 | grep -q 'rbd:rbd/vm1' || fail "show does not name
 
 state="$TEST_DIR/verify.state"
 flushes=0
-# run WHAT ARGS...: one verified workload on the image, then the frontend
-# starts over; counts the flushes and barriers it sent.
-run() {
-	local what=$1 n
-	shift
-	blkfront-sim --domain g1 --vdev xvda --verify --state "$state" --json "$@" \
-		>"$TEST_DIR/run.json" 2>>"$TEST_DIR/bf.log" ||
-		fail "$what: $(tail -3 "$TEST_DIR/bf.log") $(cat "$TEST_DIR/run.json")"
-	grep -q '"result": "ok"' "$TEST_DIR/run.json" || fail "$what: $(cat "$TEST_DIR/run.json")"
-	info "$what: $(jq -c '{total_ops, errors, mismatches}' "$TEST_DIR/run.json")"
-	n=$(jq '.ops.flush + .ops.barrier' "$TEST_DIR/run.json")
-	flushes=$((flushes + n))
-	be_state_is "$g1" 51712 6 || expect_state "$g1" 51712 6 5 "$what: close"
-	fe_restart "$g1" 51712
-}
+run() { remote_run "$@"; }
 
 info "verified workloads on an RBD image"
 beside_start g2 xvda 30
