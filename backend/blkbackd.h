@@ -274,7 +274,7 @@ bool vbd_is_detach_done(const struct vbd *v, bool force);
 void vbd_log(const struct vbd *v, enum log_level level, int errnum, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
-/* ---- control.c: the control socket blkback-ctl talks to ---- */
+/* ---- control*.c: the control socket blkback-ctl talks to ---- */
 
 /* Binds d->control_path (mode 0600, or 0660 with control_group); the
  * returned fd (an epoll set) is readable when control_dispatch has work. */

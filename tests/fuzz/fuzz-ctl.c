@@ -1,5 +1,5 @@
 /* Fuzz target: the control socket's request handling (control_handle in
- * backend/control.c) fed line by line as client_read splits a client's
+ * backend/control-cmd.c) fed line by line as client_read splits a client's
  * bytes, against a daemon with three vbds that need no xenstore (names
  * cached, no rings, no storage, detach already requested); every reply
  * must serialise to one JSON line with an "ok" member. */

@@ -1,0 +1,155 @@
+/* The storage admission policy: may this target serve a new vbd? It
+ * must open as a vbd would open it (exist, be a regular file, a block
+ * device or an export that answers, be writable for w) and no vbd already
+ * serving it may forbid the sharing. The open is the slow part and runs
+ * wherever the caller likes (the control socket runs it on a worker);
+ * the conflict check reads the vbds, on the main thread. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <xen/io/xenbus.h>
+
+#include "blkbackd.h"
+#include "storage-admit.h"
+
+/* Domains a and b are one VM: their vm nodes (/vm/<uuid>) are present and
+ * equal, as for the two domains of an xl migrate to the same host. */
+static bool same_vm(struct blkbackd *d, uint32_t a, uint32_t b)
+{
+	char pa[64], pb[64], *va = NULL, *vb = NULL;
+	bool same;
+
+	snprintf(pa, sizeof(pa), "/local/domain/%" PRIu32 "/vm", a);
+	snprintf(pb, sizeof(pb), "/local/domain/%" PRIu32 "/vm", b);
+	same = xenbus_read(d, XBT_NULL, pa, NULL, &va) == 0 &&
+	       xenbus_read(d, XBT_NULL, pb, NULL, &vb) == 0 && *va && strcmp(va, vb) == 0;
+	free(va);
+	free(vb);
+	return same;
+}
+
+/* The vbd that already has target read-write, or that has it at all when
+ * we want it read-write (the storage decides what "the same" is: same
+ * inode or device for files, same URI for exports). Only vbds past their
+ * hotplug step count: the vbd being attached may have opened its storage
+ * already. A vbd of another domain of the requester's VM (for_domid, -1:
+ * unknown) is no conflict: during a migration to the same host both
+ * domains have the disk, one of them paused, as Xen's block script
+ * allows. */
+struct vbd *storage_admit_conflict(struct blkbackd *d, const char *target, bool want_w,
+				   int64_t for_domid)
+{
+	struct vbd *v;
+
+	for (v = d->vbds; v; v = v->next) {
+		if (!v->backing || !(v->seen_hotplug_ok || v->phase == VBD_CONNECTED ||
+				     v->phase == VBD_CLOSING))
+			continue;
+		if (!io_backing_is_target(v->backing, target))
+			continue;
+		if (!want_w && v->props.readonly)
+			continue;
+		if (for_domid >= 0 && (uint32_t)for_domid != v->fe_domid &&
+		    same_vm(d, (uint32_t)for_domid, v->fe_domid))
+			continue;
+		return v;
+	}
+	return NULL;
+}
+
+/* Remote storage is usable when it opens (an export answers the
+ * handshake), for w is writable, and no client elsewhere writes it (a
+ * Ceph image's lock owner); it closes again at once. */
+static int probe_remote(const char *target, bool want_w, char *msg, size_t len)
+{
+	struct io_backing *b;
+	struct io_error err;
+	int r;
+
+	r = io_backing_open(target, want_w ? 0 : IO_BACKING_READ_ONLY, &b, &err);
+	if (r >= 0) {
+		r = io_backing_check_foreign(b, &err);
+		io_backing_close(b);
+	}
+	if (r < 0)
+		snprintf(msg, len, "%s: %s%s%s", target, strerror(-r), *err.msg ? ": " : "",
+			 err.msg);
+	return r;
+}
+
+/* Root may write anything: a file nobody may write is meant to be
+ * read-only, so say so rather than open it rw. The object opened as fd is
+ * opened again for writing through /proc/self/fd, not through the path. */
+static int probe_writable(const char *target, int fd, const struct stat *st, int ro,
+			  char *msg, size_t len)
+{
+	char self[40];
+	int wfd;
+
+	if (ro) {
+		snprintf(msg, len, "%s: block device is read-only", target);
+		return -EROFS;
+	}
+	if (S_ISREG(st->st_mode) && !(st->st_mode & (S_IWUSR | S_IWGRP | S_IWOTH))) {
+		snprintf(msg, len, "%s: file is read-only (mode %03o)", target,
+			 (unsigned int)(st->st_mode & 0777));
+		return -EROFS;
+	}
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	wfd = open(self, O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (wfd < 0) {
+		snprintf(msg, len, "%s: not writable: %s", target, strerror(errno));
+		return -EACCES;
+	}
+	close(wfd);
+	return 0;
+}
+
+static int probe_local(const char *target, bool want_w, char *msg, size_t len)
+{
+	struct stat st;
+	int fd, ro = 0, r = 0;
+
+	if (target[0] != '/') {
+		snprintf(msg, len, "%s: not an absolute path", target);
+		return -EINVAL;
+	}
+	/* Opened first, then looked at: what is checked is what was opened,
+	 * not what the path named a moment earlier. Non-blocking, so that a
+	 * FIFO opens at once and is refused by its type. */
+	fd = open(target, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(msg, len, "%s: %s%s", target,
+			 r == -EACCES || r == -EPERM ? "not readable: " : "", strerror(-r));
+		return r;
+	}
+	if (fstat(fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))) {
+		close(fd);
+		snprintf(msg, len, "%s: not a regular file or block device", target);
+		return -EINVAL;
+	}
+	if (S_ISBLK(st.st_mode) && ioctl(fd, BLKROGET, &ro) < 0)
+		ro = 0;
+	if (want_w)
+		r = probe_writable(target, fd, &st, ro, msg, len);
+	close(fd);
+	return r;
+}
+
+int storage_admit_probe(const char *target, bool want_w, char *msg, size_t len)
+{
+	*msg = '\0';
+	return io_target_is_local(target) ? probe_local(target, want_w, msg, len)
+					  : probe_remote(target, want_w, msg, len);
+}
