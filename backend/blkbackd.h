@@ -283,8 +283,12 @@ int control_fd(const struct blkbackd *d);
 void control_dispatch(struct blkbackd *d);
 void control_close(struct blkbackd *d);
 /* One request line (len bytes, no newline) -> its reply object, which the
- * caller puts; pure but for the vbds it reads or detaches (tests/fuzz). */
+ * caller puts, or NULL when the reply comes later (control_answer); pure
+ * but for the vbds it reads or detaches (tests/fuzz). call: who asks; NULL
+ * for a harness, which gets every reply at once, as root would. */
 struct json_object;
-struct json_object *control_handle(struct blkbackd *d, const char *line, size_t len);
+struct control_call;
+struct json_object *control_handle(struct blkbackd *d, const char *line, size_t len,
+				   const struct control_call *call);
 
 #endif

@@ -66,11 +66,13 @@ static struct vbd *req_vbd(struct blkbackd *d, struct json_object *req,
 	return NULL;
 }
 
-static struct json_object *cmd_show(struct blkbackd *d, struct json_object *req)
+static struct json_object *cmd_show(struct blkbackd *d, struct json_object *req,
+					const struct control_call *call)
 {
 	struct json_object *o, *err;
 	struct vbd *v = req_vbd(d, req, &err);
 
+	(void)call;
 	if (!v)
 		return err;
 	o = reply_ok();
@@ -83,12 +85,14 @@ static struct json_object *cmd_show(struct blkbackd *d, struct json_object *req)
  * Repeating the request reports progress; "done" says the vbd is Closed
  * and (unless force) the frontend has let go: it left Connected, or was
  * never connected in this round. */
-static struct json_object *cmd_detach(struct blkbackd *d, struct json_object *req)
+static struct json_object *cmd_detach(struct blkbackd *d, struct json_object *req,
+					const struct control_call *call)
 {
 	struct json_object *o, *jf, *err;
 	bool force = false;
 	struct vbd *v = req_vbd(d, req, &err);
 
+	(void)call;
 	if (!v)
 		return err;
 	if (json_object_object_get_ex(req, CONTROL_KEY_FORCE, &jf))
@@ -129,14 +133,63 @@ static struct json_object *reply_in_use(const char *target, const struct vbd *v)
 			   v->props.readonly ? "read-only" : "read-write", v->fe_domid, v->devid);
 }
 
-static struct json_object *cmd_check_target(struct blkbackd *d, struct json_object *req)
+/* check-target's question, carried to a worker thread and back. */
+struct check_target {
+	char *target;
+	bool want_w;
+	int64_t for_domid;
+	uid_t uid;			/* who asks */
+	gid_t gid;
+	gid_t *groups;
+	unsigned int nr_groups;
+	int result;
+	char msg[512];
+};
+
+/* The slow part: the asker's view of the path, then the open. */
+static void check_target_run(void *arg)
+{
+	struct check_target *ct = arg;
+
+	ct->result = storage_admit_visible(ct->target, ct->uid, ct->gid, ct->groups,
+					   ct->nr_groups, ct->msg, sizeof(ct->msg));
+	if (ct->result >= 0)
+		ct->result = storage_admit_probe(ct->target, ct->want_w, ct->msg, sizeof(ct->msg));
+}
+
+/* The vbds are looked at on the main thread, as they are when it answers. */
+static struct json_object *check_target_finish(struct blkbackd *d, void *arg)
+{
+	struct check_target *ct = arg;
+	struct vbd *v;
+
+	if (ct->result < 0)
+		return reply_error("%s", ct->msg);
+	v = storage_admit_conflict(d, ct->target, ct->want_w, ct->for_domid);
+	return v ? reply_in_use(ct->target, v) : reply_ok();
+}
+
+static void check_target_release(void *arg)
+{
+	struct check_target *ct = arg;
+
+	free(ct->target);
+	free(ct->groups);
+	free(ct);
+}
+
+static const struct control_work check_target_work = {
+	.run = check_target_run,
+	.finish = check_target_finish,
+	.release = check_target_release,
+};
+
+static struct json_object *cmd_check_target(struct blkbackd *d, struct json_object *req,
+					    const struct control_call *call)
 {
 	struct json_object *jt, *jm, *jd;
 	const char *target, *mode;
-	int64_t for_domid = -1;
-	bool want_w;
-	char msg[512];
-	struct vbd *v;
+	struct check_target *ct;
 
 	if (!json_object_object_get_ex(req, CONTROL_KEY_TARGET, &jt) ||
 	    !json_object_is_type(jt, json_type_string) ||
@@ -148,24 +201,43 @@ static struct json_object *cmd_check_target(struct blkbackd *d, struct json_obje
 	mode = json_object_get_string(jm);
 	if (strcmp(mode, "r") != 0 && strcmp(mode, "w") != 0)
 		return reply_error("mode is r or w, not '%s'", mode);
-	want_w = mode[0] == 'w';
+	ct = calloc(1, sizeof(*ct));
+	if (!ct)
+		return reply_error("out of memory");
+	ct->want_w = mode[0] == 'w';
+	ct->for_domid = -1;
 	/* The domain the new vbd is for, when the caller knows it. */
 	if (json_object_object_get_ex(req, CONTROL_KEY_DOMID, &jd)) {
 		if (!json_object_is_type(jd, json_type_int) || json_object_get_int64(jd) < 0 ||
-		    json_object_get_int64(jd) > UINT32_MAX)
+		    json_object_get_int64(jd) > UINT32_MAX) {
+			free(ct);
 			return reply_fail(CONTROL_E_BAD_REQUEST, "\"" CONTROL_KEY_DOMID
 					  "\" is a domain number");
-		for_domid = json_object_get_int64(jd);
+		}
+		ct->for_domid = json_object_get_int64(jd);
 	}
-	if (storage_admit_probe(target, want_w, msg, sizeof(msg)) < 0)
-		return reply_error("%s", msg);
-	v = storage_admit_conflict(d, target, want_w, for_domid);
-	return v ? reply_in_use(target, v) : reply_ok();
+	ct->target = strdup(target);
+	if (call && call->nr_groups) {
+		ct->groups = calloc(call->nr_groups, sizeof(gid_t));
+		if (ct->groups)
+			memcpy(ct->groups, call->groups, call->nr_groups * sizeof(gid_t));
+	}
+	if (!ct->target || (call && call->nr_groups && !ct->groups)) {
+		check_target_release(ct);
+		return reply_error("out of memory");
+	}
+	/* A harness (no call) asks as root. */
+	ct->uid = call ? call->uid : 0;
+	ct->gid = call ? call->gid : 0;
+	ct->nr_groups = call ? call->nr_groups : 0;
+	return control_defer(d, call, &check_target_work, ct);
 }
 
-static struct json_object *cmd_status(struct blkbackd *d, struct json_object *req)
+static struct json_object *cmd_status(struct blkbackd *d, struct json_object *req,
+					const struct control_call *call)
 {
 	(void)req;
+	(void)call;
 	struct json_object *o = reply_ok();
 
 	jadd_daemon(o, d);
@@ -176,11 +248,13 @@ static struct json_object *cmd_status(struct blkbackd *d, struct json_object *re
  * every ring's journal, and exec the binary at our own path (a package
  * upgrade put the new one there); the new program takes the vbds over as
  * after a restart. The reply goes out before we exec. */
-static struct json_object *cmd_upgrade(struct blkbackd *d, struct json_object *req)
+static struct json_object *cmd_upgrade(struct blkbackd *d, struct json_object *req,
+					const struct control_call *call)
 {
 	struct json_object *o;
 
 	(void)req;
+	(void)call;
 	if (!d->exe_path)
 		return reply_error("cannot upgrade: the path of the blkbackd binary is unknown");
 	if (access(d->exe_path, X_OK) < 0)
@@ -196,21 +270,26 @@ static struct json_object *cmd_upgrade(struct blkbackd *d, struct json_object *r
 	return o;
 }
 
-static struct json_object *cmd_list_vbds(struct blkbackd *d, struct json_object *req)
+static struct json_object *cmd_list_vbds(struct blkbackd *d, struct json_object *req,
+					const struct control_call *call)
 {
 	(void)req;
+	(void)call;
 	return cmd_list(d, false);
 }
 
-static struct json_object *cmd_list_stats(struct blkbackd *d, struct json_object *req)
+static struct json_object *cmd_list_stats(struct blkbackd *d, struct json_object *req,
+					const struct control_call *call)
 {
 	(void)req;
+	(void)call;
 	return cmd_list(d, true);
 }
 
 static const struct control_command {
 	const char *name;
-	struct json_object *(*handle)(struct blkbackd *d, struct json_object *req);
+	struct json_object *(*handle)(struct blkbackd *d, struct json_object *req,
+				     const struct control_call *call);
 } commands[] = {
 	{ CONTROL_CMD_LIST, cmd_list_vbds },
 	{ CONTROL_CMD_STATS, cmd_list_stats },
@@ -221,7 +300,8 @@ static const struct control_command {
 	{ CONTROL_CMD_UPGRADE, cmd_upgrade },
 };
 
-struct json_object *control_handle(struct blkbackd *d, const char *line, size_t len)
+struct json_object *control_handle(struct blkbackd *d, const char *line, size_t len,
+				   const struct control_call *call)
 {
 	struct json_tokener *tok = json_tokener_new();
 	struct json_object *req = NULL, *jv, *jc, *rep;
@@ -256,7 +336,7 @@ struct json_object *control_handle(struct blkbackd *d, const char *line, size_t 
 		if (strcmp(cmd, commands[i].name) == 0)
 			break;
 	if (i < sizeof(commands) / sizeof(commands[0]))
-		rep = commands[i].handle(d, req);
+		rep = commands[i].handle(d, req, call);
 	else
 		rep = reply_fail(CONTROL_E_UNKNOWN_COMMAND, "unknown command '%.64s'", cmd);
 out:

@@ -6,11 +6,50 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <json-c/json.h>
 
 #include "blkbackd.h"
 #include "control-proto.h"
+
+/* ---- control.c: the server ---- */
+
+/* Who asked, and how to answer later: a request's client (by its epoll
+ * tag, never reused) and the peer's credentials as it connected. */
+struct control_call {
+	struct control *c;		/* NULL: no socket (a harness) */
+	uint64_t client_id;
+	uid_t uid;
+	gid_t gid;
+	const gid_t *groups;		/* supplementary, for a non-root peer */
+	unsigned int nr_groups;
+};
+
+struct control_worker *control_worker(struct control *c);
+/* A deferred reply: sent to the client, or dropped when it left. */
+void control_answer(struct blkbackd *d, uint64_t client_id, struct json_object *rep);
+
+/* ---- control-worker.c: replies that come later ---- */
+
+/* run on a worker thread (touches no daemon state), then finish on the
+ * main thread (the reply), then release (frees arg) in every case. */
+struct control_work {
+	void (*run)(void *arg);
+	struct json_object *(*finish)(struct blkbackd *d, void *arg);
+	void (*release)(void *arg);
+};
+
+struct control_worker;
+struct control_worker *control_worker_new(void);
+/* Readable when a job finished: control_worker_collect. */
+int control_worker_fd(const struct control_worker *w);
+void control_worker_collect(struct blkbackd *d, struct control_worker *w);
+void control_worker_free(struct control_worker *w);
+/* For a handler: NULL (the reply comes later) or the reply now (work
+ * done inline without a socket, or refused). arg is released either way. */
+struct json_object *control_defer(struct blkbackd *d, const struct control_call *call,
+				  const struct control_work *work, void *arg);
 
 /* ---- control-json.c: replies ---- */
 

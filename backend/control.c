@@ -40,12 +40,18 @@ struct client {
 	size_t out_off;
 	time_t last;			/* monotonic seconds of the last progress */
 	bool close_after;		/* drop once out is sent */
+	bool waiting;			/* its reply comes later (control-worker.c) */
+	uid_t uid;			/* the peer, as it connected */
+	gid_t gid;
+	gid_t *groups;			/* supplementary, for a non-root peer */
+	unsigned int nr_groups;
 };
 
 struct control {
 	int ep;
 	int lfd;
 	int tfd;			/* 1 s: IOPS samples, idle clients */
+	struct control_worker *worker;	/* deferred replies */
 	char *path;
 	struct client *clients;
 	unsigned int nr_clients;
@@ -59,7 +65,8 @@ struct control {
 
 #define CONTROL_TAG_LISTEN	1
 #define CONTROL_TAG_TIMER	2
-#define CONTROL_TAG_FIRST_CLIENT 3
+#define CONTROL_TAG_WORKER	3
+#define CONTROL_TAG_FIRST_CLIENT 4
 
 /* ---- socket set-up ---- */
 
@@ -171,9 +178,16 @@ int control_open(struct blkbackd *d)
 		r = -errno;
 		goto fail_log;
 	}
+	c->worker = control_worker_new();
+	if (!c->worker) {
+		r = -ENOMEM;
+		goto fail_log;
+	}
 	r = control_epoll_add(c, c->lfd, CONTROL_TAG_LISTEN, EPOLLIN);
 	if (r >= 0)
 		r = control_epoll_add(c, c->tfd, CONTROL_TAG_TIMER, EPOLLIN);
+	if (r >= 0)
+		r = control_epoll_add(c, control_worker_fd(c->worker), CONTROL_TAG_WORKER, EPOLLIN);
 	if (r < 0)
 		goto fail_log;
 	d->ctl = c;
@@ -184,6 +198,7 @@ fail_log:
 	if (c->lfd >= 0)
 		unlink(c->path);
 fail:
+	control_worker_free(c->worker);
 	if (c->tfd >= 0)
 		close(c->tfd);
 	if (c->ep >= 0)
@@ -214,7 +229,13 @@ static void client_drop(struct control *c, struct client *cl)
 	epoll_ctl(c->ep, EPOLL_CTL_DEL, cl->fd, NULL);
 	close(cl->fd);
 	free(cl->out);
+	free(cl->groups);
 	free(cl);
+}
+
+struct control_worker *control_worker(struct control *c)
+{
+	return c->worker;
 }
 
 void control_close(struct blkbackd *d)
@@ -231,6 +252,7 @@ void control_close(struct blkbackd *d)
 				    MSG_NOSIGNAL | MSG_DONTWAIT);
 	while (c->clients)
 		client_drop(c, c->clients);
+	control_worker_free(c->worker);
 	close(c->tfd);
 	close(c->ep);
 	close(c->lfd);
@@ -246,8 +268,9 @@ static void client_set_events(struct control *c, struct client *cl)
 {
 	struct epoll_event ev = { .data.u64 = cl->id };
 
-	/* One request at a time: no reading while a reply is pending. */
-	ev.events = cl->out ? EPOLLOUT : EPOLLIN;
+	/* One request at a time: no reading while a reply is pending (a
+	 * hang-up is reported all the same). */
+	ev.events = cl->out ? EPOLLOUT : cl->waiting ? 0 : EPOLLIN;
 	epoll_ctl(c->ep, EPOLL_CTL_MOD, cl->fd, &ev);
 }
 
@@ -307,16 +330,47 @@ static bool client_write(struct control *c, struct client *cl)
  * write has them all here, and no new data will come to wake us. */
 static void client_process(struct blkbackd *d, struct control *c, struct client *cl)
 {
+	struct control_call call = {
+		.c = c, .client_id = cl->id, .uid = cl->uid, .gid = cl->gid,
+		.groups = cl->groups, .nr_groups = cl->nr_groups,
+	};
+	struct json_object *rep;
 	char *nl;
 
-	while (!cl->out && (nl = memchr(cl->in, '\n', cl->in_len))) {
+	while (!cl->out && !cl->waiting && (nl = memchr(cl->in, '\n', cl->in_len))) {
 		*nl = '\0';
-		client_reply(c, cl, control_handle(d, cl->in, (size_t)(nl - cl->in)));
+		rep = control_handle(d, cl->in, (size_t)(nl - cl->in), &call);
 		cl->in_len -= (size_t)(nl + 1 - cl->in);
 		memmove(cl->in, nl + 1, cl->in_len);
+		if (!rep) {
+			/* Answered later, by control_answer. */
+			cl->waiting = true;
+			client_set_events(c, cl);
+			return;
+		}
+		client_reply(c, cl, rep);
 		if (!client_write(c, cl))
 			return;		/* dropped */
 	}
+}
+
+void control_answer(struct blkbackd *d, uint64_t client_id, struct json_object *rep)
+{
+	struct control *c = d->ctl;
+	struct client *cl;
+
+	for (cl = c ? c->clients : NULL; cl && cl->id != client_id; cl = cl->next)
+		;
+	if (!cl || !cl->waiting) {
+		/* It left while its answer was being worked out. */
+		json_object_put(rep);
+		return;
+	}
+	cl->waiting = false;
+	cl->last = clock_mono_sec();
+	client_reply(c, cl, rep);
+	if (client_write(c, cl))
+		client_process(d, c, cl);	/* lines sent behind it */
 }
 
 static void client_read(struct blkbackd *d, struct control *c, struct client *cl)
@@ -351,30 +405,41 @@ static void client_read(struct blkbackd *d, struct control *c, struct client *cl
 #define CONTROL_MAX_PEER_GROUPS	1024
 
 /* Peer credentials: root, or the configured group as the peer's primary
- * or (SO_PEERGROUPS) supplementary group, as it was when it connected. */
-static bool control_peer_ok(const struct control *c, int fd, struct ucred *cred)
+ * or (SO_PEERGROUPS) supplementary group, as it was when it connected.
+ * A non-root peer's groups are kept: check-target looks at paths with
+ * them (storage_admit_visible). */
+static bool control_peer_ok(const struct control *c, struct client *cl, struct ucred *cred)
 {
 	gid_t groups[CONTROL_MAX_PEER_GROUPS];
 	socklen_t len = sizeof(*cred);
-	unsigned int i;
+	unsigned int i, n;
+	bool member;
 
 	memset(cred, 0, sizeof(*cred));
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) < 0)
+	if (getsockopt(cl->fd, SOL_SOCKET, SO_PEERCRED, cred, &len) < 0)
 		return false;
+	cl->uid = cred->uid;
+	cl->gid = cred->gid;
 	if (cred->uid == 0)
 		return true;
 	if (!c->have_gid)
 		return false;
-	if (cred->gid == c->gid)
-		return true;
+	member = cred->gid == c->gid;
 	len = sizeof(groups);
 	/* ERANGE (more groups than we look at) refuses: fail closed. */
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
-		return false;
-	for (i = 0; i < len / sizeof(groups[0]); i++)
-		if (groups[i] == c->gid)
-			return true;
-	return false;
+	if (getsockopt(cl->fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+		return member;
+	n = len / sizeof(groups[0]);
+	for (i = 0; i < n; i++)
+		member |= groups[i] == c->gid;
+	if (member && n) {
+		cl->groups = calloc(n, sizeof(groups[0]));
+		if (!cl->groups)
+			return false;
+		memcpy(cl->groups, groups, n * sizeof(groups[0]));
+		cl->nr_groups = n;
+	}
+	return member;
 }
 
 static void control_accept(struct control *c)
@@ -414,7 +479,7 @@ static void control_accept(struct control *c)
 			client_drop(c, cl);
 			continue;
 		}
-		if (!control_peer_ok(c, fd, &cred)) {
+		if (!control_peer_ok(c, cl, &cred)) {
 			log_warn("control socket: refused uid %u gid %u pid %d",
 				 (unsigned int)cred.uid, (unsigned int)cred.gid, (int)cred.pid);
 			cl->close_after = true;
@@ -434,8 +499,9 @@ static void control_expire(struct control *c)
 
 	for (cl = c->clients; cl; cl = next) {
 		next = cl->next;
-		/* A client that neither sends nor reads for this long goes. */
-		if (now - cl->last > CONTROL_IDLE_SEC)
+		/* A client that neither sends nor reads for this long goes;
+		 * one waiting for its answer is not idle. */
+		if (!cl->waiting && now - cl->last > CONTROL_IDLE_SEC)
 			client_drop(c, cl);
 	}
 }
@@ -456,6 +522,8 @@ void control_dispatch(struct blkbackd *d)
 
 		if (tag == CONTROL_TAG_LISTEN) {
 			control_accept(c);
+		} else if (tag == CONTROL_TAG_WORKER) {
+			control_worker_collect(d, c->worker);
 		} else if (tag == CONTROL_TAG_TIMER) {
 			if (read(c->tfd, &val, sizeof(val)) < 0) {
 				/* EAGAIN: nothing expired */

@@ -9,12 +9,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <xen/io/xenbus.h>
@@ -152,4 +155,55 @@ int storage_admit_probe(const char *target, bool want_w, char *msg, size_t len)
 	*msg = '\0';
 	return io_target_is_local(target) ? probe_local(target, want_w, msg, len)
 					  : probe_remote(target, want_w, msg, len);
+}
+
+/* The calling thread's file system identity, and only this thread's: the
+ * raw system calls, as glibc's setgroups changes every thread. setfsuid
+ * and setfsgid say no error: a second call returns what is in force. */
+static int thread_fs_identity(uid_t uid, gid_t gid, const gid_t *groups, size_t nr_groups)
+{
+	if (syscall(SYS_setgroups, nr_groups, groups) < 0)
+		return -errno;
+	setfsgid(gid);
+	if ((gid_t)setfsgid(gid) != gid)
+		return -EPERM;
+	setfsuid(uid);
+	if ((uid_t)setfsuid(uid) != uid)
+		return -EPERM;
+	return 0;
+}
+
+int storage_admit_visible(const char *target, uid_t uid, gid_t gid, const gid_t *groups,
+			  unsigned int nr_groups, char *msg, size_t len)
+{
+	gid_t own_groups[NGROUPS_MAX];
+	int nr_own, r, back;
+	struct stat st;
+
+	*msg = '\0';
+	if (uid == 0 || !io_target_is_local(target) || target[0] != '/')
+		return 0;
+	nr_own = getgroups(NGROUPS_MAX, own_groups);
+	if (nr_own < 0) {
+		r = -errno;
+		snprintf(msg, len, "%s: cannot check as uid %u: %s", target, (unsigned int)uid,
+			 strerror(-r));
+		return r;
+	}
+	r = thread_fs_identity(uid, gid, groups, nr_groups);
+	if (r < 0)
+		snprintf(msg, len, "%s: cannot check as uid %u: %s", target, (unsigned int)uid,
+			 strerror(-r));
+	else if (stat(target, &st) < 0)
+		r = -errno;
+	/* Back to our own before anything else is done on this thread. */
+	back = thread_fs_identity(geteuid(), getegid(), own_groups, (size_t)nr_own);
+	if (back < 0) {
+		snprintf(msg, len, "%s: cannot check as uid %u: %s", target, (unsigned int)uid,
+			 strerror(-back));
+		return back;
+	}
+	if (r < 0 && !*msg)
+		snprintf(msg, len, "%s: %s (for uid %u)", target, strerror(-r), (unsigned int)uid);
+	return r;
 }

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct blkbackd;
 struct vbd;
@@ -15,6 +16,15 @@ struct vbd;
  * want_w, and closes it again. Reads no daemon state, so any thread may
  * run it. 0, or -errno with the reason, for a person, in msg. */
 int storage_admit_probe(const char *target, bool want_w, char *msg, size_t len);
+
+/* Whether the asker (uid, gid and its supplementary groups) may learn
+ * about target: root may; anyone else only about a path it could stat
+ * itself, checked with its own credentials on the calling thread (which
+ * must be a thread of its own: its file system identity changes for a
+ * moment). URIs name no local path: anyone may ask. 0, or -errno with
+ * what the asker's own stat said in msg. */
+int storage_admit_visible(const char *target, uid_t uid, gid_t gid, const gid_t *groups,
+			  unsigned int nr_groups, char *msg, size_t len);
 
 /* Main thread: the vbd whose use of target forbids this one (see
  * storage-admit.c), or NULL. for_domid is the domain asking, -1 when

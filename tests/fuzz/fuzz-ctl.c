@@ -86,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		memcpy(line, data + off, len);
 		line[len] = '\0';
-		rep = control_handle(&d, line, len);
+		rep = control_handle(&d, line, len, NULL);
 		fuzz_check(rep != NULL);
 		fuzz_check(json_object_object_get_ex(rep, "ok", &ok) &&
 			   json_object_is_type(ok, json_type_boolean));
