@@ -636,7 +636,224 @@ static bool target_is_uri(const char *t)
 	return p > t && strncmp(p, "://", 3) == 0;
 }
 
-int main(int argc, char **argv)
+/* What the command line asked for, besides the command and its words. */
+struct ctl_opts {
+	bool json;
+	bool prom;
+	bool force;
+	unsigned long timeout_s;
+	const char *mode;
+	bool have_domid;
+	unsigned long for_domid;
+};
+
+/* ---- one function per command: its request, then its conversation ---- */
+
+/* The command's words (args) -> its request; EXIT_OK or why not. */
+typedef int build_fn(const struct ctl_opts *o, char **args, struct json_object **ret_req);
+/* Connected: send it, print the outcome. */
+typedef int run_fn(struct ctl *c, struct json_object *req, const struct ctl_opts *o,
+		   char **args);
+
+static int build_list(const struct ctl_opts *o, char **args, struct json_object **ret_req)
+{
+	(void)o;
+	(void)args;
+	*ret_req = request(CONTROL_CMD_LIST);
+	return EXIT_OK;
+}
+
+static int build_status(const struct ctl_opts *o, char **args, struct json_object **ret_req)
+{
+	(void)o;
+	(void)args;
+	*ret_req = request(CONTROL_CMD_STATUS);
+	return EXIT_OK;
+}
+
+static int build_upgrade(const struct ctl_opts *o, char **args, struct json_object **ret_req)
+{
+	(void)o;
+	(void)args;
+	*ret_req = request(CONTROL_CMD_UPGRADE);
+	return EXIT_OK;
+}
+
+static int build_stats(const struct ctl_opts *o, char **args, struct json_object **ret_req)
+{
+	(void)args;
+	if (o->json && o->prom) {
+		fprintf(stderr, "blkback-ctl: stats: --json or --prometheus, not both\n");
+		return EXIT_USAGE;
+	}
+	*ret_req = request(CONTROL_CMD_STATS);
+	return EXIT_OK;
+}
+
+/* show and detach: DOMAIN DEVID|VDEV. */
+static int build_vbd(const char *cmd, const struct ctl_opts *o, char **args,
+		     struct json_object **ret_req)
+{
+	*ret_req = vbd_request(cmd, args[0], args[1]);
+	if (!*ret_req)
+		return EXIT_USAGE;
+	if (o->force)
+		json_object_object_add(*ret_req, CONTROL_KEY_FORCE, json_object_new_boolean(true));
+	return EXIT_OK;
+}
+
+static int build_show(const struct ctl_opts *o, char **args, struct json_object **ret_req)
+{
+	return build_vbd(CONTROL_CMD_SHOW, o, args, ret_req);
+}
+
+static int build_detach(const struct ctl_opts *o, char **args, struct json_object **ret_req)
+{
+	return build_vbd(CONTROL_CMD_DETACH, o, args, ret_req);
+}
+
+static int build_check_target(const struct ctl_opts *o, char **args,
+			      struct json_object **ret_req)
+{
+	char *abs = NULL, cwd[PATH_MAX];
+	struct json_object *req;
+
+	if (!o->mode || (strcmp(o->mode, "r") != 0 && strcmp(o->mode, "w") != 0)) {
+		fprintf(stderr, "blkback-ctl: check-target needs --mode r or --mode w\n");
+		return EXIT_USAGE;
+	}
+	/* The daemon runs elsewhere: hand it an absolute path. A URI (an
+	 * NBD export: scheme, then "://"; an rbd: image) goes as it is. */
+	if (args[0][0] != '/' && !target_is_uri(args[0])) {
+		if (!getcwd(cwd, sizeof(cwd)) || asprintf(&abs, "%s/%s", cwd, args[0]) < 0) {
+			fprintf(stderr, "blkback-ctl: cannot make %s absolute\n", args[0]);
+			return EXIT_FAILED;
+		}
+	}
+	req = request(CONTROL_CMD_CHECK_TARGET);
+	json_object_object_add(req, CONTROL_KEY_TARGET, json_object_new_string(abs ? abs : args[0]));
+	json_object_object_add(req, CONTROL_KEY_MODE, json_object_new_string(o->mode));
+	if (o->have_domid)
+		json_object_object_add(req, CONTROL_KEY_DOMID,
+				       json_object_new_int64((int64_t)o->for_domid));
+	free(abs);
+	*ret_req = req;
+	return EXIT_OK;
+}
+
+/* One request, one reply, printed by print (NULL: nothing to print but
+ * the refusal) or as JSON with --json. */
+static int run_once(struct ctl *c, struct json_object *req, const struct ctl_opts *o,
+		    void (*print)(struct json_object *rep))
+{
+	struct json_object *rep = NULL;
+	int r;
+
+	r = ctl_call(c, req, &rep);
+	if (r == EXIT_OK)
+		r = reply_check(rep);
+	if (r == EXIT_OK && o->json)
+		print_json(rep);
+	else if (r == EXIT_OK && print)
+		print(rep);
+	json_object_put(rep);
+	return r;
+}
+
+static void print_prometheus(struct json_object *rep)
+{
+	stats_print_prometheus(stdout, rep);
+}
+
+static int run_list(struct ctl *c, struct json_object *req, const struct ctl_opts *o,
+		    char **args)
+{
+	(void)args;
+	return run_once(c, req, o, print_list);
+}
+
+static int run_stats(struct ctl *c, struct json_object *req, const struct ctl_opts *o,
+		     char **args)
+{
+	(void)args;
+	return run_once(c, req, o, o->prom ? print_prometheus : print_stats);
+}
+
+static int run_status(struct ctl *c, struct json_object *req, const struct ctl_opts *o,
+		      char **args)
+{
+	(void)args;
+	return run_once(c, req, o, print_status);
+}
+
+static int run_check_target(struct ctl *c, struct json_object *req, const struct ctl_opts *o,
+			    char **args)
+{
+	(void)args;
+	return run_once(c, req, o, NULL);
+}
+
+static int run_show(struct ctl *c, struct json_object *req, const struct ctl_opts *o,
+		    char **args)
+{
+	int r = domain_resolve(c, req, args[0]);
+
+	return r != EXIT_OK ? r : run_once(c, req, o, print_show);
+}
+
+static int run_detach(struct ctl *c, struct json_object *req, const struct ctl_opts *o,
+		      char **args)
+{
+	int r = domain_resolve(c, req, args[0]);
+
+	return r != EXIT_OK ? r : cmd_detach(c, req, o->json, o->timeout_s);
+}
+
+static int run_upgrade(struct ctl *c, struct json_object *req, const struct ctl_opts *o,
+		       char **args)
+{
+	(void)args;
+	return cmd_upgrade(c, req, o->json, o->timeout_s);
+}
+
+static const struct ctl_command {
+	const char *name;
+	int nargs;
+	build_fn *build;
+	run_fn *run;
+} ctl_commands[] = {
+	{ "list", 0, build_list, run_list },
+	{ "stats", 0, build_stats, run_stats },
+	{ "show", 2, build_show, run_show },
+	{ "detach", 2, build_detach, run_detach },
+	{ "check-target", 1, build_check_target, run_check_target },
+	{ "status", 0, build_status, run_status },
+	{ "upgrade", 0, build_upgrade, run_upgrade },
+};
+
+/* ---- the command line ---- */
+
+/* The socket, unless --control names one: $BLKBACK_CTL_SOCKET, else the
+ * simulator's when XENSIM_DIR is set, else the default. *ret_buf is
+ * what the caller frees. */
+static const char *default_socket(char **ret_buf)
+{
+	const char *path = getenv("BLKBACK_CTL_SOCKET"), *dir;
+
+	*ret_buf = NULL;
+	if (path && *path)
+		return path;
+	dir = getenv("XENSIM_DIR");
+	/* blkbackd on the simulator keeps its socket in the DIR. */
+	if (dir && *dir && asprintf(ret_buf, "%s/%s", dir, CONTROL_SIM_NAME) > 0)
+		return *ret_buf;
+	*ret_buf = NULL;
+	return CONTROL_PATH_DEFAULT;
+}
+
+/* Options into o and c->path; -1 to go on with the command at optind,
+ * else the exit status (--help, --version, bad usage). */
+static int parse_options(int argc, char **argv, struct ctl *c, struct ctl_opts *o)
 {
 	static const struct option opts[] = {
 		{ "control", required_argument, NULL, 'c' },
@@ -650,163 +867,95 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct ctl c = { .fd = -1 };
-	struct json_object *req = NULL, *rep = NULL;
-	bool json = false, prom = false, force = false;
-	unsigned long timeout_s = DETACH_TIMEOUT_S, for_domid = 0;
-	bool have_domid = false;
-	const char *mode = NULL, *cmd;
-	char *sim_path = NULL;
-	int opt, nargs, r = EXIT_USAGE;
-	char **args;
+	int opt;
 
-	c.path = getenv("BLKBACK_CTL_SOCKET");
-	if (!c.path || !*c.path) {
-		const char *dir = getenv("XENSIM_DIR");
-
-		c.path = CONTROL_PATH_DEFAULT;
-		/* blkbackd on the simulator keeps its socket in the DIR.
-		 * Every exit below goes through out:, which frees it: on the
-		 * sanitizer build a leak at exit turns even --help into
-		 * status 23 and loses its buffered stdout. */
-		if (dir && *dir && asprintf(&sim_path, "%s/%s", dir, CONTROL_SIM_NAME) > 0)
-			c.path = sim_path;
-	}
 	while ((opt = getopt_long(argc, argv, "c:jPft:m:D:hV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
-			c.path = optarg;
+			c->path = optarg;
 			break;
 		case 'j':
-			json = true;
+			o->json = true;
 			break;
 		case 'P':
-			prom = true;
+			o->prom = true;
 			break;
 		case 'f':
-			force = true;
+			o->force = true;
 			break;
 		case 't':
-			if (parse_uint(optarg, "timeout", 86400, &timeout_s) < 0) {
-				r = EXIT_USAGE;
-				goto out;
-			}
+			if (parse_uint(optarg, "timeout", 86400, &o->timeout_s) < 0)
+				return EXIT_USAGE;
 			break;
 		case 'm':
-			mode = optarg;
+			o->mode = optarg;
 			break;
 		case 'D':
-			if (parse_uint(optarg, "domain", UINT32_MAX, &for_domid) < 0) {
-				r = EXIT_USAGE;
-				goto out;
-			}
-			have_domid = true;
+			if (parse_uint(optarg, "domain", UINT32_MAX, &o->for_domid) < 0)
+				return EXIT_USAGE;
+			o->have_domid = true;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
-			r = EXIT_OK;
-			goto out;
+			return EXIT_OK;
 		case 'V':
 			printf("blkback-ctl %s\n", PACKAGE_VERSION);
-			r = EXIT_OK;
-			goto out;
+			return EXIT_OK;
 		default:
 			fputs(usage_text, stderr);
-			r = EXIT_USAGE;
-			goto out;
+			return EXIT_USAGE;
 		}
 	}
 	if (optind >= argc) {
 		fputs(usage_text, stderr);
-		r = EXIT_USAGE;
-		goto out;
+		return EXIT_USAGE;
 	}
-	cmd = argv[optind];
+	return -1;
+}
+
+/* The command named argv[0] with exactly its number of words, or NULL. */
+static const struct ctl_command *find_command(const char *name, int nargs)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(ctl_commands); i++)
+		if (strcmp(name, ctl_commands[i].name) == 0 && nargs == ctl_commands[i].nargs)
+			return &ctl_commands[i];
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	struct ctl_opts o = { .timeout_s = DETACH_TIMEOUT_S };
+	struct ctl c = { .fd = -1 };
+	const struct ctl_command *cmd;
+	struct json_object *req = NULL;
+	/* Freed on every exit: on the sanitizer build a leak at exit turns
+	 * even --help into status 23 and loses its buffered stdout. */
+	char *sim_path;
+	char **args;
+	int r;
+
+	c.path = default_socket(&sim_path);
+	r = parse_options(argc, argv, &c, &o);
+	if (r >= 0)
+		goto out;
 	args = argv + optind + 1;
-	nargs = argc - optind - 1;
-
-	if (strcmp(cmd, "list") == 0 && nargs == 0) {
-		req = request(CONTROL_CMD_LIST);
-	} else if ((strcmp(cmd, "status") == 0 || strcmp(cmd, "upgrade") == 0) && nargs == 0) {
-		req = request(cmd);
-	} else if (strcmp(cmd, "stats") == 0 && nargs == 0 && !(json && prom)) {
-		req = request(CONTROL_CMD_STATS);
-	} else if ((strcmp(cmd, "show") == 0 || strcmp(cmd, "detach") == 0) && nargs == 2) {
-		req = vbd_request(cmd, args[0], args[1]);
-		if (!req) {
-			r = EXIT_USAGE;
-			goto out;
-		}
-		if (force)
-			json_object_object_add(req, CONTROL_KEY_FORCE, json_object_new_boolean(true));
-	} else if (strcmp(cmd, "check-target") == 0 && nargs == 1) {
-		char *abs = NULL, cwd[PATH_MAX];
-
-		if (!mode || (strcmp(mode, "r") != 0 && strcmp(mode, "w") != 0)) {
-			fprintf(stderr, "blkback-ctl: check-target needs --mode r or --mode w\n");
-			r = EXIT_USAGE;
-			goto out;
-		}
-		/* The daemon runs elsewhere: hand it an absolute path. A URI
-		 * (an NBD export: scheme, then "://"; an rbd: image) goes as
-		 * it is. */
-		if (args[0][0] != '/' && !target_is_uri(args[0])) {
-			if (!getcwd(cwd, sizeof(cwd)) || asprintf(&abs, "%s/%s", cwd, args[0]) < 0) {
-				fprintf(stderr, "blkback-ctl: cannot make %s absolute\n", args[0]);
-				r = EXIT_FAILED;
-				goto out;
-			}
-		}
-		req = request(CONTROL_CMD_CHECK_TARGET);
-		json_object_object_add(req, CONTROL_KEY_TARGET,
-				       json_object_new_string(abs ? abs : args[0]));
-		json_object_object_add(req, CONTROL_KEY_MODE, json_object_new_string(mode));
-		if (have_domid)
-			json_object_object_add(req, CONTROL_KEY_DOMID,
-					       json_object_new_int64((int64_t)for_domid));
-		free(abs);
-	} else {
-		fprintf(stderr, "blkback-ctl: unknown command or wrong arguments: %s\n", cmd);
+	cmd = find_command(argv[optind], argc - optind - 1);
+	if (!cmd) {
+		fprintf(stderr, "blkback-ctl: unknown command or wrong arguments: %s\n",
+			argv[optind]);
 		fputs(usage_text, stderr);
 		r = EXIT_USAGE;
 		goto out;
 	}
-
-	r = ctl_connect(&c);
-	if (r != EXIT_OK)
-		goto out;
-	if (strcmp(cmd, "show") == 0 || strcmp(cmd, "detach") == 0) {
-		r = domain_resolve(&c, req, args[0]);
-		if (r != EXIT_OK)
-			goto out;
-	}
-	if (strcmp(cmd, "detach") == 0) {
-		r = cmd_detach(&c, req, json, timeout_s);
-		goto out;
-	}
-	if (strcmp(cmd, "upgrade") == 0) {
-		r = cmd_upgrade(&c, req, json, timeout_s);
-		goto out;
-	}
-	r = ctl_call(&c, req, &rep);
-	if (r != EXIT_OK)
-		goto out;
-	r = reply_check(rep);
-	if (r != EXIT_OK)
-		goto out;
-	if (json)
-		print_json(rep);
-	else if (strcmp(cmd, "list") == 0)
-		print_list(rep);
-	else if (strcmp(cmd, "show") == 0)
-		print_show(rep);
-	else if (strcmp(cmd, "status") == 0)
-		print_status(rep);
-	else if (strcmp(cmd, "stats") == 0)
-		prom ? stats_print_prometheus(stdout, rep) : print_stats(rep);
+	r = cmd->build(&o, args, &req);
+	if (r == EXIT_OK)
+		r = ctl_connect(&c);
+	if (r == EXIT_OK)
+		r = cmd->run(&c, req, &o, args);
 out:
 	json_object_put(req);
-	json_object_put(rep);
 	free(c.buf);
 	free(sim_path);
 	if (c.fd >= 0)
