@@ -164,6 +164,11 @@ struct bf_opts {
 	double raw_wait;
 };
 
+/* blkfront-opts.c: the command line into o (defaults for the rest); 0,
+ * or -EINVAL with one line on standard error. --help and --version
+ * print and exit. */
+int bf_opts_parse(struct bf_opts *o, int argc, char **argv);
+
 /* A request slot: one tracked request and its pre-granted buffers. */
 struct bf_slot {
 	bool busy;
