@@ -20,11 +20,7 @@
 #include <unistd.h>
 
 #include "io.h"
-
-static bool is_pow2(uint64_t x)
-{
-	return x && !(x & (x - 1));
-}
+#include "util.h"
 
 /* Reads one unsigned number from a sysfs attribute; -errno when absent. */
 static int sysfs_read_u64(const char *dir, const char *name, uint64_t *ret_val)

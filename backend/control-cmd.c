@@ -28,8 +28,8 @@ static struct json_object *cmd_list(struct blkbackd *d, bool stats)
 	return o;
 }
 
-/* "domid" and "device" (devid number or vdev name) of a request. */
-/* The vbd a show or detach request names; NULL with *ret_err the reply. */
+/* The vbd a show or detach request names by "domid" and "device" (devid
+ * number or vdev name); NULL with *ret_err the reply. */
 static struct vbd *req_vbd(struct blkbackd *d, struct json_object *req,
 			   struct json_object **ret_err)
 {
