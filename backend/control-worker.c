@@ -128,7 +128,29 @@ struct json_object *control_defer(struct blkbackd *d, const struct control_call 
 	*pp = job;
 	w->nr_jobs++;
 	control_worker_start_waiting(w);
+	if (!job->started && !w->running) {
+		/* No thread to wait for, none could be made: say so now. */
+		*pp = NULL;
+		w->nr_jobs--;
+		work->release(arg);
+		free(job);
+		return reply_error("cannot start a worker thread");
+	}
 	return NULL;
+}
+
+/* Jobs that wait with no thread running would wait for ever: answered. */
+static void control_worker_refuse_stuck(struct blkbackd *d, struct control_worker *w)
+{
+	struct control_job *job;
+
+	while (!w->running && (job = w->jobs)) {
+		w->jobs = job->next;
+		w->nr_jobs--;
+		control_answer(d, job->client_id, reply_error("cannot start a worker thread"));
+		job->work->release(job->arg);
+		free(job);
+	}
 }
 
 void control_worker_collect(struct blkbackd *d, struct control_worker *w)
@@ -152,6 +174,7 @@ void control_worker_collect(struct blkbackd *d, struct control_worker *w)
 		free(job);
 	}
 	control_worker_start_waiting(w);
+	control_worker_refuse_stuck(d, w);
 }
 
 void control_worker_free(struct control_worker *w)
