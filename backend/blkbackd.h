@@ -20,6 +20,7 @@
 #include "platform.h"
 #include "ring.h"
 #include "stats.h"
+#include "vbd-decide.h"
 #include "xenbus.h"
 
 struct vbd;
@@ -158,16 +159,6 @@ void storage_open_collect(struct blkbackd *d);
 
 /* ---- vbd.c: one virtual block device and its state machine ---- */
 
-enum vbd_phase {
-	VBD_NEW,	/* claimed, storage closed, nothing published */
-	VBD_INITWAIT,	/* storage open, probe keys written, state 2 */
-	VBD_CONNECTED,	/* rings running, state 4 */
-	VBD_CLOSING,	/* state 5: rings draining, then released; waits
-			 * for the frontend's Closed (or the toolstack) */
-	VBD_CLOSED,	/* rings released, state 6; may reconnect */
-	VBD_FOREIGN,	/* not ours (script names another handler) */
-};
-
 struct vbd_props {
 	bool readonly;
 	bool cdrom;
@@ -192,10 +183,10 @@ struct vbd {
 	char *fe_watch;		/* fe_path/state while watched */
 	char prefix[32];	/* "d5/51712" for log lines */
 	enum vbd_phase phase;
-	bool removed;		/* backend dir is gone: write nothing more */
+	bool be_dir_removed;	/* backend dir is gone: write nothing more */
 	bool fe_seen;		/* the frontend dir existed at some point */
 	bool dirty;		/* an event asked for a state machine run */
-	bool gone;		/* unlinked from the list: stop stepping */
+	bool forgotten;		/* unlinked from the list: stop stepping */
 	char *last_error;	/* last text written to "error", to log once */
 	time_t fail_window;	/* monotonic start of the failure log window */
 	unsigned int fail_logged;	/* failures logged in it */

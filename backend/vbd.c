@@ -96,14 +96,6 @@
 #define VBD_TX_RETRIES	16
 #define VBD_MAX_STEPS	8
 
-struct vbd_input {
-	bool exists;
-	unsigned long long online;
-	unsigned int be_state;
-	unsigned int fe_state;
-	bool hotplug_ok;
-};
-
 /* One key of a transactional update: written as sval when set, else as
  * val; removed instead when rm is set. */
 struct vbd_kv {
@@ -142,7 +134,7 @@ static int vbd_publish(struct vbd *v, const struct vbd_kv *kvs, size_t n, unsign
 	size_t i;
 	int r = 0, tries;
 
-	if (v->removed)
+	if (v->be_dir_removed)
 		return -ENOENT;
 	for (tries = 0; tries < VBD_TX_RETRIES; tries++) {
 		r = xenbus_tx_start(d, &t);
@@ -171,7 +163,7 @@ static int vbd_publish(struct vbd *v, const struct vbd_kv *kvs, size_t n, unsign
 abort:
 	xenbus_tx_end(d, t, true);
 	if (r == -ENOENT)
-		v->removed = true;
+		v->be_dir_removed = true;
 	return r;
 }
 
@@ -1046,7 +1038,7 @@ static void vbd_stop(struct vbd *v)
 	for (i = 0; i < v->nr_rings; i++)
 		ring_stop(v->rings[i]);
 	v->phase = VBD_CLOSING;
-	if (!v->removed)
+	if (!v->be_dir_removed)
 		vbd_set_state(v, XenbusStateClosing);
 }
 
@@ -1092,26 +1084,8 @@ static void vbd_forget(struct vbd *v)
 	}
 	if (v->phase != VBD_FOREIGN)
 		vbd_log(v, LOG_LEVEL_INFO, 0, "released");
-	v->gone = true;
+	v->forgotten = true;
 	vbd_unref(v);
-}
-
-static bool vbd_is_fe_closing(const struct vbd *v, const struct vbd_input *in)
-{
-	return in->fe_state == XenbusStateClosing || in->fe_state == XenbusStateClosed ||
-	       in->fe_state > XenbusStateReconfigured ||
-	       (v->fe_seen && in->fe_state == XenbusStateUnknown);
-}
-
-/* Drained and released in Closing: the frontend let go of the ring (it is
- * Closed, gone, or started over from Initialising), so Closed is due.
- * Until then we stay Closing, as Linux does: OVMF and a kdump kernel's
- * xenbus_reset_frontend wait for exactly that state before their Closed. */
-static bool vbd_is_fe_done(const struct vbd_input *in)
-{
-	return in->fe_state == XenbusStateClosed || in->fe_state == XenbusStateUnknown ||
-	       in->fe_state == XenbusStateInitialising || in->fe_state == XenbusStateInitWait ||
-	       in->fe_state > XenbusStateReconfigured;
 }
 
 bool vbd_is_detach_done(const struct vbd *v, bool force)
@@ -1125,170 +1099,190 @@ bool vbd_is_detach_done(const struct vbd *v, bool force)
 		v->seen_fe_state != XenbusStateConnected);
 }
 
-/* A vbd an earlier blkbackd had connected (or was closing) whose frontend
- * closed or vanished while nobody served it: its close is finished
- * without InitWait (Closing held as before, or Closed). */
-static bool vbd_is_orphaned(struct vbd *v, const struct vbd_input *in)
+/* NEW with the backend Connected or Closing: an earlier blkbackd served
+ * this vbd. Whether its frontend still is Connected decides between
+ * taking over and closing, so the frontend is looked up (and watched)
+ * now rather than at configure. */
+static void vbd_read_served_frontend(struct vbd *v, struct vbd_input *in)
 {
-	unsigned long long fe_state = XenbusStateUnknown;
+	unsigned long long fe_state;
 
-	if (in->be_state != XenbusStateConnected && in->be_state != XenbusStateClosing)
-		return false;
-	if (!v->fe_path && vbd_read_frontend_path(v) < 0)
-		return false;
+	in->fe_path_ok = v->fe_path || vbd_read_frontend_path(v) == 0;
+	if (!in->fe_path_ok)
+		return;
 	if (xenbus_read_uint(v->d, XBT_NULL, v->fe_path, XK_STATE, XenbusStateReconfigured,
 			     &fe_state) < 0)
 		fe_state = XenbusStateUnknown;
-	if (fe_state == XenbusStateConnected)
-		return false;
-	vbd_log(v, LOG_LEVEL_INFO, 0, "was %s before a restart and the frontend is now %s: closing",
-		xenbus_state_name(in->be_state), xenbus_state_name((unsigned int)fe_state));
-	return true;
+	in->fe_state = (unsigned int)fe_state;
 }
 
-/* One transition; true when the phase changed and another look is due. */
-static bool vbd_step(struct vbd *v)
+/* What the decision needs, read afresh: both ends' states on every step,
+ * the nodes only one phase asks about when in it. */
+static void vbd_gather(struct vbd *v, struct vbd_input *in, struct vbd_facts *f)
+{
+	vbd_read_input(v, in);
+	v->seen_be_state = in->be_state;
+	v->seen_fe_state = in->fe_state;
+	v->seen_hotplug_ok = in->hotplug_ok;
+	if (!in->exists)
+		v->be_dir_removed = true;
+	if (!v->be_dir_removed && v->phase == VBD_FOREIGN)
+		in->script_matches = vbd_script_matches(v);
+	if (!v->be_dir_removed && v->phase == VBD_NEW &&
+	    (in->be_state == XenbusStateConnected || in->be_state == XenbusStateClosing))
+		vbd_read_served_frontend(v, in);
+
+	memset(f, 0, sizeof(*f));
+	f->phase = v->phase;
+	f->be_dir_removed = v->be_dir_removed;
+	f->detach = v->detach;
+	f->takeover = v->takeover;
+	f->fe_seen = v->fe_seen;
+	f->has_backing = v->backing != NULL;
+	f->has_rings = v->nr_rings > 0;
+	f->rings_stopped = vbd_rings_stopped(v);
+}
+
+static void vbd_note_orphan(struct vbd *v, const struct vbd_input *in)
+{
+	vbd_log(v, LOG_LEVEL_INFO, 0, "was %s before a restart and the frontend is now %s: closing",
+		xenbus_state_name(in->be_state), xenbus_state_name(in->fe_state));
+}
+
+/* Nothing mapped, nothing owed: Closed at once. */
+static void vbd_close_unconnected(struct vbd *v)
+{
+	if (vbd_set_state(v, XenbusStateClosed) == 0)
+		v->phase = VBD_CLOSED;
+}
+
+static void vbd_enter_initwait(struct vbd *v, bool takeover)
+{
+	if (vbd_configure(v, takeover) == 0)
+		v->phase = VBD_INITWAIT;
+}
+
+/* start and Connected. A size that changed while no blkbackd ran (taking
+ * over) is published now, not at the next resize tick, which a frontend
+ * that is about to close may never see. */
+static int vbd_connect(struct vbd *v)
+{
+	int r = vbd_start(v);
+
+	if (r == 0) {
+		v->phase = VBD_CONNECTED;
+		vbd_check_resize(v);
+	}
+	return r;
+}
+
+/* A takeover that cannot recover the rings (storage or start failed, the
+ * frontend left): rings that did start drain the normal way; without any,
+ * what was in flight before the restart stays unanswered and the close
+ * goes on as for a vbd never connected. */
+static void vbd_takeover_abandon(struct vbd *v)
+{
+	if (v->nr_rings) {
+		vbd_stop(v);
+		return;
+	}
+	vbd_log(v, LOG_LEVEL_WARN, 0, "closing without taking the rings over: "
+		"requests in flight before the restart stay unanswered");
+	v->takeover = false;
+}
+
+/* Carries one decision out; true when another look is due. */
+static bool vbd_act(struct vbd *v, const struct vbd_input *in, struct vbd_decision dec)
 {
 	enum vbd_phase old = v->phase;
-	struct vbd_input in;
-	bool toolstack_close, close, was_serving;
 
-	vbd_read_input(v, &in);
-	v->seen_be_state = in.be_state;
-	v->seen_fe_state = in.fe_state;
-	v->seen_hotplug_ok = in.hotplug_ok;
-	if (!in.exists)
-		v->removed = true;
-
-	if (v->removed) {
-		if (v->phase == VBD_CONNECTED) {
-			vbd_stop(v);
-			return true;
-		}
-		if (v->phase == VBD_CLOSING) {
-			if (!vbd_rings_stopped(v))
-				return false;
-			vbd_release(v, false);
-		}
+	if (dec.release)
+		vbd_release(v, false);
+	switch (dec.action) {
+	case VBD_DO_NOTHING:
+		break;
+	case VBD_DO_CLAIM:
+		vbd_log(v, LOG_LEVEL_INFO, 0, "claimed");
+		v->phase = VBD_NEW;
+		break;
+	case VBD_DO_TAKE_OVER:
+		vbd_enter_initwait(v, true);
+		break;
+	case VBD_DO_KEEP_CLOSING:
+		/* The earlier process answered the frontend's Closing: wait
+		 * for its Closed as that process would have. */
+		vbd_note_orphan(v, in);
+		v->phase = VBD_CLOSING;
+		break;
+	case VBD_DO_CLOSE_ORPHAN:
+		vbd_note_orphan(v, in);
+		vbd_close_unconnected(v);
+		break;
+	case VBD_DO_CLOSE:
+		vbd_close_unconnected(v);
+		break;
+	case VBD_DO_CONFIGURE:
+		vbd_enter_initwait(v, false);
+		break;
+	case VBD_DO_TAKEOVER_OPEN:
+		if (vbd_open_backing(v) == -EINPROGRESS)
+			break;	/* vbd_open_done looks again */
+		vbd_takeover_abandon(v);
+		return true;
+	case VBD_DO_TAKEOVER_START:
+		if (vbd_connect(v) == 0)
+			break;
+		vbd_takeover_abandon(v);
+		return true;
+	case VBD_DO_TAKEOVER_ABANDON:
+		vbd_takeover_abandon(v);
+		return true;
+	case VBD_DO_OPEN:
+		vbd_open_backing(v);	/* vbd_open_done looks again */
+		break;
+	case VBD_DO_START:
+		if (vbd_connect(v) < 0 && v->nr_rings)
+			vbd_stop(v);	/* rings started, publishing failed */
+		break;
+	case VBD_DO_DISCONNECT:
+		vbd_log(v, LOG_LEVEL_INFO, 0, "closing (frontend %s, online %llu)",
+			xenbus_state_name(in->fe_state), in->online);
+		/* fall through */
+	case VBD_DO_STOP:
+		vbd_stop(v);
+		break;
+	case VBD_DO_FINISH_CLOSE:
+		vbd_set_state(v, XenbusStateClosed);
+		v->phase = VBD_CLOSED;
+		break;
+	case VBD_DO_REWRITE_CLOSING:
+		vbd_set_state(v, XenbusStateClosing);
+		break;
+	case VBD_DO_REWRITE_CLOSED:
+		vbd_set_state(v, XenbusStateClosed);
+		break;
+	case VBD_DO_FORGET:
 		vbd_unconfigure(v);
 		vbd_forget(v);
 		return false;
 	}
-
-	/* blkback-ctl detach asks for what online = 0 does. */
-	toolstack_close = in.online == 0 || v->detach ||
-		(in.be_state == XenbusStateClosing &&
-		 (v->phase == VBD_NEW || v->phase == VBD_INITWAIT || v->phase == VBD_CONNECTED));
-	close = toolstack_close || vbd_is_fe_closing(v, &in);
-
-	switch (v->phase) {
-	case VBD_FOREIGN:
-		if (vbd_script_matches(v)) {
-			vbd_log(v, LOG_LEVEL_INFO, 0, "claimed");
-			v->phase = VBD_NEW;
-		}
-		break;
-	case VBD_NEW:
-		/* An earlier blkbackd served it: take it over even when the
-		 * toolstack is detaching it, so that what was in flight when
-		 * that process died is answered before the ring closes. */
-		was_serving = in.be_state == XenbusStateConnected ||
-			      in.be_state == XenbusStateClosing;
-		if (was_serving && !vbd_is_orphaned(v, &in)) {
-			if (vbd_configure(v, true) == 0)
-				v->phase = VBD_INITWAIT;
-		} else if (was_serving && in.be_state == XenbusStateClosing && in.online &&
-			   !v->detach) {
-			/* The earlier process answered the frontend's Closing:
-			 * wait for its Closed as that process would have. */
-			v->phase = VBD_CLOSING;
-		} else if (toolstack_close || was_serving) {
-			if (vbd_set_state(v, XenbusStateClosed) == 0)
-				v->phase = VBD_CLOSED;
-		} else if (vbd_configure(v, false) == 0) {
-			v->phase = VBD_INITWAIT;
-		}
-		break;
-	case VBD_INITWAIT:
-		if (close && v->takeover) {
-			/* Recover, answer, then close the normal way; the
-			 * storage opens first (off the main thread). */
-			if (in.hotplug_ok && in.fe_state == XenbusStateConnected && !v->backing &&
-			    vbd_open_backing(v) == -EINPROGRESS)
-				break;
-			if (in.hotplug_ok && in.fe_state == XenbusStateConnected && v->backing &&
-			    vbd_start(v) == 0) {
-				v->phase = VBD_CONNECTED;
-				vbd_check_resize(v);
-				break;
-			}
-			if (v->nr_rings) {
-				vbd_stop(v);
-				break;
-			}
-			vbd_log(v, LOG_LEVEL_WARN, 0, "closing without taking the rings over: "
-				"requests in flight before the restart stay unanswered");
-			v->takeover = false;
-		}
-		if (close && !toolstack_close && in.fe_state == XenbusStateClosing) {
-			/* Linux answers a frontend's Closing with Closing, and
-			 * Closed only once the frontend is Closed. */
-			vbd_stop(v);
-		} else if (close) {
-			/* Never connected: nothing is mapped and nothing is
-			 * owed, so the toolstack or a detach need not wait
-			 * for a frontend that may never answer. */
-			if (vbd_set_state(v, XenbusStateClosed) == 0)
-				v->phase = VBD_CLOSED;
-		} else if (!in.hotplug_ok) {
-			break;	/* the script has not accepted the target yet */
-		} else if (!v->backing) {
-			vbd_open_backing(v);	/* vbd_open_done looks again */
-		} else if (in.fe_state == XenbusStateInitialised ||
-			   in.fe_state == XenbusStateConnected) {
-			if (vbd_start(v) == 0) {
-				v->phase = VBD_CONNECTED;
-				/* A size that changed while no blkbackd ran
-				 * (taking over) is published now, not at the
-				 * next resize tick, which a frontend that is
-				 * about to close may never see. */
-				vbd_check_resize(v);
-			} else if (v->nr_rings)
-				vbd_stop(v);	/* rings started, publishing failed */
-		}
-		break;
-	case VBD_CONNECTED:
-		if (close || in.fe_state == XenbusStateInitialising ||
-		    in.fe_state == XenbusStateInitWait) {
-			vbd_log(v, LOG_LEVEL_INFO, 0, "closing (frontend %s, online %llu)",
-				xenbus_state_name(in.fe_state), in.online);
-			vbd_stop(v);
-		}
-		break;
-	case VBD_CLOSING:
-		if (!vbd_rings_stopped(v))
-			break;
-		if (v->nr_rings)
-			vbd_release(v, false);
-		if (in.online == 0 || v->detach || vbd_is_fe_done(&in)) {
-			vbd_set_state(v, XenbusStateClosed);
-			v->phase = VBD_CLOSED;
-		} else if (in.be_state != XenbusStateClosing) {
-			vbd_set_state(v, XenbusStateClosing);
-		}
-		break;
-	case VBD_CLOSED:
-		if (in.online && !toolstack_close &&
-		    (in.fe_state == XenbusStateInitialising || in.fe_state == XenbusStateInitWait ||
-		     in.fe_state == XenbusStateInitialised)) {
-			if (vbd_configure(v, false) == 0)
-				v->phase = VBD_INITWAIT;
-		} else if (in.be_state != XenbusStateClosed) {
-			vbd_set_state(v, XenbusStateClosed);
-		}
-		break;
-	}
 	return v->phase != old;
+}
+
+/* One transition; true when another look is due. */
+static bool vbd_step(struct vbd *v)
+{
+	struct vbd_input in;
+	struct vbd_facts facts;
+	struct vbd_decision dec;
+
+	vbd_gather(v, &in, &facts);
+	dec = vbd_decide(&in, &facts);
+	if (dec.action != VBD_DO_NOTHING || dec.release)
+		vbd_log(v, LOG_LEVEL_DEBUG, 0, "backend %s, frontend %s: %s%s",
+			xenbus_state_name(in.be_state), xenbus_state_name(in.fe_state),
+			dec.release ? "release, " : "", vbd_action_name(dec.action));
+	return vbd_act(v, &in, dec);
 }
 
 void vbd_update(struct vbd *v)
@@ -1297,7 +1291,7 @@ void vbd_update(struct vbd *v)
 
 	vbd_ref(v);
 	for (i = 0; i < VBD_MAX_STEPS; i++)
-		if (!vbd_step(v) || v->gone)
+		if (!vbd_step(v) || v->forgotten)
 			break;
 	vbd_unref(v);
 }
