@@ -247,9 +247,14 @@ void vbd_update(struct vbd *v);
 void vbd_poll_rings(struct vbd *v);
 /* SIGHUP or timer: re-read the backing size, publish growth. */
 void vbd_check_resize(struct vbd *v);
-/* Daemon shutdown: stop rings, wait for in-flight I/O, unmap, close storage;
- * xenstore is left as it is so a restarted daemon can take the vbd over. */
-void vbd_shutdown(struct vbd *v);
+/* Daemon shutdown, in two halves so that every vbd drains at once: start
+ * stops its rings; finish, once they drained, unmaps them (keeping the
+ * journals), closes the storage and forgets the vbd; false while they
+ * have not drained, unless give_up (then it is unlinked and left to
+ * process exit). xenstore is left as it is so that a restarted daemon
+ * takes the vbd over. */
+void vbd_shutdown_start(struct vbd *v);
+bool vbd_shutdown_finish(struct vbd *v, bool give_up);
 bool vbd_is_busy(const struct vbd *v);
 /* The storage open storage_open_start ran: result < 0 (why: the engine's
  * words or "") or the backing, taken from *backing. */

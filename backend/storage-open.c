@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "blkbackd.h"
+#include "util.h"
 
 /* Threads blocked in an open that never returns stay blocked: the bound
  * keeps a target that hangs every open from costing a thread per try. */
@@ -55,14 +56,6 @@ struct storage_opener {
 	struct storage_open *jobs;	/* running and waiting, main thread only */
 	unsigned int running;
 };
-
-static time_t storage_open_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
 
 static void *storage_open_thread(void *opaque)
 {
@@ -106,10 +99,10 @@ static void storage_open_run_waiting(struct storage_opener *so)
 			/* Reported as the open's own failure. */
 			job->result = -r;
 			atomic_store(&job->done, true);
-			job->started = storage_open_now();
+			job->started = clock_mono_sec();
 			continue;
 		}
-		job->started = storage_open_now();
+		job->started = clock_mono_sec();
 		job->has_thread = true;
 		so->running++;
 	}
@@ -161,7 +154,7 @@ int storage_open_start(struct vbd *v, const char *params, unsigned int flags,
 /* Tells vbds whose open takes long why they still wait. */
 static void storage_open_check_slow(struct storage_opener *so)
 {
-	time_t now = storage_open_now();
+	time_t now = clock_mono_sec();
 	struct storage_open *job;
 
 	for (job = so->jobs; job; job = job->next) {

@@ -4,6 +4,9 @@
  * leaves the previous phase (and backend state) intact and says why in the
  * backend's "error" node. Main thread only.
  *
+ * Each step gathers its input (vbd_gather), has vbd_decide (vbd-decide.c,
+ * pure and unit-tested) pick one action and carries it out (vbd_act).
+ *
  * State table, as Linux xen-blkback answers each frontend state. Inputs
  * read on every run: backend dir present, online (absent = 1), backend
  * state node, hotplug-status, frontend state (absent or garbage =
@@ -85,6 +88,7 @@
 #include <xen/io/xenbus.h>
 
 #include "blkbackd.h"
+#include "util.h"
 
 /* VDISK_* info bits from blkif.h */
 #ifndef VDISK_CDROM
@@ -188,14 +192,13 @@ static int vbd_set_state(struct vbd *v, unsigned int state)
 
 static bool vbd_fail_may_log(struct vbd *v)
 {
-	struct timespec ts;
+	time_t now = clock_mono_sec();
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	if (ts.tv_sec - v->fail_window >= VBD_FAIL_LOG_WINDOW_S) {
+	if (now - v->fail_window >= VBD_FAIL_LOG_WINDOW_S) {
 		if (v->fail_suppressed)
 			vbd_log(v, LOG_LEVEL_WARN, 0, "%u more failures not logged (see the %s node)",
 				v->fail_suppressed, XK_ERROR);
-		v->fail_window = ts.tv_sec;
+		v->fail_window = now;
 		v->fail_logged = 0;
 		v->fail_suppressed = 0;
 	}
@@ -890,16 +893,60 @@ static int vbd_check_sector_units(struct vbd *v)
 	return -EOPNOTSUPP;
 }
 
-/* start: rings mapped and running, connect keys + Connected in one tx. */
-static int vbd_start(struct vbd *v)
+/* The frontend's queue count, within what configure offered. */
+static int vbd_read_queue_count(struct vbd *v, unsigned int *ret_nq)
 {
-	struct vbd_kv kvs[12];
-	struct ring_config cfgs[BLKBACKD_MAX_QUEUES], cfg;
-	struct ring *ring;
-	unsigned long long nq, fe_persistent, removable;
-	unsigned int info = 0, q;
-	char *qdir = NULL;
-	size_t n = 0;
+	unsigned long long nq;
+	int r;
+
+	r = xenbus_read_uint(v->d, XBT_NULL, v->fe_path, XK_MQ_NUM_QUEUES, UINT32_MAX, &nq);
+	if (r == -ENOENT) {
+		nq = 1;
+	} else if (r < 0) {
+		vbd_fail(v, r, "bad frontend %s (1..%u)", XK_MQ_NUM_QUEUES, v->max_queues);
+		return r;
+	} else if (nq == 0 || nq > v->max_queues) {
+		/* Like Linux: the guest asked for what we never offered. */
+		vbd_fail(v, 0, "frontend %s is %llu, not 1..%u", XK_MQ_NUM_QUEUES, nq,
+			 v->max_queues);
+		return -EINVAL;
+	}
+	*ret_nq = (unsigned int)nq;
+	return 0;
+}
+
+/* Every queue's keys are read before any ring maps: garbage in a later
+ * queue costs no ring start and stop. */
+static int vbd_read_ring_configs(struct vbd *v, unsigned int nq, struct ring_config *cfgs)
+{
+	unsigned int q;
+	char *qdir;
+	int r;
+
+	for (q = 0; q < nq; q++) {
+		/* One queue uses the top-level keys even when the count is
+		 * written, as Linux frontends and backends do. */
+		if (nq == 1) {
+			r = vbd_read_ring_config(v, v->fe_path, &cfgs[q]);
+		} else {
+			if (asprintf(&qdir, "%s/" XK_QUEUE_DIR_FMT, v->fe_path, q) < 0)
+				return -ENOMEM;
+			r = vbd_read_ring_config(v, qdir, &cfgs[q]);
+			free(qdir);
+		}
+		if (r < 0)
+			return r;
+		cfgs[q].queue = q;
+	}
+	return 0;
+}
+
+/* What both ends agreed on: recovery policy, sector units, persistent
+ * grants, queues and each queue's ring. Reads only; nothing is mapped. */
+static int vbd_negotiate(struct vbd *v, unsigned int *ret_nq, struct ring_config *cfgs)
+{
+	unsigned long long fe_persistent;
+	unsigned int nq;
 	int r;
 
 	r = vbd_read_recovery_policy(v);
@@ -917,64 +964,87 @@ static int vbd_start(struct vbd *v)
 				     &fe_persistent) < 0)
 		fe_persistent = 0;
 	v->persistent = fe_persistent && v->d->max_pgrants;
-	r = xenbus_read_uint(v->d, XBT_NULL, v->fe_path, XK_MQ_NUM_QUEUES, UINT32_MAX, &nq);
-	if (r == -ENOENT) {
-		nq = 1;
-	} else if (r < 0) {
-		vbd_fail(v, r, "bad frontend %s (1..%u)", XK_MQ_NUM_QUEUES, v->max_queues);
-		return r;
-	} else if (nq == 0 || nq > v->max_queues) {
-		/* Like Linux: the guest asked for what we never offered. */
-		vbd_fail(v, 0, "frontend %s is %llu, not 1..%u", XK_MQ_NUM_QUEUES, nq,
-			 v->max_queues);
-		return -EINVAL;
-	}
-	/* Every queue's keys are read before any ring maps: garbage in a
-	 * later queue costs no ring start and stop. */
-	for (q = 0; q < nq; q++) {
-		/* One queue uses the top-level keys even when the count is
-		 * written, as Linux frontends and backends do. */
-		if (nq > 1 && asprintf(&qdir, "%s/" XK_QUEUE_DIR_FMT, v->fe_path, q) < 0)
-			return -ENOMEM;
-		r = vbd_read_ring_config(v, nq > 1 ? qdir : v->fe_path, &cfgs[q]);
-		free(qdir);
-		qdir = NULL;
-		if (r < 0)
-			return r;
-		cfgs[q].queue = q;
-	}
-	cfg = cfgs[0];
+	r = vbd_read_queue_count(v, &nq);
+	if (r == 0)
+		r = vbd_read_ring_configs(v, nq, cfgs);
+	if (r == 0)
+		*ret_nq = nq;
+	return r;
+}
+
+/* Maps and starts every ring; those already running when one fails drain
+ * and are released the normal way. */
+static int vbd_start_rings(struct vbd *v, unsigned int nq, const struct ring_config *cfgs)
+{
+	struct ring *ring;
+	unsigned int q;
+	int r;
+
 	v->rings = calloc(nq, sizeof(*v->rings));
 	if (!v->rings)
 		return -ENOMEM;
 	for (q = 0; q < nq; q++) {
 		r = ring_start(&cfgs[q], &ring);
 		if (r < 0) {
-			vbd_fail(v, r, "cannot connect ring %u (order %u, %s)", q, cfg.order,
-				 blkif_abi_name(cfg.abi));
-			goto fail;
+			vbd_fail(v, r, "cannot connect ring %u (order %u, %s)", q, cfgs[q].order,
+				 blkif_abi_name(cfgs[q].abi));
+			if (!v->nr_rings) {
+				free(v->rings);
+				v->rings = NULL;
+			}
+			return r;
 		}
 		v->rings[q] = ring;
 		v->nr_rings = q + 1;
 	}
-	vbd_note_recovery(v);
-	if (v->takeover) {
-		unsigned long long published;
+	return 0;
+}
 
-		/* Taking over, the connect keys are as the frontend saw them
-		 * and the state too: rewriting Connected would fire its
-		 * watch for nothing. A size that changed meanwhile is
-		 * published by the resize check, which compares with this. */
-		if (xenbus_read_uint(v->d, XBT_NULL, v->be_path, XK_SECTORS, UINT64_MAX,
-				     &published) == 0)
-			v->props.sectors = published;
-		v->takeover = false;
-		v->served = true;
-		vbd_log(v, LOG_LEVEL_INFO, 0, "backend Connected (%u ring%s, order %u, %s, taken over)",
-			v->nr_rings, v->nr_rings > 1 ? "s" : "", cfg.order,
-			blkif_abi_name(cfg.abi));
-		return 0;
+/* Taking over, the connect keys are as the frontend saw them and the
+ * state too: rewriting Connected would fire its watch for nothing. A size
+ * that changed meanwhile is published by the resize check, which compares
+ * with this. */
+static void vbd_resume_connected(struct vbd *v, const struct ring_config *cfg)
+{
+	unsigned long long published;
+
+	if (xenbus_read_uint(v->d, XBT_NULL, v->be_path, XK_SECTORS, UINT64_MAX,
+			     &published) == 0)
+		v->props.sectors = published;
+	v->takeover = false;
+	v->served = true;
+	vbd_log(v, LOG_LEVEL_INFO, 0, "backend Connected (%u ring%s, order %u, %s, taken over)",
+		v->nr_rings, v->nr_rings > 1 ? "s" : "", cfg->order, blkif_abi_name(cfg->abi));
+}
+
+/* The keys Connected publishes, in a structure that cannot overflow: a
+ * key past VBD_CONNECT_KEYS marks the set as overflowed and it is not
+ * published at all, rather than half of it. */
+#define VBD_CONNECT_KEYS	16
+
+struct vbd_kvs {
+	struct vbd_kv kv[VBD_CONNECT_KEYS];
+	size_t n;
+	bool overflow;
+};
+
+/* present false: removed, as a value an earlier connection published. */
+static void vbd_kvs_uint(struct vbd_kvs *kvs, const char *key, unsigned long long val,
+			 bool present)
+{
+	if (kvs->n >= ARRAY_SIZE(kvs->kv)) {
+		kvs->overflow = true;
+		return;
 	}
+	vbd_kv_uint(&kvs->kv[kvs->n], key, val);
+	kvs->kv[kvs->n].rm = !present;
+	kvs->n++;
+}
+
+static unsigned int vbd_info_bits(struct vbd *v)
+{
+	unsigned long long removable;
+	unsigned int info = 0;
 
 	if (v->props.cdrom)
 		info |= VDISK_CDROM;
@@ -984,30 +1054,39 @@ static int vbd_start(struct vbd *v)
 	if (xenbus_read_uint_default(v->d, XBT_NULL, v->be_path, XK_REMOVABLE, 1, 0,
 				     &removable) == 0 && removable)
 		info |= VDISK_REMOVABLE;
+	return info;
+}
+
+/* Connect keys and state 4 in one transaction. */
+static int vbd_publish_connect(struct vbd *v, const struct ring_config *cfg)
+{
+	struct vbd_kvs kvs = { .n = 0 };
+	bool discard = v->props.discard;
+	int r;
+
 	v->props.sectors = atomic_load(&v->nr_sectors);
-	vbd_kv_uint(&kvs[n++], XK_FEATURE_FLUSH, 1);
-	vbd_kv_uint(&kvs[n++], XK_FEATURE_BARRIER, 1);
-	vbd_kv_uint(&kvs[n++], XK_FEATURE_PERSISTENT, v->d->max_pgrants > 0);
-	vbd_kv_uint(&kvs[n++], XK_FEATURE_DISCARD, 1);
-	vbd_kv_uint(&kvs[n++], XK_DISCARD_GRANULARITY, v->props.discard_granularity);
-	vbd_kv_uint(&kvs[n++], XK_DISCARD_ALIGNMENT, v->props.discard_alignment);
-	vbd_kv_uint(&kvs[n++], XK_DISCARD_SECURE, v->props.discard_secure);
-	/* Discard off: the keys are absent, as Linux leaves them, and
-	 * removed when an earlier connection published them. */
-	if (!v->props.discard)
-		for (q = 1; q <= 4; q++)
-			kvs[n - q].rm = true;
-	vbd_kv_uint(&kvs[n++], XK_SECTORS, v->props.sectors);
-	vbd_kv_uint(&kvs[n++], XK_INFO, info);
-	vbd_kv_uint(&kvs[n++], XK_SECTOR_SIZE, v->props.sector_size);
-	vbd_kv_uint(&kvs[n++], XK_PHYS_SECTOR_SIZE,
-		    vbd_phys_sector_size(v, v->props.sectors));
+	vbd_kvs_uint(&kvs, XK_FEATURE_FLUSH, 1, true);
+	vbd_kvs_uint(&kvs, XK_FEATURE_BARRIER, 1, true);
+	vbd_kvs_uint(&kvs, XK_FEATURE_PERSISTENT, v->d->max_pgrants > 0, true);
+	/* Discard off: the keys are absent, as Linux leaves them. */
+	vbd_kvs_uint(&kvs, XK_FEATURE_DISCARD, 1, discard);
+	vbd_kvs_uint(&kvs, XK_DISCARD_GRANULARITY, v->props.discard_granularity, discard);
+	vbd_kvs_uint(&kvs, XK_DISCARD_ALIGNMENT, v->props.discard_alignment, discard);
+	vbd_kvs_uint(&kvs, XK_DISCARD_SECURE, v->props.discard_secure, discard);
+	vbd_kvs_uint(&kvs, XK_SECTORS, v->props.sectors, true);
+	vbd_kvs_uint(&kvs, XK_INFO, vbd_info_bits(v), true);
+	vbd_kvs_uint(&kvs, XK_SECTOR_SIZE, v->props.sector_size, true);
+	vbd_kvs_uint(&kvs, XK_PHYS_SECTOR_SIZE, vbd_phys_sector_size(v, v->props.sectors), true);
+	if (kvs.overflow) {
+		vbd_fail(v, -EOVERFLOW, "more connect keys than %u", VBD_CONNECT_KEYS);
+		return -EOVERFLOW;
+	}
 	if (v->props.sector_size != 512)
 		vbd_log(v, LOG_LEVEL_WARN, 0, "publishing sector-size %u (%s): frontends that "
 			"read sectors in sector-size units (%s) are refused, others address "
 			"it in 512-byte units aligned to %u", v->props.sector_size,
 			vbd_sector_size_reason(v), XK_LARGE_SECTOR_SIZE, v->props.sector_size);
-	r = vbd_publish(v, kvs, n, XenbusStateConnected);
+	r = vbd_publish(v, kvs.kv, kvs.n, XenbusStateConnected);
 	if (r < 0) {
 		/* The ring runs already: take the normal, draining way down. */
 		if (r != -ENOENT)
@@ -1015,19 +1094,31 @@ static int vbd_start(struct vbd *v)
 		return r;
 	}
 	vbd_log(v, LOG_LEVEL_INFO, 0, "backend Connected (%u ring%s, order %u, %s, port %" PRIu32
-		"%s)", v->nr_rings, v->nr_rings > 1 ? "s" : "", cfg.order, blkif_abi_name(cfg.abi),
-		cfg.remote_port, v->persistent ? ", persistent grants" : "");
+		"%s)", v->nr_rings, v->nr_rings > 1 ? "s" : "", cfg->order, blkif_abi_name(cfg->abi),
+		cfg->remote_port, v->persistent ? ", persistent grants" : "");
 	v->served = true;
 	vbd_clear_error(v);
 	return 0;
+}
 
-fail:
-	/* Rings already running drain and are released the normal way. */
-	if (!v->nr_rings) {
-		free(v->rings);
-		v->rings = NULL;
+/* start: rings mapped and running, connect keys + Connected in one tx. */
+static int vbd_start(struct vbd *v)
+{
+	struct ring_config cfgs[BLKBACKD_MAX_QUEUES];
+	unsigned int nq;
+	int r;
+
+	r = vbd_negotiate(v, &nq, cfgs);
+	if (r == 0)
+		r = vbd_start_rings(v, nq, cfgs);
+	if (r < 0)
+		return r;
+	vbd_note_recovery(v);
+	if (v->takeover) {
+		vbd_resume_connected(v, &cfgs[0]);
+		return 0;
 	}
-	return r;
+	return vbd_publish_connect(v, &cfgs[0]);
 }
 
 /* stop: no new requests; in-flight ones still complete and are answered. */
@@ -1072,7 +1163,7 @@ bool vbd_is_busy(const struct vbd *v)
 	return v->nr_rings > 0;
 }
 
-static void vbd_forget(struct vbd *v)
+static void vbd_unlink(struct vbd *v)
 {
 	struct vbd **pp;
 
@@ -1082,6 +1173,11 @@ static void vbd_forget(struct vbd *v)
 			break;
 		}
 	}
+}
+
+static void vbd_forget(struct vbd *v)
+{
+	vbd_unlink(v);
 	if (v->phase != VBD_FOREIGN)
 		vbd_log(v, LOG_LEVEL_INFO, 0, "released");
 	v->forgotten = true;
@@ -1347,25 +1443,29 @@ void vbd_check_resize(struct vbd *v)
 	v->props.sectors = sectors;
 }
 
-void vbd_shutdown(struct vbd *v)
+void vbd_shutdown_start(struct vbd *v)
 {
-	struct timespec ts = { 0, 10 * 1000 * 1000 };
 	unsigned int i;
-	int waited;
 
 	for (i = 0; i < v->nr_rings; i++)
 		ring_stop(v->rings[i]);
-	/* In-flight requests are answered before we unmap; storage that never
-	 * completes would keep us here, so give up after a few seconds. */
-	for (waited = 0; waited < 400 && !vbd_rings_stopped(v); waited++)
-		nanosleep(&ts, NULL);
-	/* The journals stay: a successor takes these rings over. */
-	if (vbd_rings_stopped(v))
-		vbd_release(v, true);
-	else
+}
+
+bool vbd_shutdown_finish(struct vbd *v, bool give_up)
+{
+	if (!vbd_rings_stopped(v)) {
+		if (!give_up)
+			return false;
+		/* Storage that never completes: unmapping now would let the
+		 * engine write into freed memory, so the vbd is left to
+		 * process exit, unlinked but not freed. */
 		vbd_log(v, LOG_LEVEL_WARN, 0, "in-flight I/O did not finish; leaving it");
-	if (!v->nr_rings) {
-		vbd_unconfigure(v);
-		vbd_forget(v);
+		vbd_unlink(v);
+		return true;
 	}
+	/* The journals stay: a successor takes these rings over. */
+	vbd_release(v, true);
+	vbd_unconfigure(v);
+	vbd_forget(v);
+	return true;
 }

@@ -218,16 +218,17 @@ void xenbus_scan(struct blkbackd *d)
 	if (xenbus_directory(d, d->vbd_root, &doms, &ndom) < 0)
 		return;
 	for (i = 0; i < ndom; i++) {
-		uint32_t domid, devid;
+		unsigned long long domid, devid;
 
-		if (xenbus_parse_vbd_path(doms[i], &domid, &devid) != 1)
+		/* Names that are not numbers are not vbds: skipped. */
+		if (xenbus_parse_uint(doms[i], UINT32_MAX, &domid) < 0)
 			continue;
 		if (asprintf(&path, "%s/%s", d->vbd_root, doms[i]) < 0)
 			break;
 		if (xenbus_directory(d, path, &devs, &ndev) == 0) {
 			for (j = 0; j < ndev; j++)
-				if (xenbus_parse_vbd_path(devs[j], &devid, &devid) == 1)
-					xenbus_mark(d, domid, devid);
+				if (xenbus_parse_uint(devs[j], UINT32_MAX, &devid) == 0)
+					xenbus_mark(d, (uint32_t)domid, (uint32_t)devid);
 			free(devs);
 		}
 		free(path);
