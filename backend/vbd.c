@@ -43,6 +43,9 @@
  *              |                                        | 4K vbd to a frontend with
  *              |                                        | feature-large-sector-size:
  *              |                                        | stay, "error" says why)
+ *  INITWAIT    | rings started, an engine still         | wait (its thread wakes us);
+ *              | starting on its ring thread            | one failed: stop -> CLOSING;
+ *              |                                        | any close: stop -> CLOSING
  *  CONNECTED   | frontend 5/6/gone, back to 1/2,        | stop rings, write 5 -> CLOSING
  *              | toolstack close, or a ring halted      |
  *  CLOSING     | rings not drained                      | wait (ring threads wake us)
@@ -898,16 +901,15 @@ static int vbd_check_sector_units(struct vbd *v)
 	return -EOPNOTSUPP;
 }
 
-/* start: rings mapped and running, connect keys + Connected in one tx. */
-static int vbd_start(struct vbd *v)
+/* The rings mapped and their threads started; each creates its storage
+ * engine on its own thread and wakes us when done (vbd_rings_started). */
+static int vbd_start_rings(struct vbd *v)
 {
-	struct vbd_kv kvs[12];
 	struct ring_config cfgs[BLKBACKD_MAX_QUEUES], cfg;
 	struct ring *ring;
-	unsigned long long nq, fe_persistent, removable;
-	unsigned int info = 0, q;
+	unsigned long long nq, fe_persistent;
+	unsigned int q;
 	char *qdir = NULL;
-	size_t n = 0;
 	int r;
 
 	r = vbd_read_recovery_policy(v);
@@ -966,6 +968,58 @@ static int vbd_start(struct vbd *v)
 		v->nr_rings = q + 1;
 	}
 	vbd_note_recovery(v);
+	return 0;
+
+fail:
+	/* Rings already running drain and are released the normal way. */
+	if (!v->nr_rings) {
+		free(v->rings);
+		v->rings = NULL;
+	}
+	return r;
+}
+
+/* 0 once every ring's engine is up, -EINPROGRESS while one is starting,
+ * the first failure (the vbd failed with its reason) otherwise. */
+static int vbd_rings_started(struct vbd *v)
+{
+	char why[160];
+	unsigned int i;
+	int r, pending = 0;
+
+	for (i = 0; i < v->nr_rings; i++) {
+		r = ring_start_result(v->rings[i], why, sizeof(why));
+		if (r == -EINPROGRESS) {
+			pending = r;
+		} else if (r < 0) {
+			vbd_fail(v, r, "cannot connect ring %u: %s", i, why);
+			return r;
+		}
+	}
+	return pending;
+}
+
+/* start: rings mapped and running, connect keys + Connected in one tx.
+ * -EINPROGRESS while the rings' engines start: called again once they
+ * wake us (vbd_poll_rings). */
+static int vbd_start(struct vbd *v)
+{
+	struct vbd_kv kvs[12];
+	struct ring_info cfg;
+	unsigned long long removable;
+	unsigned int info = 0, q;
+	size_t n = 0;
+	int r;
+
+	if (!v->nr_rings) {
+		r = vbd_start_rings(v);
+		if (r < 0)
+			return r;
+	}
+	r = vbd_rings_started(v);
+	if (r < 0)
+		return r;
+	ring_get_info(v->rings[0], &cfg);
 	if (v->takeover) {
 		unsigned long long published;
 
@@ -1028,14 +1082,6 @@ static int vbd_start(struct vbd *v)
 	v->served = true;
 	vbd_clear_error(v);
 	return 0;
-
-fail:
-	/* Rings already running drain and are released the normal way. */
-	if (!v->nr_rings) {
-		free(v->rings);
-		v->rings = NULL;
-	}
-	return r;
 }
 
 /* stop: no new requests; in-flight ones still complete and are answered. */
@@ -1161,7 +1207,7 @@ static bool vbd_step(struct vbd *v)
 		v->removed = true;
 
 	if (v->removed) {
-		if (v->phase == VBD_CONNECTED) {
+		if (v->phase == VBD_CONNECTED || (v->phase == VBD_INITWAIT && v->nr_rings)) {
 			vbd_stop(v);
 			return true;
 		}
@@ -1216,11 +1262,16 @@ static bool vbd_step(struct vbd *v)
 			if (in.hotplug_ok && in.fe_state == XenbusStateConnected && !v->backing &&
 			    vbd_open_backing(v) == -EINPROGRESS)
 				break;
-			if (in.hotplug_ok && in.fe_state == XenbusStateConnected && v->backing &&
-			    vbd_start(v) == 0) {
-				v->phase = VBD_CONNECTED;
-				vbd_check_resize(v);
-				break;
+			if (in.hotplug_ok && in.fe_state == XenbusStateConnected && v->backing) {
+				int r = vbd_start(v);
+
+				if (r == -EINPROGRESS)
+					break;	/* the rings wake us */
+				if (r == 0) {
+					v->phase = VBD_CONNECTED;
+					vbd_check_resize(v);
+					break;
+				}
 			}
 			if (v->nr_rings) {
 				vbd_stop(v);
@@ -1234,27 +1285,36 @@ static bool vbd_step(struct vbd *v)
 			/* Linux answers a frontend's Closing with Closing, and
 			 * Closed only once the frontend is Closed. */
 			vbd_stop(v);
+		} else if (close && v->nr_rings) {
+			vbd_stop(v);	/* rings still starting */
 		} else if (close) {
 			/* Never connected: nothing is mapped and nothing is
 			 * owed, so the toolstack or a detach need not wait
 			 * for a frontend that may never answer. */
 			if (vbd_set_state(v, XenbusStateClosed) == 0)
 				v->phase = VBD_CLOSED;
+		} else if (v->nr_rings && in.fe_state != XenbusStateInitialised &&
+			   in.fe_state != XenbusStateConnected) {
+			/* The frontend moved on while its rings started. */
+			vbd_stop(v);
 		} else if (!in.hotplug_ok) {
 			break;	/* the script has not accepted the target yet */
 		} else if (!v->backing) {
 			vbd_open_backing(v);	/* vbd_open_done looks again */
 		} else if (in.fe_state == XenbusStateInitialised ||
 			   in.fe_state == XenbusStateConnected) {
-			if (vbd_start(v) == 0) {
+			int r = vbd_start(v);
+
+			if (r == 0) {
 				v->phase = VBD_CONNECTED;
 				/* A size that changed while no blkbackd ran
 				 * (taking over) is published now, not at the
 				 * next resize tick, which a frontend that is
 				 * about to close may never see. */
 				vbd_check_resize(v);
-			} else if (v->nr_rings)
-				vbd_stop(v);	/* rings started, publishing failed */
+			} else if (r != -EINPROGRESS && v->nr_rings) {
+				vbd_stop(v);	/* a ring or publishing failed */
+			}
 		}
 		break;
 	case VBD_CONNECTED:
@@ -1317,6 +1377,9 @@ void vbd_poll_rings(struct vbd *v)
 	/* A misbehaving frontend gets a clean disconnect of this vbd only. */
 	if (halted && v->phase == VBD_CONNECTED)
 		vbd_stop(v);
+	/* Rings starting: one may have finished, connect once all have. */
+	if (v->phase == VBD_INITWAIT && v->nr_rings)
+		vbd_update(v);
 	/* Drained and released, a Closing vbd waits for the frontend's
 	 * state watch, not for ring wake-ups. */
 	if (v->phase == VBD_CLOSING && v->nr_rings)
