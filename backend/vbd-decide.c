@@ -58,7 +58,8 @@ static bool is_fe_ready(const struct vbd_input *in)
 
 static struct vbd_decision decide_removed(const struct vbd_facts *f)
 {
-	if (f->phase == VBD_CONNECTED)
+	/* Rings running, or still starting their engines: drain first. */
+	if (f->phase == VBD_CONNECTED || (f->phase == VBD_INITWAIT && f->has_rings))
 		return act(VBD_DO_STOP);
 	if (f->phase == VBD_CLOSING) {
 		if (!f->rings_stopped)
@@ -115,11 +116,17 @@ static struct vbd_decision decide_initwait(const struct vbd_input *in, const str
 	 * once the frontend is Closed. */
 	if (close && !toolstack_close && in->fe_state == XenbusStateClosing)
 		return act(VBD_DO_STOP);
+	/* Rings still starting their engines: they drain like any. */
+	if (close && f->has_rings)
+		return act(VBD_DO_STOP);
 	/* Never connected: nothing is mapped and nothing is owed, so the
 	 * toolstack or a detach need not wait for a frontend that may never
 	 * answer. */
 	if (close)
 		return act(VBD_DO_CLOSE);
+	/* The frontend moved on while its rings started. */
+	if (f->has_rings && !is_fe_ready(in))
+		return act(VBD_DO_STOP);
 	if (!in->hotplug_ok)
 		return act(VBD_DO_NOTHING);	/* the script has not accepted the target */
 	if (!f->has_backing)

@@ -46,6 +46,9 @@
  *              |                                        | 4K vbd to a frontend with
  *              |                                        | feature-large-sector-size:
  *              |                                        | stay, "error" says why)
+ *  INITWAIT    | rings started, an engine still         | wait (its thread wakes us);
+ *              | starting on its ring thread            | one failed: stop -> CLOSING;
+ *              |                                        | any close: stop -> CLOSING
  *  CONNECTED   | frontend 5/6/gone, back to 1/2,        | stop rings, write 5 -> CLOSING
  *              | toolstack close, or a ring halted      |
  *  CLOSING     | rings not drained                      | wait (ring threads wake us)
@@ -972,7 +975,9 @@ static int vbd_negotiate(struct vbd *v, unsigned int *ret_nq, struct ring_config
 	return r;
 }
 
-/* Maps and starts every ring; those already running when one fails drain
+/* Maps every ring and starts its thread, which creates the ring's storage
+ * engine (an NBD handshake, say) off the main thread and wakes us when
+ * done (vbd_rings_started); rings already running when one fails drain
  * and are released the normal way. */
 static int vbd_start_rings(struct vbd *v, unsigned int nq, const struct ring_config *cfgs)
 {
@@ -1000,11 +1005,31 @@ static int vbd_start_rings(struct vbd *v, unsigned int nq, const struct ring_con
 	return 0;
 }
 
+/* 0 once every ring's engine is up, -EINPROGRESS while one is starting,
+ * the first failure (the vbd failed with its reason) otherwise. */
+static int vbd_rings_started(struct vbd *v)
+{
+	char why[160];
+	unsigned int i;
+	int r, pending = 0;
+
+	for (i = 0; i < v->nr_rings; i++) {
+		r = ring_start_result(v->rings[i], why, sizeof(why));
+		if (r == -EINPROGRESS) {
+			pending = r;
+		} else if (r < 0) {
+			vbd_fail(v, r, "cannot connect ring %u: %s", i, why);
+			return r;
+		}
+	}
+	return pending;
+}
+
 /* Taking over, the connect keys are as the frontend saw them and the
  * state too: rewriting Connected would fire its watch for nothing. A size
  * that changed meanwhile is published by the resize check, which compares
  * with this. */
-static void vbd_resume_connected(struct vbd *v, const struct ring_config *cfg)
+static void vbd_resume_connected(struct vbd *v, const struct ring_info *cfg)
 {
 	unsigned long long published;
 
@@ -1058,7 +1083,7 @@ static unsigned int vbd_info_bits(struct vbd *v)
 }
 
 /* Connect keys and state 4 in one transaction. */
-static int vbd_publish_connect(struct vbd *v, const struct ring_config *cfg)
+static int vbd_publish_connect(struct vbd *v, const struct ring_info *cfg)
 {
 	struct vbd_kvs kvs = { .n = 0 };
 	bool discard = v->props.discard;
@@ -1101,24 +1126,33 @@ static int vbd_publish_connect(struct vbd *v, const struct ring_config *cfg)
 	return 0;
 }
 
-/* start: rings mapped and running, connect keys + Connected in one tx. */
+/* start: rings mapped and running, connect keys + Connected in one tx.
+ * -EINPROGRESS while the rings' engines start: called again once they
+ * wake us (vbd_poll_rings). */
 static int vbd_start(struct vbd *v)
 {
 	struct ring_config cfgs[BLKBACKD_MAX_QUEUES];
+	struct ring_info ring0;
 	unsigned int nq;
 	int r;
 
-	r = vbd_negotiate(v, &nq, cfgs);
-	if (r == 0)
-		r = vbd_start_rings(v, nq, cfgs);
+	if (!v->nr_rings) {
+		r = vbd_negotiate(v, &nq, cfgs);
+		if (r == 0)
+			r = vbd_start_rings(v, nq, cfgs);
+		if (r < 0)
+			return r;
+		vbd_note_recovery(v);
+	}
+	r = vbd_rings_started(v);
 	if (r < 0)
 		return r;
-	vbd_note_recovery(v);
+	ring_get_info(v->rings[0], &ring0);
 	if (v->takeover) {
-		vbd_resume_connected(v, &cfgs[0]);
+		vbd_resume_connected(v, &ring0);
 		return 0;
 	}
-	return vbd_publish_connect(v, &cfgs[0]);
+	return vbd_publish_connect(v, &ring0);
 }
 
 /* stop: no new requests; in-flight ones still complete and are answered. */
@@ -1291,6 +1325,7 @@ static void vbd_takeover_abandon(struct vbd *v)
 static bool vbd_act(struct vbd *v, const struct vbd_input *in, struct vbd_decision dec)
 {
 	enum vbd_phase old = v->phase;
+	int r;
 
 	if (dec.release)
 		vbd_release(v, false);
@@ -1326,8 +1361,9 @@ static bool vbd_act(struct vbd *v, const struct vbd_input *in, struct vbd_decisi
 		vbd_takeover_abandon(v);
 		return true;
 	case VBD_DO_TAKEOVER_START:
-		if (vbd_connect(v) == 0)
-			break;
+		r = vbd_connect(v);
+		if (r == 0 || r == -EINPROGRESS)
+			break;	/* connected, or the rings wake us */
 		vbd_takeover_abandon(v);
 		return true;
 	case VBD_DO_TAKEOVER_ABANDON:
@@ -1337,8 +1373,9 @@ static bool vbd_act(struct vbd *v, const struct vbd_input *in, struct vbd_decisi
 		vbd_open_backing(v);	/* vbd_open_done looks again */
 		break;
 	case VBD_DO_START:
-		if (vbd_connect(v) < 0 && v->nr_rings)
-			vbd_stop(v);	/* rings started, publishing failed */
+		r = vbd_connect(v);
+		if (r < 0 && r != -EINPROGRESS && v->nr_rings)
+			vbd_stop(v);	/* a ring or publishing failed */
 		break;
 	case VBD_DO_DISCONNECT:
 		vbd_log(v, LOG_LEVEL_INFO, 0, "closing (frontend %s, online %llu)",
@@ -1407,6 +1444,9 @@ void vbd_poll_rings(struct vbd *v)
 	/* A misbehaving frontend gets a clean disconnect of this vbd only. */
 	if (halted && v->phase == VBD_CONNECTED)
 		vbd_stop(v);
+	/* Rings starting: one may have finished, connect once all have. */
+	if (v->phase == VBD_INITWAIT && v->nr_rings)
+		vbd_update(v);
 	/* Drained and released, a Closing vbd waits for the frontend's
 	 * state watch, not for ring wake-ups. */
 	if (v->phase == VBD_CLOSING && v->nr_rings)
