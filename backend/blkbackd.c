@@ -456,12 +456,16 @@ static int blkbackd_run(struct blkbackd *d, int sfd)
 	 * the journals nobody took are of vbds that went away meanwhile. */
 	xenbus_scan(d);
 	xenbus_dispatch(d);
+	/* Every vbd stepped once before the sweep: one not yet looked at
+	 * has not claimed its journal. */
+	while (d->more_dirty && !d->quitting)
+		xenbus_run_dirty(d);
 	blkbackd_sweep_journals(d);
 	notify("READY=1");
 	notify_status(d);
 
 	while (!d->quitting) {
-		n = epoll_wait(ep, evs, 8, -1);
+		n = epoll_wait(ep, evs, 8, d->more_dirty ? 0 : -1);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -507,6 +511,8 @@ static int blkbackd_run(struct blkbackd *d, int sfd)
 				break;
 			}
 		}
+		if (d->more_dirty)
+			xenbus_run_dirty(d);
 		notify_status(d);
 	}
 	r = 0;
@@ -594,6 +600,7 @@ static void blkbackd_shutdown(struct blkbackd *d)
 	bool waiting;
 	uint64_t val;
 
+	xenbus_forget_dirty(d);
 	for (v = d->vbds; v; v = v->next)
 		vbd_shutdown_start(v);
 	for (;;) {

@@ -69,7 +69,17 @@ struct blkbackd {
 	char *vbd_root;			/* /local/domain/<domid>/backend/vbd */
 	int wake_fd;			/* eventfd: ring threads -> main loop (vbd.c) */
 	struct vbd *vbds;		/* list of claimed and unclaimed vbds */
+	/* vbds an event marked, oldest first, each holding a ref while
+	 * queued; those serving a guest in a queue of their own that runs
+	 * first: a burst of a thousand attaches cannot delay a close */
+	struct vbd_queue {
+		struct vbd *head;
+		struct vbd **tail;	/* NULL: empty */
+	} dirty[2];
 	bool quitting;
+	/* a state machine pass ran out of its time: dirty vbds wait for
+	 * the next, which the main loop runs without sleeping */
+	bool more_dirty;
 	bool failed;			/* quit because of an error */
 	bool upgrade;			/* quitting to exec exe_path (live upgrade) */
 	char *exe_path;			/* our binary, as it was named at start */
@@ -115,7 +125,12 @@ int xenbus_fd(struct blkbackd *d);
 /* Drains queued watch events and runs the state machine of every vbd they
  * touch, each once. */
 void xenbus_dispatch(struct blkbackd *d);
-/* Runs the state machine of every vbd an event marked, each once. */
+/* Queues v for a state machine run (once, however often it is marked). */
+void xenbus_mark_dirty(struct vbd *v);
+/* Drops the queue's refs (shutdown). */
+void xenbus_forget_dirty(struct blkbackd *d);
+/* Runs the state machine of the vbds an event marked, each once, for at
+ * most one pass's time; d->more_dirty says whether some still wait. */
 void xenbus_run_dirty(struct blkbackd *d);
 /* Lists backend/vbd and claims or forgets vbds to match it. */
 void xenbus_scan(struct blkbackd *d);
@@ -185,7 +200,8 @@ struct vbd {
 	enum vbd_phase phase;
 	bool be_dir_removed;	/* backend dir is gone: write nothing more */
 	bool fe_seen;		/* the frontend dir existed at some point */
-	bool dirty;		/* an event asked for a state machine run */
+	bool dirty;		/* queued for a state machine run (xenbus_mark_dirty) */
+	struct vbd *dirty_next;
 	bool forgotten;		/* unlinked from the list: stop stepping */
 	char *last_error;	/* last text written to "error", to log once */
 	time_t fail_window;	/* monotonic start of the failure log window */

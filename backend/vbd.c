@@ -574,7 +574,7 @@ void vbd_open_done(struct vbd *v, const char *params, int result, const char *wh
 		v->props.cdrom ? ", cdrom" : "", v->props.direct_io ? ", O_DIRECT" : "");
 	vbd_clear_error(v);
 	/* Look again: the frontend may be ready. */
-	v->dirty = true;
+	xenbus_mark_dirty(v);
 }
 
 void vbd_open_slow(struct vbd *v, const char *params, unsigned int seconds,
