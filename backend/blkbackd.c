@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include "blkbackd.h"
 #include "control-proto.h"
 #include "kernel-blkback.h"
+#include "util.h"
 
 #define DEFAULT_SCRIPT_NAME	"blkbackd"
 #define DEFAULT_RESIZE_MS	1000
@@ -454,12 +456,16 @@ static int blkbackd_run(struct blkbackd *d, int sfd)
 	 * the journals nobody took are of vbds that went away meanwhile. */
 	xenbus_scan(d);
 	xenbus_dispatch(d);
+	/* Every vbd stepped once before the sweep: one not yet looked at
+	 * has not claimed its journal. */
+	while (d->more_dirty && !d->quitting)
+		xenbus_run_dirty(d);
 	blkbackd_sweep_journals(d);
 	notify("READY=1");
 	notify_status(d);
 
 	while (!d->quitting) {
-		n = epoll_wait(ep, evs, 8, -1);
+		n = epoll_wait(ep, evs, 8, d->more_dirty ? 0 : -1);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -505,6 +511,8 @@ static int blkbackd_run(struct blkbackd *d, int sfd)
 				break;
 			}
 		}
+		if (d->more_dirty)
+			xenbus_run_dirty(d);
 		notify_status(d);
 	}
 	r = 0;
@@ -578,15 +586,37 @@ static void blkbackd_exec(struct blkbackd *d, char **argv)
 	log_errno(LOG_LEVEL_ERR, -errno, "upgrade: cannot exec %s", d->exe_path);
 }
 
+/* In-flight requests are answered before we unmap; storage that never
+ * completes would keep us here, so the drain has a bound. */
+#define SHUTDOWN_DRAIN_MS	4000
+
+/* Drains every vbd at once: all rings are told to stop, then each vbd is
+ * finished as its rings report (through wake_fd) that they drained. */
 static void blkbackd_shutdown(struct blkbackd *d)
 {
-	while (d->vbds) {
-		struct vbd *v = d->vbds;
+	uint64_t now, deadline = clock_mono_ms() + SHUTDOWN_DRAIN_MS;
+	struct pollfd pfd = { .fd = d->wake_fd, .events = POLLIN };
+	struct vbd *v, *next;
+	bool waiting;
+	uint64_t val;
 
-		vbd_shutdown(v);
-		if (d->vbds == v) {
-			/* Storage never completed: leave it to process exit. */
-			d->vbds = v->next;
+	xenbus_forget_dirty(d);
+	for (v = d->vbds; v; v = v->next)
+		vbd_shutdown_start(v);
+	for (;;) {
+		now = clock_mono_ms();
+		waiting = false;
+		for (v = d->vbds; v; v = next) {
+			next = v->next;
+			if (!vbd_shutdown_finish(v, now >= deadline))
+				waiting = true;
+		}
+		if (!waiting)
+			break;
+		/* Read before the next look: a wake after it is not lost. */
+		if (poll(&pfd, 1, (int)(deadline - now)) > 0 &&
+		    read(d->wake_fd, &val, sizeof(val)) < 0) {
+			/* EAGAIN: another reader took it; look anyway */
 		}
 	}
 }

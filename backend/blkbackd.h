@@ -20,6 +20,7 @@
 #include "platform.h"
 #include "ring.h"
 #include "stats.h"
+#include "vbd-decide.h"
 #include "xenbus.h"
 
 struct vbd;
@@ -68,7 +69,17 @@ struct blkbackd {
 	char *vbd_root;			/* /local/domain/<domid>/backend/vbd */
 	int wake_fd;			/* eventfd: ring threads -> main loop (vbd.c) */
 	struct vbd *vbds;		/* list of claimed and unclaimed vbds */
+	/* vbds an event marked, oldest first, each holding a ref while
+	 * queued; those serving a guest in a queue of their own that runs
+	 * first: a burst of a thousand attaches cannot delay a close */
+	struct vbd_queue {
+		struct vbd *head;
+		struct vbd **tail;	/* NULL: empty */
+	} dirty[2];
 	bool quitting;
+	/* a state machine pass ran out of its time: dirty vbds wait for
+	 * the next, which the main loop runs without sleeping */
+	bool more_dirty;
 	bool failed;			/* quit because of an error */
 	bool upgrade;			/* quitting to exec exe_path (live upgrade) */
 	char *exe_path;			/* our binary, as it was named at start */
@@ -114,7 +125,12 @@ int xenbus_fd(struct blkbackd *d);
 /* Drains queued watch events and runs the state machine of every vbd they
  * touch, each once. */
 void xenbus_dispatch(struct blkbackd *d);
-/* Runs the state machine of every vbd an event marked, each once. */
+/* Queues v for a state machine run (once, however often it is marked). */
+void xenbus_mark_dirty(struct vbd *v);
+/* Drops the queue's refs (shutdown). */
+void xenbus_forget_dirty(struct blkbackd *d);
+/* Runs the state machine of the vbds an event marked, each once, for at
+ * most one pass's time; d->more_dirty says whether some still wait. */
 void xenbus_run_dirty(struct blkbackd *d);
 /* Lists backend/vbd and claims or forgets vbds to match it. */
 void xenbus_scan(struct blkbackd *d);
@@ -158,16 +174,6 @@ void storage_open_collect(struct blkbackd *d);
 
 /* ---- vbd.c: one virtual block device and its state machine ---- */
 
-enum vbd_phase {
-	VBD_NEW,	/* claimed, storage closed, nothing published */
-	VBD_INITWAIT,	/* storage open, probe keys written, state 2 */
-	VBD_CONNECTED,	/* rings running, state 4 */
-	VBD_CLOSING,	/* state 5: rings draining, then released; waits
-			 * for the frontend's Closed (or the toolstack) */
-	VBD_CLOSED,	/* rings released, state 6; may reconnect */
-	VBD_FOREIGN,	/* not ours (script names another handler) */
-};
-
 struct vbd_props {
 	bool readonly;
 	bool cdrom;
@@ -192,10 +198,11 @@ struct vbd {
 	char *fe_watch;		/* fe_path/state while watched */
 	char prefix[32];	/* "d5/51712" for log lines */
 	enum vbd_phase phase;
-	bool removed;		/* backend dir is gone: write nothing more */
+	bool be_dir_removed;	/* backend dir is gone: write nothing more */
 	bool fe_seen;		/* the frontend dir existed at some point */
-	bool dirty;		/* an event asked for a state machine run */
-	bool gone;		/* unlinked from the list: stop stepping */
+	bool dirty;		/* queued for a state machine run (xenbus_mark_dirty) */
+	struct vbd *dirty_next;
+	bool forgotten;		/* unlinked from the list: stop stepping */
 	char *last_error;	/* last text written to "error", to log once */
 	time_t fail_window;	/* monotonic start of the failure log window */
 	unsigned int fail_logged;	/* failures logged in it */
@@ -256,9 +263,14 @@ void vbd_update(struct vbd *v);
 void vbd_poll_rings(struct vbd *v);
 /* SIGHUP or timer: re-read the backing size, publish growth. */
 void vbd_check_resize(struct vbd *v);
-/* Daemon shutdown: stop rings, wait for in-flight I/O, unmap, close storage;
- * xenstore is left as it is so a restarted daemon can take the vbd over. */
-void vbd_shutdown(struct vbd *v);
+/* Daemon shutdown, in two halves so that every vbd drains at once: start
+ * stops its rings; finish, once they drained, unmaps them (keeping the
+ * journals), closes the storage and forgets the vbd; false while they
+ * have not drained, unless give_up (then it is unlinked and left to
+ * process exit). xenstore is left as it is so that a restarted daemon
+ * takes the vbd over. */
+void vbd_shutdown_start(struct vbd *v);
+bool vbd_shutdown_finish(struct vbd *v, bool give_up);
 bool vbd_is_busy(const struct vbd *v);
 /* The storage open storage_open_start ran: result < 0 (why: the engine's
  * words or "") or the backing, taken from *backing. */

@@ -308,7 +308,7 @@ static void fewatch_reconnect(struct blkbackd *d)
 		r = fewatch_add(v, v->fe_watch);
 		if (r < 0)
 			vbd_log(v, LOG_LEVEL_ERR, r, "cannot watch %s again", v->fe_watch);
-		v->dirty = true;
+		xenbus_mark_dirty(v);
 	}
 }
 
@@ -344,6 +344,6 @@ void fewatch_collect(struct blkbackd *d)
 			if (keys[i].domid == v->fe_domid && keys[i].devid == v->devid)
 				break;
 		if (overflow || i < n)
-			v->dirty = true;
+			xenbus_mark_dirty(v);
 	}
 }

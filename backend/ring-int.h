@@ -87,7 +87,7 @@ struct ring {
 	bool bound;
 	void *sring;			/* mapped pages, NULL when unmapped */
 	unsigned int nr_pages;
-	struct io_engine *engine;
+	struct io_engine *engine;	/* created and used by the thread */
 	int stop_fd;
 	pthread_t thread;
 	bool thread_started;
@@ -139,6 +139,10 @@ struct ring {
 
 	/* thread -> main */
 	struct ring_stats stats;	/* written by the thread only */
+	/* -EINPROGRESS until the thread has its engine, then 0 or -errno;
+	 * start_why is written before the result leaves -EINPROGRESS. */
+	atomic_int start_result;
+	char start_why[160];
 	atomic_bool stopped;
 	atomic_bool halt_pending;
 	char halt_msg[128];

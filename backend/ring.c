@@ -546,6 +546,29 @@ static int ring_pgrant_expire(struct ring *r)
 	return (int)((r->pgrant_next_expiry - now) / 1000000u) + 1;
 }
 
+/* The engine is made here, on the thread that submits to it: a remote
+ * provider's handshake (seconds) stalls this ring only, never the owner's
+ * thread, and nothing is consumed before it is up. */
+static int ring_engine_start(struct ring *r)
+{
+	struct io_error ioerr = { .msg = "" };
+	int err;
+
+	err = io_engine_new(r->cfg.engine, r->cfg.backing, r->layout.nr_ents, &r->engine, &ioerr);
+	if (err < 0) {
+		r->engine = NULL;
+		snprintf(r->start_why, sizeof(r->start_why), "storage engine: %s",
+			 *ioerr.msg ? ioerr.msg : strerror(-err));
+		ring_log(r, LOG_LEVEL_WARN, err, "%s", r->start_why);
+		return err;
+	}
+	ring_log(r, LOG_LEVEL_DEBUG, 0, "started: %u entries, %s engine, port %" PRIu32
+		 ", %u indirect segments, %u indirect buffers",
+		 r->layout.nr_ents, io_engine_name(r->engine), r->port,
+		 r->cfg.max_indirect_segments, r->nr_ibufs);
+	return 0;
+}
+
 static void *ring_thread(void *arg)
 {
 	struct ring *r = arg;
@@ -553,6 +576,19 @@ static void *ring_thread(void *arg)
 	uint32_t port;
 	uint64_t val;
 	bool kicked = false;	/* an event arrived before this pass */
+	int err;
+
+	err = ring_engine_start(r);
+	atomic_store_explicit(&r->start_result, err, memory_order_release);
+	if (err < 0) {
+		/* Nothing was consumed; recovered requests stay in the
+		 * journal for the next try. After this store the owner may
+		 * release the ring. */
+		atomic_store_explicit(&r->stopped, true, memory_order_release);
+		r->cfg.wake(r->cfg.wake_opaque);
+		return NULL;
+	}
+	r->cfg.wake(r->cfg.wake_opaque);
 
 	pfd[0].fd = plat_evtchn_fd(r->ev);
 	pfd[1].fd = io_engine_fd(r->engine);
@@ -712,7 +748,6 @@ int ring_start(const struct ring_config *cfg, struct ring **ret)
 {
 	RING_IDX req_prod, rsp_prod;
 	struct ring *r;
-	struct io_error ioerr;
 	int err;
 
 	if (!cfg->plat || !cfg->backing || !cfg->nr_sectors || !cfg->wake)
@@ -726,6 +761,7 @@ int ring_start(const struct ring_config *cfg, struct ring **ret)
 	/* The caller's string need not outlive this call. */
 	r->cfg.log_prefix = NULL;
 	r->stop_fd = -1;
+	atomic_init(&r->start_result, -EINPROGRESS);
 	atomic_init(&r->stopped, false);
 	atomic_init(&r->halt_pending, false);
 	snprintf(r->prefix, sizeof(r->prefix), "%s/q%u", cfg->log_prefix ? cfg->log_prefix : "?",
@@ -788,12 +824,6 @@ int ring_start(const struct ring_config *cfg, struct ring **ret)
 	if (err < 0)
 		goto fail;
 	r->bound = true;
-	err = io_engine_new(cfg->engine, cfg->backing, r->layout.nr_ents, &r->engine, &ioerr);
-	if (err < 0) {
-		if (*ioerr.msg)
-			ring_log(r, LOG_LEVEL_WARN, 0, "storage: %s", ioerr.msg);
-		goto fail;
-	}
 	r->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (r->stop_fd < 0) {
 		err = -errno;
@@ -803,10 +833,6 @@ int ring_start(const struct ring_config *cfg, struct ring **ret)
 	if (err < 0)
 		goto fail;
 	r->thread_started = true;
-	ring_log(r, LOG_LEVEL_DEBUG, 0, "started: %u entries, %s engine, port %" PRIu32
-		 ", %u indirect segments, %u indirect buffers",
-		 r->layout.nr_ents, io_engine_name(r->engine), r->port,
-		 cfg->max_indirect_segments, r->nr_ibufs);
 	*ret = r;
 	return 0;
 fail:
@@ -822,6 +848,15 @@ void ring_stop(struct ring *r)
 	if (write(r->stop_fd, &one, sizeof(one)) < 0) {
 		/* Only fails when the counter is saturated: already told. */
 	}
+}
+
+int ring_start_result(const struct ring *r, char *why, size_t len)
+{
+	int err = atomic_load_explicit(&r->start_result, memory_order_acquire);
+
+	if (why && len)
+		snprintf(why, len, "%s", err < 0 && err != -EINPROGRESS ? r->start_why : "");
+	return err;
 }
 
 bool ring_is_stopped(const struct ring *r)
@@ -848,8 +883,13 @@ void ring_release(struct ring *r, bool keep_journal)
 		}
 		pthread_join(r->thread, NULL);
 	}
-	/* The thread is gone: its counters are ours to read. */
-	if (r->inflight)
+	/* The thread is gone: its counters are ours to read. A ring whose
+	 * engine never came up answered nothing: what it recovered stays
+	 * in the journal for the next try. */
+	if (atomic_load_explicit(&r->start_result, memory_order_relaxed) < 0) {
+		keep_journal = keep_journal || r->recovered;
+	} else if (r->inflight) {
 		ring_log(r, LOG_LEVEL_ERR, 0, "released with %u requests in flight", r->inflight);
+	}
 	ring_free(r, keep_journal);
 }

@@ -62,9 +62,19 @@ struct ring_config {
 };
 
 /* Maps the ring (attach form: never initialises it), binds the event
- * channel, creates the engine queue and starts the ring thread. -EINVAL
- * when the config lacks the platform, backing, size or wake hook. */
+ * channel and starts the ring thread, which creates the storage engine
+ * (a remote handshake may take seconds) before it consumes anything.
+ * Returns without waiting for the engine; the thread calls the wake hook
+ * once that start has finished, ring_start_result() says how. -EINVAL
+ * when the config lacks the platform, backing, size or wake hook; other
+ * -errno when mapping, binding or the journal fail. */
 int ring_start(const struct ring_config *cfg, struct ring **ret);
+/* How the thread's start went: -EINPROGRESS while the engine is being
+ * created, 0 once the ring serves, -errno when the engine could not start
+ * (why, if given, then says so; "" otherwise). A failed ring has stopped
+ * (ring_is_stopped) and consumed nothing: release it; a journal it
+ * recovered from stays for the next try. Any thread. */
+int ring_start_result(const struct ring *r, char *why, size_t len);
 /* Asks the thread to stop consuming; it answers in-flight requests and
  * exits once they are all done. Any number of times, any thread state. */
 void ring_stop(struct ring *r);

@@ -199,7 +199,7 @@ void storage_open_collect(struct blkbackd *d)
 		/* A vbd that moved on (removed, say) has no use for it. */
 		if (job->v->opening == job) {
 			job->v->opening = NULL;
-			if (!job->v->gone)
+			if (!job->v->forgotten)
 				vbd_open_done(job->v, job->params, job->result, job->err.msg,
 					      &job->backing);
 		}

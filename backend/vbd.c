@@ -4,6 +4,9 @@
  * leaves the previous phase (and backend state) intact and says why in the
  * backend's "error" node. Main thread only.
  *
+ * Each step gathers its input (vbd_gather), has vbd_decide (vbd-decide.c,
+ * pure and unit-tested) pick one action and carries it out (vbd_act).
+ *
  * State table, as Linux xen-blkback answers each frontend state. Inputs
  * read on every run: backend dir present, online (absent = 1), backend
  * state node, hotplug-status, frontend state (absent or garbage =
@@ -43,6 +46,9 @@
  *              |                                        | 4K vbd to a frontend with
  *              |                                        | feature-large-sector-size:
  *              |                                        | stay, "error" says why)
+ *  INITWAIT    | rings started, an engine still         | wait (its thread wakes us);
+ *              | starting on its ring thread            | one failed: stop -> CLOSING;
+ *              |                                        | any close: stop -> CLOSING
  *  CONNECTED   | frontend 5/6/gone, back to 1/2,        | stop rings, write 5 -> CLOSING
  *              | toolstack close, or a ring halted      |
  *  CLOSING     | rings not drained                      | wait (ring threads wake us)
@@ -85,6 +91,7 @@
 #include <xen/io/xenbus.h>
 
 #include "blkbackd.h"
+#include "util.h"
 
 /* VDISK_* info bits from blkif.h */
 #ifndef VDISK_CDROM
@@ -95,14 +102,6 @@
 
 #define VBD_TX_RETRIES	16
 #define VBD_MAX_STEPS	8
-
-struct vbd_input {
-	bool exists;
-	unsigned long long online;
-	unsigned int be_state;
-	unsigned int fe_state;
-	bool hotplug_ok;
-};
 
 /* One key of a transactional update: written as sval when set, else as
  * val; removed instead when rm is set. */
@@ -142,7 +141,7 @@ static int vbd_publish(struct vbd *v, const struct vbd_kv *kvs, size_t n, unsign
 	size_t i;
 	int r = 0, tries;
 
-	if (v->removed)
+	if (v->be_dir_removed)
 		return -ENOENT;
 	for (tries = 0; tries < VBD_TX_RETRIES; tries++) {
 		r = xenbus_tx_start(d, &t);
@@ -171,7 +170,7 @@ static int vbd_publish(struct vbd *v, const struct vbd_kv *kvs, size_t n, unsign
 abort:
 	xenbus_tx_end(d, t, true);
 	if (r == -ENOENT)
-		v->removed = true;
+		v->be_dir_removed = true;
 	return r;
 }
 
@@ -196,14 +195,13 @@ static int vbd_set_state(struct vbd *v, unsigned int state)
 
 static bool vbd_fail_may_log(struct vbd *v)
 {
-	struct timespec ts;
+	time_t now = clock_mono_sec();
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	if (ts.tv_sec - v->fail_window >= VBD_FAIL_LOG_WINDOW_S) {
+	if (now - v->fail_window >= VBD_FAIL_LOG_WINDOW_S) {
 		if (v->fail_suppressed)
 			vbd_log(v, LOG_LEVEL_WARN, 0, "%u more failures not logged (see the %s node)",
 				v->fail_suppressed, XK_ERROR);
-		v->fail_window = ts.tv_sec;
+		v->fail_window = now;
 		v->fail_logged = 0;
 		v->fail_suppressed = 0;
 	}
@@ -576,7 +574,7 @@ void vbd_open_done(struct vbd *v, const char *params, int result, const char *wh
 		v->props.cdrom ? ", cdrom" : "", v->props.direct_io ? ", O_DIRECT" : "");
 	vbd_clear_error(v);
 	/* Look again: the frontend may be ready. */
-	v->dirty = true;
+	xenbus_mark_dirty(v);
 }
 
 void vbd_open_slow(struct vbd *v, const char *params, unsigned int seconds,
@@ -898,16 +896,60 @@ static int vbd_check_sector_units(struct vbd *v)
 	return -EOPNOTSUPP;
 }
 
-/* start: rings mapped and running, connect keys + Connected in one tx. */
-static int vbd_start(struct vbd *v)
+/* The frontend's queue count, within what configure offered. */
+static int vbd_read_queue_count(struct vbd *v, unsigned int *ret_nq)
 {
-	struct vbd_kv kvs[12];
-	struct ring_config cfgs[BLKBACKD_MAX_QUEUES], cfg;
-	struct ring *ring;
-	unsigned long long nq, fe_persistent, removable;
-	unsigned int info = 0, q;
-	char *qdir = NULL;
-	size_t n = 0;
+	unsigned long long nq;
+	int r;
+
+	r = xenbus_read_uint(v->d, XBT_NULL, v->fe_path, XK_MQ_NUM_QUEUES, UINT32_MAX, &nq);
+	if (r == -ENOENT) {
+		nq = 1;
+	} else if (r < 0) {
+		vbd_fail(v, r, "bad frontend %s (1..%u)", XK_MQ_NUM_QUEUES, v->max_queues);
+		return r;
+	} else if (nq == 0 || nq > v->max_queues) {
+		/* Like Linux: the guest asked for what we never offered. */
+		vbd_fail(v, 0, "frontend %s is %llu, not 1..%u", XK_MQ_NUM_QUEUES, nq,
+			 v->max_queues);
+		return -EINVAL;
+	}
+	*ret_nq = (unsigned int)nq;
+	return 0;
+}
+
+/* Every queue's keys are read before any ring maps: garbage in a later
+ * queue costs no ring start and stop. */
+static int vbd_read_ring_configs(struct vbd *v, unsigned int nq, struct ring_config *cfgs)
+{
+	unsigned int q;
+	char *qdir;
+	int r;
+
+	for (q = 0; q < nq; q++) {
+		/* One queue uses the top-level keys even when the count is
+		 * written, as Linux frontends and backends do. */
+		if (nq == 1) {
+			r = vbd_read_ring_config(v, v->fe_path, &cfgs[q]);
+		} else {
+			if (asprintf(&qdir, "%s/" XK_QUEUE_DIR_FMT, v->fe_path, q) < 0)
+				return -ENOMEM;
+			r = vbd_read_ring_config(v, qdir, &cfgs[q]);
+			free(qdir);
+		}
+		if (r < 0)
+			return r;
+		cfgs[q].queue = q;
+	}
+	return 0;
+}
+
+/* What both ends agreed on: recovery policy, sector units, persistent
+ * grants, queues and each queue's ring. Reads only; nothing is mapped. */
+static int vbd_negotiate(struct vbd *v, unsigned int *ret_nq, struct ring_config *cfgs)
+{
+	unsigned long long fe_persistent;
+	unsigned int nq;
 	int r;
 
 	r = vbd_read_recovery_policy(v);
@@ -925,64 +967,109 @@ static int vbd_start(struct vbd *v)
 				     &fe_persistent) < 0)
 		fe_persistent = 0;
 	v->persistent = fe_persistent && v->d->max_pgrants;
-	r = xenbus_read_uint(v->d, XBT_NULL, v->fe_path, XK_MQ_NUM_QUEUES, UINT32_MAX, &nq);
-	if (r == -ENOENT) {
-		nq = 1;
-	} else if (r < 0) {
-		vbd_fail(v, r, "bad frontend %s (1..%u)", XK_MQ_NUM_QUEUES, v->max_queues);
-		return r;
-	} else if (nq == 0 || nq > v->max_queues) {
-		/* Like Linux: the guest asked for what we never offered. */
-		vbd_fail(v, 0, "frontend %s is %llu, not 1..%u", XK_MQ_NUM_QUEUES, nq,
-			 v->max_queues);
-		return -EINVAL;
-	}
-	/* Every queue's keys are read before any ring maps: garbage in a
-	 * later queue costs no ring start and stop. */
-	for (q = 0; q < nq; q++) {
-		/* One queue uses the top-level keys even when the count is
-		 * written, as Linux frontends and backends do. */
-		if (nq > 1 && asprintf(&qdir, "%s/" XK_QUEUE_DIR_FMT, v->fe_path, q) < 0)
-			return -ENOMEM;
-		r = vbd_read_ring_config(v, nq > 1 ? qdir : v->fe_path, &cfgs[q]);
-		free(qdir);
-		qdir = NULL;
-		if (r < 0)
-			return r;
-		cfgs[q].queue = q;
-	}
-	cfg = cfgs[0];
+	r = vbd_read_queue_count(v, &nq);
+	if (r == 0)
+		r = vbd_read_ring_configs(v, nq, cfgs);
+	if (r == 0)
+		*ret_nq = nq;
+	return r;
+}
+
+/* Maps every ring and starts its thread, which creates the ring's storage
+ * engine (an NBD handshake, say) off the main thread and wakes us when
+ * done (vbd_rings_started); rings already running when one fails drain
+ * and are released the normal way. */
+static int vbd_start_rings(struct vbd *v, unsigned int nq, const struct ring_config *cfgs)
+{
+	struct ring *ring;
+	unsigned int q;
+	int r;
+
 	v->rings = calloc(nq, sizeof(*v->rings));
 	if (!v->rings)
 		return -ENOMEM;
 	for (q = 0; q < nq; q++) {
 		r = ring_start(&cfgs[q], &ring);
 		if (r < 0) {
-			vbd_fail(v, r, "cannot connect ring %u (order %u, %s)", q, cfg.order,
-				 blkif_abi_name(cfg.abi));
-			goto fail;
+			vbd_fail(v, r, "cannot connect ring %u (order %u, %s)", q, cfgs[q].order,
+				 blkif_abi_name(cfgs[q].abi));
+			if (!v->nr_rings) {
+				free(v->rings);
+				v->rings = NULL;
+			}
+			return r;
 		}
 		v->rings[q] = ring;
 		v->nr_rings = q + 1;
 	}
-	vbd_note_recovery(v);
-	if (v->takeover) {
-		unsigned long long published;
+	return 0;
+}
 
-		/* Taking over, the connect keys are as the frontend saw them
-		 * and the state too: rewriting Connected would fire its
-		 * watch for nothing. A size that changed meanwhile is
-		 * published by the resize check, which compares with this. */
-		if (xenbus_read_uint(v->d, XBT_NULL, v->be_path, XK_SECTORS, UINT64_MAX,
-				     &published) == 0)
-			v->props.sectors = published;
-		v->takeover = false;
-		v->served = true;
-		vbd_log(v, LOG_LEVEL_INFO, 0, "backend Connected (%u ring%s, order %u, %s, taken over)",
-			v->nr_rings, v->nr_rings > 1 ? "s" : "", cfg.order,
-			blkif_abi_name(cfg.abi));
-		return 0;
+/* 0 once every ring's engine is up, -EINPROGRESS while one is starting,
+ * the first failure (the vbd failed with its reason) otherwise. */
+static int vbd_rings_started(struct vbd *v)
+{
+	char why[160];
+	unsigned int i;
+	int r, pending = 0;
+
+	for (i = 0; i < v->nr_rings; i++) {
+		r = ring_start_result(v->rings[i], why, sizeof(why));
+		if (r == -EINPROGRESS) {
+			pending = r;
+		} else if (r < 0) {
+			vbd_fail(v, r, "cannot connect ring %u: %s", i, why);
+			return r;
+		}
 	}
+	return pending;
+}
+
+/* Taking over, the connect keys are as the frontend saw them and the
+ * state too: rewriting Connected would fire its watch for nothing. A size
+ * that changed meanwhile is published by the resize check, which compares
+ * with this. */
+static void vbd_resume_connected(struct vbd *v, const struct ring_info *cfg)
+{
+	unsigned long long published;
+
+	if (xenbus_read_uint(v->d, XBT_NULL, v->be_path, XK_SECTORS, UINT64_MAX,
+			     &published) == 0)
+		v->props.sectors = published;
+	v->takeover = false;
+	v->served = true;
+	vbd_log(v, LOG_LEVEL_INFO, 0, "backend Connected (%u ring%s, order %u, %s, taken over)",
+		v->nr_rings, v->nr_rings > 1 ? "s" : "", cfg->order, blkif_abi_name(cfg->abi));
+}
+
+/* The keys Connected publishes, in a structure that cannot overflow: a
+ * key past VBD_CONNECT_KEYS marks the set as overflowed and it is not
+ * published at all, rather than half of it. */
+#define VBD_CONNECT_KEYS	16
+
+struct vbd_kvs {
+	struct vbd_kv kv[VBD_CONNECT_KEYS];
+	size_t n;
+	bool overflow;
+};
+
+/* present false: removed, as a value an earlier connection published. */
+static void vbd_kvs_uint(struct vbd_kvs *kvs, const char *key, unsigned long long val,
+			 bool present)
+{
+	if (kvs->n >= ARRAY_SIZE(kvs->kv)) {
+		kvs->overflow = true;
+		return;
+	}
+	vbd_kv_uint(&kvs->kv[kvs->n], key, val);
+	kvs->kv[kvs->n].rm = !present;
+	kvs->n++;
+}
+
+static unsigned int vbd_info_bits(struct vbd *v)
+{
+	unsigned long long removable;
+	unsigned int info = 0;
 
 	if (v->props.cdrom)
 		info |= VDISK_CDROM;
@@ -992,30 +1079,39 @@ static int vbd_start(struct vbd *v)
 	if (xenbus_read_uint_default(v->d, XBT_NULL, v->be_path, XK_REMOVABLE, 1, 0,
 				     &removable) == 0 && removable)
 		info |= VDISK_REMOVABLE;
+	return info;
+}
+
+/* Connect keys and state 4 in one transaction. */
+static int vbd_publish_connect(struct vbd *v, const struct ring_info *cfg)
+{
+	struct vbd_kvs kvs = { .n = 0 };
+	bool discard = v->props.discard;
+	int r;
+
 	v->props.sectors = atomic_load(&v->nr_sectors);
-	vbd_kv_uint(&kvs[n++], XK_FEATURE_FLUSH, 1);
-	vbd_kv_uint(&kvs[n++], XK_FEATURE_BARRIER, 1);
-	vbd_kv_uint(&kvs[n++], XK_FEATURE_PERSISTENT, v->d->max_pgrants > 0);
-	vbd_kv_uint(&kvs[n++], XK_FEATURE_DISCARD, 1);
-	vbd_kv_uint(&kvs[n++], XK_DISCARD_GRANULARITY, v->props.discard_granularity);
-	vbd_kv_uint(&kvs[n++], XK_DISCARD_ALIGNMENT, v->props.discard_alignment);
-	vbd_kv_uint(&kvs[n++], XK_DISCARD_SECURE, v->props.discard_secure);
-	/* Discard off: the keys are absent, as Linux leaves them, and
-	 * removed when an earlier connection published them. */
-	if (!v->props.discard)
-		for (q = 1; q <= 4; q++)
-			kvs[n - q].rm = true;
-	vbd_kv_uint(&kvs[n++], XK_SECTORS, v->props.sectors);
-	vbd_kv_uint(&kvs[n++], XK_INFO, info);
-	vbd_kv_uint(&kvs[n++], XK_SECTOR_SIZE, v->props.sector_size);
-	vbd_kv_uint(&kvs[n++], XK_PHYS_SECTOR_SIZE,
-		    vbd_phys_sector_size(v, v->props.sectors));
+	vbd_kvs_uint(&kvs, XK_FEATURE_FLUSH, 1, true);
+	vbd_kvs_uint(&kvs, XK_FEATURE_BARRIER, 1, true);
+	vbd_kvs_uint(&kvs, XK_FEATURE_PERSISTENT, v->d->max_pgrants > 0, true);
+	/* Discard off: the keys are absent, as Linux leaves them. */
+	vbd_kvs_uint(&kvs, XK_FEATURE_DISCARD, 1, discard);
+	vbd_kvs_uint(&kvs, XK_DISCARD_GRANULARITY, v->props.discard_granularity, discard);
+	vbd_kvs_uint(&kvs, XK_DISCARD_ALIGNMENT, v->props.discard_alignment, discard);
+	vbd_kvs_uint(&kvs, XK_DISCARD_SECURE, v->props.discard_secure, discard);
+	vbd_kvs_uint(&kvs, XK_SECTORS, v->props.sectors, true);
+	vbd_kvs_uint(&kvs, XK_INFO, vbd_info_bits(v), true);
+	vbd_kvs_uint(&kvs, XK_SECTOR_SIZE, v->props.sector_size, true);
+	vbd_kvs_uint(&kvs, XK_PHYS_SECTOR_SIZE, vbd_phys_sector_size(v, v->props.sectors), true);
+	if (kvs.overflow) {
+		vbd_fail(v, -EOVERFLOW, "more connect keys than %u", VBD_CONNECT_KEYS);
+		return -EOVERFLOW;
+	}
 	if (v->props.sector_size != 512)
 		vbd_log(v, LOG_LEVEL_WARN, 0, "publishing sector-size %u (%s): frontends that "
 			"read sectors in sector-size units (%s) are refused, others address "
 			"it in 512-byte units aligned to %u", v->props.sector_size,
 			vbd_sector_size_reason(v), XK_LARGE_SECTOR_SIZE, v->props.sector_size);
-	r = vbd_publish(v, kvs, n, XenbusStateConnected);
+	r = vbd_publish(v, kvs.kv, kvs.n, XenbusStateConnected);
 	if (r < 0) {
 		/* The ring runs already: take the normal, draining way down. */
 		if (r != -ENOENT)
@@ -1023,19 +1119,40 @@ static int vbd_start(struct vbd *v)
 		return r;
 	}
 	vbd_log(v, LOG_LEVEL_INFO, 0, "backend Connected (%u ring%s, order %u, %s, port %" PRIu32
-		"%s)", v->nr_rings, v->nr_rings > 1 ? "s" : "", cfg.order, blkif_abi_name(cfg.abi),
-		cfg.remote_port, v->persistent ? ", persistent grants" : "");
+		"%s)", v->nr_rings, v->nr_rings > 1 ? "s" : "", cfg->order, blkif_abi_name(cfg->abi),
+		cfg->remote_port, v->persistent ? ", persistent grants" : "");
 	v->served = true;
 	vbd_clear_error(v);
 	return 0;
+}
 
-fail:
-	/* Rings already running drain and are released the normal way. */
+/* start: rings mapped and running, connect keys + Connected in one tx.
+ * -EINPROGRESS while the rings' engines start: called again once they
+ * wake us (vbd_poll_rings). */
+static int vbd_start(struct vbd *v)
+{
+	struct ring_config cfgs[BLKBACKD_MAX_QUEUES];
+	struct ring_info ring0;
+	unsigned int nq;
+	int r;
+
 	if (!v->nr_rings) {
-		free(v->rings);
-		v->rings = NULL;
+		r = vbd_negotiate(v, &nq, cfgs);
+		if (r == 0)
+			r = vbd_start_rings(v, nq, cfgs);
+		if (r < 0)
+			return r;
+		vbd_note_recovery(v);
 	}
-	return r;
+	r = vbd_rings_started(v);
+	if (r < 0)
+		return r;
+	ring_get_info(v->rings[0], &ring0);
+	if (v->takeover) {
+		vbd_resume_connected(v, &ring0);
+		return 0;
+	}
+	return vbd_publish_connect(v, &ring0);
 }
 
 /* stop: no new requests; in-flight ones still complete and are answered. */
@@ -1046,7 +1163,7 @@ static void vbd_stop(struct vbd *v)
 	for (i = 0; i < v->nr_rings; i++)
 		ring_stop(v->rings[i]);
 	v->phase = VBD_CLOSING;
-	if (!v->removed)
+	if (!v->be_dir_removed)
 		vbd_set_state(v, XenbusStateClosing);
 }
 
@@ -1080,7 +1197,7 @@ bool vbd_is_busy(const struct vbd *v)
 	return v->nr_rings > 0;
 }
 
-static void vbd_forget(struct vbd *v)
+static void vbd_unlink(struct vbd *v)
 {
 	struct vbd **pp;
 
@@ -1090,28 +1207,15 @@ static void vbd_forget(struct vbd *v)
 			break;
 		}
 	}
+}
+
+static void vbd_forget(struct vbd *v)
+{
+	vbd_unlink(v);
 	if (v->phase != VBD_FOREIGN)
 		vbd_log(v, LOG_LEVEL_INFO, 0, "released");
-	v->gone = true;
+	v->forgotten = true;
 	vbd_unref(v);
-}
-
-static bool vbd_is_fe_closing(const struct vbd *v, const struct vbd_input *in)
-{
-	return in->fe_state == XenbusStateClosing || in->fe_state == XenbusStateClosed ||
-	       in->fe_state > XenbusStateReconfigured ||
-	       (v->fe_seen && in->fe_state == XenbusStateUnknown);
-}
-
-/* Drained and released in Closing: the frontend let go of the ring (it is
- * Closed, gone, or started over from Initialising), so Closed is due.
- * Until then we stay Closing, as Linux does: OVMF and a kdump kernel's
- * xenbus_reset_frontend wait for exactly that state before their Closed. */
-static bool vbd_is_fe_done(const struct vbd_input *in)
-{
-	return in->fe_state == XenbusStateClosed || in->fe_state == XenbusStateUnknown ||
-	       in->fe_state == XenbusStateInitialising || in->fe_state == XenbusStateInitWait ||
-	       in->fe_state > XenbusStateReconfigured;
 }
 
 bool vbd_is_detach_done(const struct vbd *v, bool force)
@@ -1125,170 +1229,193 @@ bool vbd_is_detach_done(const struct vbd *v, bool force)
 		v->seen_fe_state != XenbusStateConnected);
 }
 
-/* A vbd an earlier blkbackd had connected (or was closing) whose frontend
- * closed or vanished while nobody served it: its close is finished
- * without InitWait (Closing held as before, or Closed). */
-static bool vbd_is_orphaned(struct vbd *v, const struct vbd_input *in)
+/* NEW with the backend Connected or Closing: an earlier blkbackd served
+ * this vbd. Whether its frontend still is Connected decides between
+ * taking over and closing, so the frontend is looked up (and watched)
+ * now rather than at configure. */
+static void vbd_read_served_frontend(struct vbd *v, struct vbd_input *in)
 {
-	unsigned long long fe_state = XenbusStateUnknown;
+	unsigned long long fe_state;
 
-	if (in->be_state != XenbusStateConnected && in->be_state != XenbusStateClosing)
-		return false;
-	if (!v->fe_path && vbd_read_frontend_path(v) < 0)
-		return false;
+	in->fe_path_ok = v->fe_path || vbd_read_frontend_path(v) == 0;
+	if (!in->fe_path_ok)
+		return;
 	if (xenbus_read_uint(v->d, XBT_NULL, v->fe_path, XK_STATE, XenbusStateReconfigured,
 			     &fe_state) < 0)
 		fe_state = XenbusStateUnknown;
-	if (fe_state == XenbusStateConnected)
-		return false;
-	vbd_log(v, LOG_LEVEL_INFO, 0, "was %s before a restart and the frontend is now %s: closing",
-		xenbus_state_name(in->be_state), xenbus_state_name((unsigned int)fe_state));
-	return true;
+	in->fe_state = (unsigned int)fe_state;
 }
 
-/* One transition; true when the phase changed and another look is due. */
-static bool vbd_step(struct vbd *v)
+/* What the decision needs, read afresh: both ends' states on every step,
+ * the nodes only one phase asks about when in it. */
+static void vbd_gather(struct vbd *v, struct vbd_input *in, struct vbd_facts *f)
+{
+	vbd_read_input(v, in);
+	v->seen_be_state = in->be_state;
+	v->seen_fe_state = in->fe_state;
+	v->seen_hotplug_ok = in->hotplug_ok;
+	if (!in->exists)
+		v->be_dir_removed = true;
+	if (!v->be_dir_removed && v->phase == VBD_FOREIGN)
+		in->script_matches = vbd_script_matches(v);
+	if (!v->be_dir_removed && v->phase == VBD_NEW &&
+	    (in->be_state == XenbusStateConnected || in->be_state == XenbusStateClosing))
+		vbd_read_served_frontend(v, in);
+
+	memset(f, 0, sizeof(*f));
+	f->phase = v->phase;
+	f->be_dir_removed = v->be_dir_removed;
+	f->detach = v->detach;
+	f->takeover = v->takeover;
+	f->fe_seen = v->fe_seen;
+	f->has_backing = v->backing != NULL;
+	f->has_rings = v->nr_rings > 0;
+	f->rings_stopped = vbd_rings_stopped(v);
+}
+
+static void vbd_note_orphan(struct vbd *v, const struct vbd_input *in)
+{
+	vbd_log(v, LOG_LEVEL_INFO, 0, "was %s before a restart and the frontend is now %s: closing",
+		xenbus_state_name(in->be_state), xenbus_state_name(in->fe_state));
+}
+
+/* Nothing mapped, nothing owed: Closed at once. */
+static void vbd_close_unconnected(struct vbd *v)
+{
+	if (vbd_set_state(v, XenbusStateClosed) == 0)
+		v->phase = VBD_CLOSED;
+}
+
+static void vbd_enter_initwait(struct vbd *v, bool takeover)
+{
+	if (vbd_configure(v, takeover) == 0)
+		v->phase = VBD_INITWAIT;
+}
+
+/* start and Connected. A size that changed while no blkbackd ran (taking
+ * over) is published now, not at the next resize tick, which a frontend
+ * that is about to close may never see. */
+static int vbd_connect(struct vbd *v)
+{
+	int r = vbd_start(v);
+
+	if (r == 0) {
+		v->phase = VBD_CONNECTED;
+		vbd_check_resize(v);
+	}
+	return r;
+}
+
+/* A takeover that cannot recover the rings (storage or start failed, the
+ * frontend left): rings that did start drain the normal way; without any,
+ * what was in flight before the restart stays unanswered and the close
+ * goes on as for a vbd never connected. */
+static void vbd_takeover_abandon(struct vbd *v)
+{
+	if (v->nr_rings) {
+		vbd_stop(v);
+		return;
+	}
+	vbd_log(v, LOG_LEVEL_WARN, 0, "closing without taking the rings over: "
+		"requests in flight before the restart stay unanswered");
+	v->takeover = false;
+}
+
+/* Carries one decision out; true when another look is due. */
+static bool vbd_act(struct vbd *v, const struct vbd_input *in, struct vbd_decision dec)
 {
 	enum vbd_phase old = v->phase;
-	struct vbd_input in;
-	bool toolstack_close, close, was_serving;
+	int r;
 
-	vbd_read_input(v, &in);
-	v->seen_be_state = in.be_state;
-	v->seen_fe_state = in.fe_state;
-	v->seen_hotplug_ok = in.hotplug_ok;
-	if (!in.exists)
-		v->removed = true;
-
-	if (v->removed) {
-		if (v->phase == VBD_CONNECTED) {
-			vbd_stop(v);
-			return true;
-		}
-		if (v->phase == VBD_CLOSING) {
-			if (!vbd_rings_stopped(v))
-				return false;
-			vbd_release(v, false);
-		}
+	if (dec.release)
+		vbd_release(v, false);
+	switch (dec.action) {
+	case VBD_DO_NOTHING:
+		break;
+	case VBD_DO_CLAIM:
+		vbd_log(v, LOG_LEVEL_INFO, 0, "claimed");
+		v->phase = VBD_NEW;
+		break;
+	case VBD_DO_TAKE_OVER:
+		vbd_enter_initwait(v, true);
+		break;
+	case VBD_DO_KEEP_CLOSING:
+		/* The earlier process answered the frontend's Closing: wait
+		 * for its Closed as that process would have. */
+		vbd_note_orphan(v, in);
+		v->phase = VBD_CLOSING;
+		break;
+	case VBD_DO_CLOSE_ORPHAN:
+		vbd_note_orphan(v, in);
+		vbd_close_unconnected(v);
+		break;
+	case VBD_DO_CLOSE:
+		vbd_close_unconnected(v);
+		break;
+	case VBD_DO_CONFIGURE:
+		vbd_enter_initwait(v, false);
+		break;
+	case VBD_DO_TAKEOVER_OPEN:
+		if (vbd_open_backing(v) == -EINPROGRESS)
+			break;	/* vbd_open_done looks again */
+		vbd_takeover_abandon(v);
+		return true;
+	case VBD_DO_TAKEOVER_START:
+		r = vbd_connect(v);
+		if (r == 0 || r == -EINPROGRESS)
+			break;	/* connected, or the rings wake us */
+		vbd_takeover_abandon(v);
+		return true;
+	case VBD_DO_TAKEOVER_ABANDON:
+		vbd_takeover_abandon(v);
+		return true;
+	case VBD_DO_OPEN:
+		vbd_open_backing(v);	/* vbd_open_done looks again */
+		break;
+	case VBD_DO_START:
+		r = vbd_connect(v);
+		if (r < 0 && r != -EINPROGRESS && v->nr_rings)
+			vbd_stop(v);	/* a ring or publishing failed */
+		break;
+	case VBD_DO_DISCONNECT:
+		vbd_log(v, LOG_LEVEL_INFO, 0, "closing (frontend %s, online %llu)",
+			xenbus_state_name(in->fe_state), in->online);
+		/* fall through */
+	case VBD_DO_STOP:
+		vbd_stop(v);
+		break;
+	case VBD_DO_FINISH_CLOSE:
+		vbd_set_state(v, XenbusStateClosed);
+		v->phase = VBD_CLOSED;
+		break;
+	case VBD_DO_REWRITE_CLOSING:
+		vbd_set_state(v, XenbusStateClosing);
+		break;
+	case VBD_DO_REWRITE_CLOSED:
+		vbd_set_state(v, XenbusStateClosed);
+		break;
+	case VBD_DO_FORGET:
 		vbd_unconfigure(v);
 		vbd_forget(v);
 		return false;
 	}
-
-	/* blkback-ctl detach asks for what online = 0 does. */
-	toolstack_close = in.online == 0 || v->detach ||
-		(in.be_state == XenbusStateClosing &&
-		 (v->phase == VBD_NEW || v->phase == VBD_INITWAIT || v->phase == VBD_CONNECTED));
-	close = toolstack_close || vbd_is_fe_closing(v, &in);
-
-	switch (v->phase) {
-	case VBD_FOREIGN:
-		if (vbd_script_matches(v)) {
-			vbd_log(v, LOG_LEVEL_INFO, 0, "claimed");
-			v->phase = VBD_NEW;
-		}
-		break;
-	case VBD_NEW:
-		/* An earlier blkbackd served it: take it over even when the
-		 * toolstack is detaching it, so that what was in flight when
-		 * that process died is answered before the ring closes. */
-		was_serving = in.be_state == XenbusStateConnected ||
-			      in.be_state == XenbusStateClosing;
-		if (was_serving && !vbd_is_orphaned(v, &in)) {
-			if (vbd_configure(v, true) == 0)
-				v->phase = VBD_INITWAIT;
-		} else if (was_serving && in.be_state == XenbusStateClosing && in.online &&
-			   !v->detach) {
-			/* The earlier process answered the frontend's Closing:
-			 * wait for its Closed as that process would have. */
-			v->phase = VBD_CLOSING;
-		} else if (toolstack_close || was_serving) {
-			if (vbd_set_state(v, XenbusStateClosed) == 0)
-				v->phase = VBD_CLOSED;
-		} else if (vbd_configure(v, false) == 0) {
-			v->phase = VBD_INITWAIT;
-		}
-		break;
-	case VBD_INITWAIT:
-		if (close && v->takeover) {
-			/* Recover, answer, then close the normal way; the
-			 * storage opens first (off the main thread). */
-			if (in.hotplug_ok && in.fe_state == XenbusStateConnected && !v->backing &&
-			    vbd_open_backing(v) == -EINPROGRESS)
-				break;
-			if (in.hotplug_ok && in.fe_state == XenbusStateConnected && v->backing &&
-			    vbd_start(v) == 0) {
-				v->phase = VBD_CONNECTED;
-				vbd_check_resize(v);
-				break;
-			}
-			if (v->nr_rings) {
-				vbd_stop(v);
-				break;
-			}
-			vbd_log(v, LOG_LEVEL_WARN, 0, "closing without taking the rings over: "
-				"requests in flight before the restart stay unanswered");
-			v->takeover = false;
-		}
-		if (close && !toolstack_close && in.fe_state == XenbusStateClosing) {
-			/* Linux answers a frontend's Closing with Closing, and
-			 * Closed only once the frontend is Closed. */
-			vbd_stop(v);
-		} else if (close) {
-			/* Never connected: nothing is mapped and nothing is
-			 * owed, so the toolstack or a detach need not wait
-			 * for a frontend that may never answer. */
-			if (vbd_set_state(v, XenbusStateClosed) == 0)
-				v->phase = VBD_CLOSED;
-		} else if (!in.hotplug_ok) {
-			break;	/* the script has not accepted the target yet */
-		} else if (!v->backing) {
-			vbd_open_backing(v);	/* vbd_open_done looks again */
-		} else if (in.fe_state == XenbusStateInitialised ||
-			   in.fe_state == XenbusStateConnected) {
-			if (vbd_start(v) == 0) {
-				v->phase = VBD_CONNECTED;
-				/* A size that changed while no blkbackd ran
-				 * (taking over) is published now, not at the
-				 * next resize tick, which a frontend that is
-				 * about to close may never see. */
-				vbd_check_resize(v);
-			} else if (v->nr_rings)
-				vbd_stop(v);	/* rings started, publishing failed */
-		}
-		break;
-	case VBD_CONNECTED:
-		if (close || in.fe_state == XenbusStateInitialising ||
-		    in.fe_state == XenbusStateInitWait) {
-			vbd_log(v, LOG_LEVEL_INFO, 0, "closing (frontend %s, online %llu)",
-				xenbus_state_name(in.fe_state), in.online);
-			vbd_stop(v);
-		}
-		break;
-	case VBD_CLOSING:
-		if (!vbd_rings_stopped(v))
-			break;
-		if (v->nr_rings)
-			vbd_release(v, false);
-		if (in.online == 0 || v->detach || vbd_is_fe_done(&in)) {
-			vbd_set_state(v, XenbusStateClosed);
-			v->phase = VBD_CLOSED;
-		} else if (in.be_state != XenbusStateClosing) {
-			vbd_set_state(v, XenbusStateClosing);
-		}
-		break;
-	case VBD_CLOSED:
-		if (in.online && !toolstack_close &&
-		    (in.fe_state == XenbusStateInitialising || in.fe_state == XenbusStateInitWait ||
-		     in.fe_state == XenbusStateInitialised)) {
-			if (vbd_configure(v, false) == 0)
-				v->phase = VBD_INITWAIT;
-		} else if (in.be_state != XenbusStateClosed) {
-			vbd_set_state(v, XenbusStateClosed);
-		}
-		break;
-	}
 	return v->phase != old;
+}
+
+/* One transition; true when another look is due. */
+static bool vbd_step(struct vbd *v)
+{
+	struct vbd_input in;
+	struct vbd_facts facts;
+	struct vbd_decision dec;
+
+	vbd_gather(v, &in, &facts);
+	dec = vbd_decide(&in, &facts);
+	if (dec.action != VBD_DO_NOTHING || dec.release)
+		vbd_log(v, LOG_LEVEL_DEBUG, 0, "backend %s, frontend %s: %s%s",
+			xenbus_state_name(in.be_state), xenbus_state_name(in.fe_state),
+			dec.release ? "release, " : "", vbd_action_name(dec.action));
+	return vbd_act(v, &in, dec);
 }
 
 void vbd_update(struct vbd *v)
@@ -1297,7 +1424,7 @@ void vbd_update(struct vbd *v)
 
 	vbd_ref(v);
 	for (i = 0; i < VBD_MAX_STEPS; i++)
-		if (!vbd_step(v) || v->gone)
+		if (!vbd_step(v) || v->forgotten)
 			break;
 	vbd_unref(v);
 }
@@ -1317,6 +1444,9 @@ void vbd_poll_rings(struct vbd *v)
 	/* A misbehaving frontend gets a clean disconnect of this vbd only. */
 	if (halted && v->phase == VBD_CONNECTED)
 		vbd_stop(v);
+	/* Rings starting: one may have finished, connect once all have. */
+	if (v->phase == VBD_INITWAIT && v->nr_rings)
+		vbd_update(v);
 	/* Drained and released, a Closing vbd waits for the frontend's
 	 * state watch, not for ring wake-ups. */
 	if (v->phase == VBD_CLOSING && v->nr_rings)
@@ -1353,25 +1483,29 @@ void vbd_check_resize(struct vbd *v)
 	v->props.sectors = sectors;
 }
 
-void vbd_shutdown(struct vbd *v)
+void vbd_shutdown_start(struct vbd *v)
 {
-	struct timespec ts = { 0, 10 * 1000 * 1000 };
 	unsigned int i;
-	int waited;
 
 	for (i = 0; i < v->nr_rings; i++)
 		ring_stop(v->rings[i]);
-	/* In-flight requests are answered before we unmap; storage that never
-	 * completes would keep us here, so give up after a few seconds. */
-	for (waited = 0; waited < 400 && !vbd_rings_stopped(v); waited++)
-		nanosleep(&ts, NULL);
-	/* The journals stay: a successor takes these rings over. */
-	if (vbd_rings_stopped(v))
-		vbd_release(v, true);
-	else
+}
+
+bool vbd_shutdown_finish(struct vbd *v, bool give_up)
+{
+	if (!vbd_rings_stopped(v)) {
+		if (!give_up)
+			return false;
+		/* Storage that never completes: unmapping now would let the
+		 * engine write into freed memory, so the vbd is left to
+		 * process exit, unlinked but not freed. */
 		vbd_log(v, LOG_LEVEL_WARN, 0, "in-flight I/O did not finish; leaving it");
-	if (!v->nr_rings) {
-		vbd_unconfigure(v);
-		vbd_forget(v);
+		vbd_unlink(v);
+		return true;
 	}
+	/* The journals stay: a successor takes these rings over. */
+	vbd_release(v, true);
+	vbd_unconfigure(v);
+	vbd_forget(v);
+	return true;
 }

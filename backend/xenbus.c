@@ -14,6 +14,7 @@
 #include <xen/io/xenbus.h>
 
 #include "blkbackd.h"
+#include "util.h"
 
 #define TOKEN_BACKEND	"be"
 
@@ -202,7 +203,7 @@ static void xenbus_mark(struct blkbackd *d, uint32_t domid, uint32_t devid)
 
 	if (!v && vbd_new(d, domid, devid, &v) < 0)
 		return;
-	v->dirty = true;
+	xenbus_mark_dirty(v);
 }
 
 void xenbus_scan(struct blkbackd *d)
@@ -214,20 +215,21 @@ void xenbus_scan(struct blkbackd *d)
 
 	/* Known vbds re-check themselves (one may have gone away). */
 	for (v = d->vbds; v; v = v->next)
-		v->dirty = true;
+		xenbus_mark_dirty(v);
 	if (xenbus_directory(d, d->vbd_root, &doms, &ndom) < 0)
 		return;
 	for (i = 0; i < ndom; i++) {
-		uint32_t domid, devid;
+		unsigned long long domid, devid;
 
-		if (xenbus_parse_vbd_path(doms[i], &domid, &devid) != 1)
+		/* Names that are not numbers are not vbds: skipped. */
+		if (xenbus_parse_uint(doms[i], UINT32_MAX, &domid) < 0)
 			continue;
 		if (asprintf(&path, "%s/%s", d->vbd_root, doms[i]) < 0)
 			break;
 		if (xenbus_directory(d, path, &devs, &ndev) == 0) {
 			for (j = 0; j < ndev; j++)
-				if (xenbus_parse_vbd_path(devs[j], &devid, &devid) == 1)
-					xenbus_mark(d, domid, devid);
+				if (xenbus_parse_uint(devs[j], UINT32_MAX, &devid) == 0)
+					xenbus_mark(d, (uint32_t)domid, (uint32_t)devid);
 			free(devs);
 		}
 		free(path);
@@ -254,16 +256,73 @@ static void xenbus_event(struct blkbackd *d, const char *path, const char *token
 	xenbus_mark(d, domid, devid);
 }
 
+/* The main thread's time one pass may take: a toolstack burst can make
+ * a thousand vbds dirty at once, each step a few xenstore round trips,
+ * and the control socket, signals and ring wake-ups are served between
+ * passes, not after the whole burst. */
+#define XENBUS_PASS_BUDGET_MS	20
+
+enum { DIRTY_SERVING, DIRTY_OTHER };
+
+void xenbus_mark_dirty(struct vbd *v)
+{
+	struct vbd_queue *q;
+
+	if (v->dirty)
+		return;
+	/* Storage open or rings mapped: it serves a guest, or is about to. */
+	q = &v->d->dirty[v->backing || v->nr_rings || v->phase == VBD_CONNECTED ||
+			 v->phase == VBD_CLOSING ? DIRTY_SERVING : DIRTY_OTHER];
+	v->dirty = true;
+	vbd_ref(v);
+	v->dirty_next = NULL;
+	if (!q->tail)
+		q->tail = &q->head;
+	*q->tail = v;
+	q->tail = &v->dirty_next;
+}
+
+static struct vbd *xenbus_pop_dirty(struct blkbackd *d)
+{
+	struct vbd_queue *q = &d->dirty[DIRTY_SERVING];
+	struct vbd *v;
+
+	if (!q->head)
+		q = &d->dirty[DIRTY_OTHER];
+	v = q->head;
+	if (!v)
+		return NULL;
+	q->head = v->dirty_next;
+	if (!q->head)
+		q->tail = &q->head;
+	v->dirty = false;
+	return v;
+}
+
+void xenbus_forget_dirty(struct blkbackd *d)
+{
+	struct vbd *v;
+
+	while ((v = xenbus_pop_dirty(d)))
+		vbd_unref(v);
+}
+
 void xenbus_run_dirty(struct blkbackd *d)
 {
-	struct vbd *v, *next;
+	uint64_t deadline = clock_mono_ms() + XENBUS_PASS_BUDGET_MS;
+	struct vbd *v;
 
-	for (v = d->vbds; v; v = next) {
-		next = v->next;
-		if (v->dirty) {
-			v->dirty = false;
-			vbd_update(v);
+	d->more_dirty = false;
+	while (d->dirty[DIRTY_SERVING].head || d->dirty[DIRTY_OTHER].head) {
+		if (clock_mono_ms() >= deadline) {
+			d->more_dirty = true;
+			return;
 		}
+		v = xenbus_pop_dirty(d);
+		/* Forgotten while queued: the queue's ref was the last but one. */
+		if (!v->forgotten)
+			vbd_update(v);
+		vbd_unref(v);
 	}
 }
 

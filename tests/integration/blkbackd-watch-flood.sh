@@ -4,11 +4,18 @@
 # backend's watch on that node. blkbackd must stay alive and connected to xenstore, its
 # memory flat (peak RSS sampled during the flood), the control socket
 # answering, and a verified workload on another guest must not notice.
+# Once with the main thread idle, once busy: a toolstack attaching
+# BUSY_VBDS disks of a third domain at once (50 to a transaction, as the
+# bench's scale row does), each claimed, taken to InitWait and its storage
+# opened by the main thread while the flood's events arrive.
 . "$top_srcdir/tests/functions.sh"
 . "$top_srcdir/tests/integration/blkbackd-lib.sh"
 test_timeout 240
 command -v xenstore-write >/dev/null || skip "xenstore-utils not installed"
 
+# One fd per busy vbd's storage: fewer where the limit cannot be raised.
+BUSY_VBDS=1000
+ulimit -n $((BUSY_VBDS * 2 + 1024)) 2>/dev/null || BUSY_VBDS=300
 start_xensimd
 start_blkbackd
 truncate -s 16M "$TEST_DIR/hostile.img" "$TEST_DIR/beside.img"
@@ -59,6 +66,38 @@ flood() {
 }
 
 flood "T21: the guest floods its state node's children, main thread idle"
+
+g3=$(sim_guest g3) || fail "xensim create g3"
+truncate -s 1M "$TEST_DIR/busy.img"
+# busy_attach: BUSY_VBDS vbds of g3, written straight into xenstore.
+busy_attach() {
+	local i=1 j be fe
+	while [ $i -le $BUSY_VBDS ]; do
+		set --
+		j=$i
+		while [ $j -lt $((i + 50)) ] && [ $j -le $BUSY_VBDS ]; do
+			be=$(be_path "$g3" $j)
+			fe=$(fe_path "$g3" $j)
+			set -- "$@" "$be/frontend" "$fe" "$be/params" "$TEST_DIR/busy.img" \
+				"$be/script" blkbackd "$be/frontend-id" "$g3" "$be/online" 1 \
+				"$be/state" 1 "$be/mode" r "$be/hotplug-status" connected \
+				"$fe/state" 1 "$fe/backend" "$be"
+			j=$((j + 1))
+		done
+		xenstore-write "$@" || return 1
+		i=$j
+	done
+}
+busy_opened() { grep -c "d$g3/[0-9]*: storage $TEST_DIR/busy.img" "$TEST_DIR/blkbackd.log" || true; }
+busy_attach &
+busy=$!
+bg_track $busy
+flood "T21: the guest floods its state node's children, main thread busy attaching $BUSY_VBDS vbds"
+wait $busy || fail "the busy toolstack's writes failed"
+info "  $(busy_opened) of $BUSY_VBDS busy vbds had their storage open when the flood was over"
+wait_for $((60 * SLOW)) sh -c "[ \$(grep -c 'd$g3/[0-9]*: storage' '$TEST_DIR/blkbackd.log') -ge $BUSY_VBDS ]" ||
+	fail "only $(busy_opened) of the $BUSY_VBDS vbds attached beside the flood opened their storage"
+xenstore-rm "$BE_ROOT/$g3" "/local/domain/$g3/device/vbd" || fail "xenstore-rm"
 
 kill -0 "$BLKBACKD_PID" || fail "blkbackd died"
 exit 0

@@ -15,7 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -212,6 +216,8 @@ struct fe {
 static enum io_engine_kind engine_kind;
 /* feature-max-indirect-segments of the next fe_setup only. */
 static unsigned int fe_max_indirect;
+/* The storage of the next fe_setup only, instead of a fresh file. */
+static const char *fe_target;
 
 static uint32_t *sring_u32(struct fe *f, unsigned int i)
 {
@@ -246,8 +252,9 @@ static void fe_setup(struct fe *f, enum blkif_abi abi, unsigned int order, RING_
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(ftruncate(fd, DISK_BYTES), 0);
 	close(fd);
-	ck_assert_int_eq(io_backing_open(f->path, readonly ? IO_BACKING_READ_ONLY : 0,
-					 &f->backing, NULL), 0);
+	ck_assert_int_eq(io_backing_open(fe_target ? fe_target : f->path,
+					 readonly ? IO_BACKING_READ_ONLY : 0, &f->backing, NULL), 0);
+	fe_target = NULL;
 	atomic_init(&f->nr_sectors, DISK_BYTES >> 9);
 
 	cfg.plat = (struct platform *)&fk.h;
@@ -863,6 +870,155 @@ START_TEST(test_indirect_not_advertised)
 }
 END_TEST
 
+/* ---- the engine starts on the ring thread ---- */
+
+/* Waits until the ring's start has finished; its result. */
+static int start_wait(struct ring *r, char *why, size_t len)
+{
+	int i, err = -EINPROGRESS;
+
+	for (i = 0; i < 2000 && err == -EINPROGRESS; i++) {
+		err = ring_start_result(r, why, len);
+		if (err == -EINPROGRESS)
+			usleep(5000);
+	}
+	return err;
+}
+
+/* An engine that cannot start (io_uring asked for where it is missing):
+ * ring_start has already returned; the failure comes through the wake
+ * hook and ring_start_result, with its reason, and nothing the frontend
+ * queued is consumed or answered. */
+START_TEST(test_engine_start_fails)
+{
+	struct blkif_req w = rw_req(BLKIF_OP_WRITE, 1, 0, 1, DATA_REF0);
+	int unmaps, unbinds, err;
+	enum io_engine_kind kind = engine_kind;
+	char why[160];
+	struct fe f;
+
+	setenv(IO_ENV_NO_URING, "1", 1);
+	engine_kind = IO_ENGINE_URING;
+	fe_setup(&f, BLKIF_ABI_X86_64, 0, 0, false);
+	engine_kind = kind;
+	fe_queue(&f, &w);
+	fe_push(&f);
+	err = start_wait(f.r, why, sizeof(why));
+	unsetenv(IO_ENV_NO_URING);
+	ck_assert_int_eq(err, -ENOSYS);
+	ck_assert_msg(strstr(why, "storage engine") != NULL, "reason: \"%s\"", why);
+	ck_assert_int_gt(atomic_load(&wakes), 0);
+	ck_assert(ring_is_stopped(f.r));
+	ck_assert_uint_eq(atomic_load(&ring_get_stats(f.r)->req_cons), 0);
+	ck_assert_uint_eq(*sring_u32(&f, 2), 0);	/* rsp_prod: nothing answered */
+	unmaps = atomic_load(&fk.unmaps);
+	unbinds = atomic_load(&fk.unbinds);
+	ring_release(f.r, false);
+	f.r = NULL;
+	ck_assert_int_eq(atomic_load(&fk.unmaps) - unmaps, 1);
+	ck_assert_int_eq(atomic_load(&fk.unbinds) - unbinds, 1);
+	io_backing_close(f.backing);
+	unlink(f.path);
+}
+END_TEST
+
+static pid_t nbdkit_pid;
+
+static bool unix_accepts(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, r;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	close(fd);
+	return r == 0;
+}
+
+/* nbdkit serving DISK_BYTES of memory on sock, every connection's
+ * handshake held back by delay (the delay filter's delay-open). False
+ * where nbdkit is not installed. */
+static bool nbdkit_slow_start(const char *sock, const char *delay)
+{
+	char size[32], opt[64];
+	int i;
+
+	if (system("command -v nbdkit >/dev/null 2>&1") != 0)
+		return false;
+	snprintf(size, sizeof(size), "%u", DISK_BYTES);
+	snprintf(opt, sizeof(opt), "delay-open=%s", delay);
+	unlink(sock);
+	nbdkit_pid = fork();
+	ck_assert_int_ge(nbdkit_pid, 0);
+	if (nbdkit_pid == 0) {
+		execlp("nbdkit", "nbdkit", "-f", "--exit-with-parent", "-U", sock,
+		       "--filter=delay", "memory", size, opt, (char *)NULL);
+		_exit(127);
+	}
+	for (i = 0; i < 1000 && !unix_accepts(sock); i++)
+		usleep(10 * 1000);
+	ck_assert_msg(i < 1000, "nbdkit did not listen on %s", sock);
+	return true;
+}
+
+static void nbdkit_stop(const char *sock)
+{
+	kill(nbdkit_pid, SIGKILL);
+	waitpid(nbdkit_pid, NULL, 0);
+	unlink(sock);
+}
+
+/* An engine whose start is slow (an NBD handshake held back 1 s): the
+ * ring is started before it is up, a request queued meanwhile is not
+ * consumed until it is, then served. */
+START_TEST(test_engine_start_slow)
+{
+	struct blkif_req w = rw_req(BLKIF_OP_WRITE, 5, 64, 2, DATA_REF0);
+	struct blkif_req rd = rw_req(BLKIF_OP_READ, 6, 64, 2, DATA_REF0 + 10);
+	char sock[64], uri[128], why[160];
+	struct blkif_rsp rsp;
+	uint32_t cons;
+	struct fe f;
+	int err;
+
+	snprintf(sock, sizeof(sock), "/tmp/check-ring-nbd.%d.sock", (int)getpid());
+	if (!nbdkit_slow_start(sock, "1")) {
+		printf("SKIP: nbdkit not installed\n");
+		return;
+	}
+	snprintf(uri, sizeof(uri), "nbd+unix:///?socket=%s", sock);
+	fe_target = uri;
+	fe_setup(&f, BLKIF_ABI_X86_64, 0, 0, false);
+	/* Had ring_start made the engine, its handshake would be over. */
+	ck_assert_int_eq(ring_start_result(f.r, why, sizeof(why)), -EINPROGRESS);
+	memset(gpage(DATA_REF0), 0x5a, 2 * 4096);
+	fe_queue(&f, &w);
+	fe_push(&f);
+	usleep(200 * 1000);
+	/* req_cons read while the start still ran: nothing consumed. */
+	cons = atomic_load(&ring_get_stats(f.r)->req_cons);
+	if (ring_start_result(f.r, NULL, 0) == -EINPROGRESS)
+		ck_assert_uint_eq(cons, 0);
+	err = start_wait(f.r, why, sizeof(why));
+	ck_assert_msg(err == 0, "start: %d (%s)", err, why);
+	ck_assert_int_gt(atomic_load(&wakes), 0);
+	fe_wait(&f, 1, &rsp);
+	ck_assert_int_eq(rsp.status, BLKIF_RSP_OKAY);
+	fe_queue(&f, &rd);
+	fe_push(&f);
+	fe_wait(&f, 1, &rsp);
+	ck_assert_int_eq(rsp.status, BLKIF_RSP_OKAY);
+	ck_assert_int_eq(memcmp(gpage(DATA_REF0 + 10), gpage(DATA_REF0), 2 * 4096), 0);
+	fe_release_ring(&f);
+	io_backing_close(f.backing);
+	unlink(f.path);
+	nbdkit_stop(sock);
+}
+END_TEST
+
 static Suite *ring_suite(const char *name)
 {
 	Suite *s = suite_create(name);
@@ -883,6 +1039,8 @@ static Suite *ring_suite(const char *name)
 	tcase_add_test(tc, test_start_refuses_incomplete_config);
 	tcase_add_loop_test(tc, test_indirect, 0, 2);
 	tcase_add_test(tc, test_indirect_not_advertised);
+	tcase_add_test(tc, test_engine_start_fails);
+	tcase_add_test(tc, test_engine_start_slow);
 	suite_add_tcase(s, tc);
 	return s;
 }
