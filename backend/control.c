@@ -99,12 +99,48 @@ static int control_epoll_add(struct control *c, int fd, uint64_t tag, uint32_t e
 	return epoll_ctl(c->ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
+/* The directory (/run/blkbackd) may be ours to create. */
+static int control_make_dir(char *path)
+{
+	char *slash = strrchr(path, '/');
+	int r = 0;
+
+	if (slash == path)
+		return 0;
+	*slash = '\0';
+	if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+		r = -errno;
+		log_errno(LOG_LEVEL_ERR, r, "cannot create %s", path);
+	}
+	*slash = '/';
+	return r;
+}
+
+/* The timer and the worker, and every fd in the epoll set. */
+static int control_start_loop(struct control *c)
+{
+	struct itimerspec its = { .it_interval = { 1, 0 }, .it_value = { 1, 0 } };
+	int r;
+
+	c->ep = epoll_create1(EPOLL_CLOEXEC);
+	c->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (c->ep < 0 || c->tfd < 0 || timerfd_settime(c->tfd, 0, &its, NULL) < 0)
+		return -errno;
+	c->worker = control_worker_new();
+	if (!c->worker)
+		return -ENOMEM;
+	r = control_epoll_add(c, c->lfd, CONTROL_TAG_LISTEN, EPOLLIN);
+	if (r >= 0)
+		r = control_epoll_add(c, c->tfd, CONTROL_TAG_TIMER, EPOLLIN);
+	if (r >= 0)
+		r = control_epoll_add(c, control_worker_fd(c->worker), CONTROL_TAG_WORKER, EPOLLIN);
+	return r;
+}
+
 int control_open(struct blkbackd *d)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct itimerspec its = { .it_interval = { 1, 0 }, .it_value = { 1, 0 } };
 	struct control *c;
-	char *slash;
 	mode_t old;
 	int r;
 
@@ -134,18 +170,9 @@ int control_open(struct blkbackd *d)
 		c->have_gid = true;
 		c->gid = g->gr_gid;
 	}
-	/* The directory (/run/blkbackd) may be ours to create. */
-	slash = strrchr(c->path, '/');
-	if (slash != c->path) {
-		*slash = '\0';
-		if (mkdir(c->path, 0755) < 0 && errno != EEXIST) {
-			r = -errno;
-			log_errno(LOG_LEVEL_ERR, r, "cannot create %s", c->path);
-			*slash = '/';
-			goto fail;
-		}
-		*slash = '/';
-	}
+	r = control_make_dir(c->path);
+	if (r < 0)
+		goto fail;
 	r = control_claim_path(&sa);
 	if (r < 0) {
 		log_errno(LOG_LEVEL_ERR, r, "control socket %s%s", c->path,
@@ -172,22 +199,7 @@ int control_open(struct blkbackd *d)
 		goto fail_log;
 	}
 	c->next_id = CONTROL_TAG_FIRST_CLIENT;
-	c->ep = epoll_create1(EPOLL_CLOEXEC);
-	c->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	if (c->ep < 0 || c->tfd < 0 || timerfd_settime(c->tfd, 0, &its, NULL) < 0) {
-		r = -errno;
-		goto fail_log;
-	}
-	c->worker = control_worker_new();
-	if (!c->worker) {
-		r = -ENOMEM;
-		goto fail_log;
-	}
-	r = control_epoll_add(c, c->lfd, CONTROL_TAG_LISTEN, EPOLLIN);
-	if (r >= 0)
-		r = control_epoll_add(c, c->tfd, CONTROL_TAG_TIMER, EPOLLIN);
-	if (r >= 0)
-		r = control_epoll_add(c, control_worker_fd(c->worker), CONTROL_TAG_WORKER, EPOLLIN);
+	r = control_start_loop(c);
 	if (r < 0)
 		goto fail_log;
 	d->ctl = c;
