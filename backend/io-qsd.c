@@ -274,11 +274,11 @@ static void daemon_log_tail(const struct qsd_daemon *d, struct io_error *err)
 		buf[--n] = '\0';
 	/* QEMU says "prog: option: what failed" then sometimes a hint. */
 	line = buf;
-	while ((end = strchr(line, '\n')) && end[1] && !strstr(line, "lock"))
+	while ((end = strchr(line, '\n')) && end[1] && !strstr(line, "Failed to get"))
 		line = end + 1;
 	if ((end = strchr(line, '\n')))
 		*end = '\0';
-	io_error_set(err, "qemu-storage-daemon: %s", line);
+	io_error_set(err, "%s", line);
 }
 
 /* Starts the daemon and waits until it has written its pid file, which it
@@ -365,10 +365,16 @@ static int daemon_spawn(struct qsd_daemon *d, struct io_error *err)
 	for (;;) {
 		r = waitpid(pid, &status, WNOHANG);
 		if (r == pid) {
-			daemon_log_tail(d, err);
-			if (!err || !err->msg[0])
-				io_error_set(err, "%s exited at start (status %d)", prog, status);
-			return WIFEXITED(status) && WEXITSTATUS(status) == 127 ? -ENOENT : -EIO;
+			struct io_error why = { "" };
+
+			daemon_log_tail(d, &why);
+			if (!why.msg[0])
+				io_error_set(&why, "%s exited at start (status %d)", prog, status);
+			io_error_set(err, "%s", why.msg);
+			if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+				return -ENOENT;
+			/* Another process has the image: QEMU's locking. */
+			return strstr(why.msg, "Failed to get") ? -EBUSY : -EIO;
 		}
 		if (daemon_running(d) == pid)
 			break;
@@ -468,6 +474,8 @@ static void daemon_stop(struct qsd_daemon *d)
 {
 	struct pollfd pfd;
 
+	fprintf(stderr, "blkbackd: stopping qemu-storage-daemon (pid %d) for %s:%s\n",
+		(int)d->pid, d->format, d->file);
 	if (d->thread_started) {
 		if (write(d->stop_pipe[1], "x", 1) < 0) {
 			/* A pipe with room; cannot fail. */
