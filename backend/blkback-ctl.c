@@ -622,13 +622,20 @@ out:
 }
 
 /* scheme "://" with a scheme of letters, digits, '+', '-', '.' (RFC 3986),
- * or a Ceph image in QEMU's spelling (rbd:POOL/IMAGE...). */
+ * a Ceph image in QEMU's spelling (rbd:POOL/IMAGE...), or an image in a
+ * named format (qcow2:/path: lowercase letters and digits, then ":/";
+ * the daemon refuses a relative path there itself). */
 static bool target_is_uri(const char *t)
 {
 	const char *p = t;
 
 	if (strncmp(t, "rbd:", 4) == 0)
 		return true;
+	while ((*p >= 'a' && *p <= 'z') || (p > t && *p >= '0' && *p <= '9'))
+		p++;
+	if (p > t && p[0] == ':' && p[1] == '/')
+		return true;
+	p = t;
 
 	while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
 	       (p > t && ((*p >= '0' && *p <= '9') || *p == '+' || *p == '-' || *p == '.')))

@@ -25,10 +25,14 @@
 /* EINTR/EAGAIN from the storage are retried this many times per op. */
 #define IO_MAX_RETRIES 16
 
+/* io-qsd.c: disk image formats through qemu-storage-daemon. */
+extern const struct io_provider io_provider_qsd;
+
 /* Every engine. Remote providers (those with claims) are asked first, in
  * this order; local paths go to the local engines. */
 static const struct io_provider *const providers[] = {
 	&io_provider_nbd,
+	&io_provider_qsd,
 #ifdef HAVE_RBD
 	&io_provider_rbd,
 #endif

@@ -418,7 +418,18 @@ int xensim_disk_parse(const char *spec, struct xensim_disk *d, char *err,
 					     "'%s'", word + 7);
 				goto out;
 			}
-			r = disk_positional(&dp, POS_TARGET, word + 7);
+			/* xl takes target=VALUE as it is: the deprecated
+			 * "fmt:" prefixes are read on a positional target
+			 * only, so "target=qcow2:/img" reaches the hotplug
+			 * script whole. */
+			if (dp.pos_set[POS_TARGET]) {
+				r = disk_err(&dp, "'target' given more than once (bare "
+					     "words fill target, format, vdev, access in "
+					     "that order)");
+				goto out;
+			}
+			dp.pos_set[POS_TARGET] = true;
+			r = disk_strdup(&dp, &d->target, word + 7);
 			if (r < 0)
 				goto out;
 			break;

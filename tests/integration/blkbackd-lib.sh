@@ -57,7 +57,7 @@ sim_attach() {
 # storage_open DOMAIN VDEV: blkback-ctl lists the vbd with its target open.
 storage_open() {
 	blkback-ctl list 2>/dev/null |
-		awk -v d="$1" -v v="$2" '$2 == d && $4 == v && $6 ~ /^(\/|nbd|rbd:)/ { found = 1 } END { exit !found }'
+		awk -v d="$1" -v v="$2" '$2 == d && $4 == v && $6 ~ /^(\/|nbd|rbd:|[a-z0-9]+:\/)/ { found = 1 } END { exit !found }'
 }
 
 # bf DOMAIN VDEV ARGS...: blkfront-sim, output kept in $TEST_DIR/bf.log.

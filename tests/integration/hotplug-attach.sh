@@ -165,9 +165,30 @@ for uri in nbds://127.0.0.1/vm1 'nbd+vsock:///vm1'; do
 	[ $rc = 0 ] || fail "$uri: exit $rc $(cat "$TEST_DIR/err")"
 	expect_gone "$be9/physical-device-path"
 done
+for t in qcow2:/srv/vm1.qcow2 vmdk:/srv/vm1.vmdk rbd:vms/vm1; do
+	xenstore-write "$be9/params" "$t"
+	run_script add 9 51712 BLKBACK_CTL=true
+	[ $rc = 0 ] || fail "$t: exit $rc $(cat "$TEST_DIR/err")"
+	expect_gone "$be9/physical-device-path"
+done
 xenstore-write "$be9/params" "$TEST_DIR/ro.img"
 run_script add 9 51712 BLKBACK_CTL=true
 xenstore-exists "$be9/physical-device-path" || fail "no physical-device-path for ro.img"
+
+info "by hand: a backslash in params reaches blkback-ctl as it is"
+# An rbd: target's mon_host=HOST\:PORT: xenstore-write takes \\ for one
+# backslash; the stand-in blkback-ctl records the target it is given.
+printf '#!/bin/sh\nfor a; do t=$a; done\nprintf "%%s" "$t" >"%s/ctl-target"\n' "$TEST_DIR" \
+	>"$TEST_DIR/ctl-record"
+chmod +x "$TEST_DIR/ctl-record"
+xenstore-write "$be9/params" 'rbd:vms/vm1:mon_host=127.0.0.1\\:6789'
+[ "$(xenstore-read -R "$be9/params")" = 'rbd:vms/vm1:mon_host=127.0.0.1\:6789' ] ||
+	fail "params holds '$(xenstore-read -R "$be9/params")'"
+run_script add 9 51712 BLKBACK_CTL="$TEST_DIR/ctl-record"
+[ $rc = 0 ] || fail "backslash: exit $rc $(cat "$TEST_DIR/err")"
+[ "$(cat "$TEST_DIR/ctl-target")" = 'rbd:vms/vm1:mon_host=127.0.0.1\:6789' ] ||
+	fail "blkback-ctl was given '$(cat "$TEST_DIR/ctl-target")'"
+xenstore-write "$be9/params" "$TEST_DIR/ro.img"
 
 info "remove withdraws hotplug-status, hotplug-error and physical-device-path"
 run_script remove 9 51712

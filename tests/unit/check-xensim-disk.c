@@ -128,6 +128,9 @@ static const struct spec_case spec_cases[] = {
 	  "/root/image.iso", "hdc", NULL, 0, 1, 1, 0, 0, -1, NULL },
 	{ "raw:/root/image.iso,hdc:cdrom,ro", 1,
 	  "/root/image.iso", "hdc", NULL, 0, 1, 1, 0, 0, -1, NULL },
+	/* target= is taken as it is: a format prefix there is the target's */
+	{ "vdev=xvda, script=blkbackd, target=qcow2:/img", 1,
+	  "qcow2:/img", "xvda", "blkbackd", 1, 0, 0, 0, 1, -1, NULL },
 	/* target= swallows the rest, commas and all */
 	{ "vdev=xvda, script=blkbackd, target=nbd://h:10809/a,b=c, d", 1,
 	  "nbd://h:10809/a,b=c, d", "xvda", "blkbackd", 1, 0, 0, 0, 1, -1, NULL },
