@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -416,6 +417,46 @@ int io_engine_reap(struct io_engine *e, io_complete_fn *fn, void *opaque)
 	}
 	e->reap_fn = NULL;
 	return r < 0 ? r : (int)e->reaped;
+}
+
+/* Engines without a wait of their own: the batch goes out, then one
+ * poll() over the engine's fd and the caller's. */
+static int engine_poll_wait(struct io_engine *e, const int *fds, unsigned int nfds,
+			    int timeout_ms, unsigned int *ret_ready)
+{
+	struct pollfd pfd[IO_WAIT_MAX_FDS + 1];
+	unsigned int i;
+	int r, n = 0;
+
+	r = e->ops->submit(e);
+	if (r < 0)
+		return r;
+	pfd[0].fd = e->ops->fd(e);
+	pfd[0].events = POLLIN;
+	for (i = 0; i < nfds; i++) {
+		pfd[i + 1].fd = fds[i];
+		pfd[i + 1].events = POLLIN;
+	}
+	if (poll(pfd, nfds + 1, timeout_ms) < 0)
+		return -errno;
+	for (i = 0; i < nfds; i++) {
+		if (pfd[i + 1].revents) {
+			*ret_ready |= 1u << i;
+			n++;
+		}
+	}
+	return n;
+}
+
+int io_engine_wait(struct io_engine *e, const int *fds, unsigned int nfds, int timeout_ms,
+		   unsigned int *ret_ready)
+{
+	*ret_ready = 0;
+	if (nfds > IO_WAIT_MAX_FDS)
+		return -EINVAL;
+	if (e->ops->wait)
+		return e->ops->wait(e, fds, nfds, timeout_ms, ret_ready);
+	return engine_poll_wait(e, fds, nfds, timeout_ms, ret_ready);
 }
 
 /* Drops the first n bytes of op's remaining iovec, into a private copy

@@ -134,7 +134,8 @@ const char *io_engine_name(const struct io_engine *e);
 /* Readable (POLLIN) when completions may be waiting: add it to the poll
  * set and call io_engine_reap() when it fires. Never close it. An engine
  * with several sources (a socket, a timer, a library's eventfd) gathers
- * them behind this one fd. */
+ * them behind this one fd. For users that poll themselves: once
+ * io_engine_wait() has been called, an engine may stop signalling here. */
 int io_engine_fd(const struct io_engine *e);
 /* Ops queued or in flight whose callback has not run yet (for draining). */
 unsigned int io_engine_inflight(const struct io_engine *e);
@@ -173,6 +174,21 @@ int io_engine_submit(struct io_engine *e);
  * callbacks ran, or -errno. Call until it returns 0 if in doubt; a single
  * call after each POLLIN is enough. */
 int io_engine_reap(struct io_engine *e, io_complete_fn *fn, void *opaque);
+
+#define IO_WAIT_MAX_FDS	4u
+
+/* The ring thread's one wait point: hands the batch to the storage and
+ * sleeps until completions may be waiting (call io_engine_reap), one of
+ * fds polls readable, or timeout_ms passes (-1: none). Bit i of
+ * *ret_ready is set when fds[i] was found readable. Engines that can do
+ * it submit and wait in one system call, the fds polled through their own
+ * queue (io_uring: multishot polls); the others submit, then poll() the
+ * engine fd and fds. The fds (at most IO_WAIT_MAX_FDS) are the same on
+ * every call for one engine and stay open until it is freed. Returns the
+ * number of readable fds, or -errno (-EINTR: call again); the batch is
+ * left queued when the submit fails. */
+int io_engine_wait(struct io_engine *e, const int *fds, unsigned int nfds, int timeout_ms,
+		   unsigned int *ret_ready);
 
 /* ---- io-uring.c ---- */
 
@@ -244,6 +260,10 @@ struct io_provider {
 	/* Calls io_op_finish() for each finished op; returns how many. */
 	int (*reap)(struct io_engine *e);
 	int (*fd)(const struct io_engine *e);
+	/* io_engine_wait(), submit included; NULL: submit, then poll() on
+	 * fd and the caller's fds. */
+	int (*wait)(struct io_engine *e, const int *fds, unsigned int nfds, int timeout_ms,
+		    unsigned int *ret_ready);
 };
 
 struct io_engine {

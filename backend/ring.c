@@ -572,7 +572,8 @@ static int ring_engine_start(struct ring *r)
 static void *ring_thread(void *arg)
 {
 	struct ring *r = arg;
-	struct pollfd pfd[3];
+	int fds[2];
+	unsigned int ready;
 	uint32_t port;
 	uint64_t val;
 	bool kicked = false;	/* an event arrived before this pass */
@@ -590,9 +591,8 @@ static void *ring_thread(void *arg)
 	}
 	r->cfg.wake(r->cfg.wake_opaque);
 
-	pfd[0].fd = plat_evtchn_fd(r->ev);
-	pfd[1].fd = io_engine_fd(r->engine);
-	pfd[2].fd = r->stop_fd;
+	fds[0] = plat_evtchn_fd(r->ev);
+	fds[1] = r->stop_fd;
 	for (;;) {
 		bool work;
 
@@ -607,9 +607,8 @@ static void *ring_thread(void *arg)
 			 * ours to answer. */
 			else if (ring_replay_pending(r) && ring_replay(r))
 				work = true;
-			if (io_engine_submit(r->engine) < 0 &&
-			    r->errors_logged++ < RING_LOG_ERRORS_MAX)
-				ring_log(r, LOG_LEVEL_WARN, 0, "submit failed");
+			/* What was queued goes to the storage in the wait
+			 * below, in the same system call. */
 			ring_push(r);
 			if (r->notify_once) {
 				/* The frontend may have queued and kicked while
@@ -636,23 +635,31 @@ static void *ring_thread(void *arg)
 		if (r->stopping && r->inflight == 0 && !r->indirect_pending && !ring_replay_pending(r))
 			break;
 
-		for (int i = 0; i < 3; i++)
-			pfd[i].events = POLLIN;
-		if (poll(pfd, 3, ring_pgrant_expire(r)) < 0) {
-			if (errno == EINTR)
-				continue;
-			ring_log(r, LOG_LEVEL_ERR, -errno, "poll");
-			ring_halt(r, "poll failed");
+		/* The one place this thread sleeps: the batch is submitted,
+		 * then completions, the event channel and the stop signal
+		 * all end the same wait. */
+		err = io_engine_wait(r->engine, fds, 2, ring_pgrant_expire(r), &ready);
+		if (err == -EINTR) {
+			continue;
+		} else if (err == -EAGAIN || err == -ENOMEM || err == -EBUSY) {
+			/* The kernel took nothing this time: the batch stays
+			 * queued for the next pass. */
+			if (r->errors_logged++ < RING_LOG_ERRORS_MAX)
+				ring_log(r, LOG_LEVEL_WARN, err, "submit failed");
+			continue;
+		} else if (err < 0) {
+			ring_log(r, LOG_LEVEL_ERR, err, "waiting for work");
+			ring_halt(r, "waiting for work failed");
 			r->stopping = true;
 			continue;
 		}
-		if (pfd[2].revents & POLLIN) {
+		if (ready & 2u) {
 			if (read(r->stop_fd, &val, sizeof(val)) < 0) {
 				/* eventfd reads only fail when empty: spurious. */
 			}
 			r->stopping = true;
 		}
-		if (pfd[0].revents & POLLIN) {
+		if (ready & 1u) {
 			/* Bounded: each unmask lets the next notification in,
 			 * so a guest notifying without pause kept an unbounded
 			 * drain going after every throttled sleep (20% of a
