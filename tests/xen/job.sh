@@ -665,7 +665,7 @@ h_case() {
 		echo "  ok: step 11 $name ($(since $t)s, exit $r${err:+, error node '$err'}): $(grep -vE '^#' "$OUT/s11-$name.out" | tail -n 1 | cut -c1-100)"
 	fi
 	dom0_vbd_remove $H || { echo "  FAIL: step 11 $name: detach did not reach Closed"; h_fail=1; }
-	if [ "$(vbd_count)" != 1 ]; then
+	if ! wait_until 10 sh -c "[ \$(blkback-ctl list --json | grep -o '\"devid\"' | wc -l) = 1 ]"; then
 		echo "  FAIL: step 11 $name: blkbackd lists $(vbd_count) vbds, want the guest's 1"; blkback-ctl list; h_fail=1
 	fi
 }
