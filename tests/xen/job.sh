@@ -106,12 +106,12 @@ holds_nothing() {
 # the way libxl writes them, and the real hotplug script is run.
 BE0=/local/domain/0/backend/vbd/0
 FE0=/local/domain/0/device/vbd
-dom0_vbd_add() { # DEVID NAME TARGET
+dom0_vbd_add() { # DEVID NAME TARGET [MODE: w (default) or r]
 	local be=$BE0/$1 fe=$FE0/$1
 	xenstore-write \
 		$be/frontend $fe $be/params "$3" $be/script /etc/xen/scripts/blkbackd \
 		$be/frontend-id 0 $be/online 1 $be/removable 0 $be/bootable 1 \
-		$be/state 1 $be/dev $2 $be/type phy $be/mode w $be/device-type disk \
+		$be/state 1 $be/dev $2 $be/type phy $be/mode ${4:-w} $be/device-type disk \
 		$be/discard-enable 1 \
 		$fe/backend $be $fe/backend-id 0 $fe/state 1 $fe/virtual-device $1 \
 		$fe/device-type disk || return 1
@@ -603,6 +603,134 @@ fi
 guest_save g11
 result $s10 "step 10 PV guest booted by pygrub from a blkbackd disk ($s10_why)"
 rm -f $IMG10
+fi
+
+# ---- step 11: hostile frontends in dom0 beside a writing guest ------------
+# PROTOCOL.md's hostile classes that blkfront-sim --platform xen can play
+# from dom0 against blkbackd.service, with real grants (gntalloc), event
+# channels and xenstored: each case on a fresh dom0 vbd attached through
+# the hotplug script, with its expected result. Beside them a PV guest's
+# kernel blkfront writes numbered blocks on its own blkbackd disk; it must
+# not notice: no I/O error, its acknowledgements going on, every
+# acknowledged block in its file, and the service never restarted.
+# Not here: T13/T14 garbage values and state abuse need xenstore writes
+# as the guest (in dom0 the frontend's keys are dom0's own, so blkbackd's
+# permission checks see the toolstack), "other-domain" grants (T9) need a
+# third domain (frontend and backend are both domain 0, so a grant to
+# "another domain" is a grant to the backend), T15 is step 4 with a real
+# guest, T17 and T19 are make check's (a flush order the simulator can
+# observe; a 4 KiB-sector target), T11's CPU bound is not asserted here
+# (CPU shares under TCG on a shared host measure the host).
+if want 11; then
+log "step 11: hostile frontends in dom0 beside a writing guest"
+IMG11=/var/lib/xen/images/s11.img
+truncate -s 256M $IMG11
+truncate -s 16M /dev/shm/h11.img
+H=51728 HBE=$BE0/51728
+h_fail=0; h_runs=0; h_list=
+s11=FAIL; s11_why="the writer guest did not start"
+# h_case NAME MODE EXPECT [HALT-PATTERN] -- blkfront-sim args: one case on
+# a fresh vbd (MODE w or r). EXPECT ok: blkfront-sim must exit 0 (each
+# hostile mode exits 0 only when the backend did the right thing); fail:
+# it must not (the backend refused the connection). HALT-PATTERN: the
+# backend must also have written an error node naming the halt, and
+# logged PATTERN exactly once for this case.
+h_case() {
+	local name=$1 mode=$2 expect=$3 halt= r n0 n1 err t
+	shift 3
+	[ "$1" = -- ] || { halt=$1; shift; }
+	shift
+	h_runs=$((h_runs+1)); h_list="$h_list $name"
+	if ! dom0_vbd_add $H xvdb /dev/shm/h11.img $mode > "$OUT/s11-$name.attach" 2>&1; then
+		cat "$OUT/s11-$name.attach"; echo "  FAIL: step 11 $name: attach"; h_fail=1
+		dom0_vbd_remove $H >/dev/null 2>&1
+		return
+	fi
+	blog; n0=$(grep -c -- "${halt:-^$}" "$OUT/blkbackd.log")
+	t=$(T)
+	timeout 120 blkfront-sim --platform xen --domain 0 --vdev xvdb --timeout 10 "$@" \
+		> "$OUT/s11-$name.out" 2>&1
+	r=$?
+	err=$(xenstore-read $HBE/error 2>/dev/null)
+	blog; n1=$(grep -c -- "${halt:-^$}" "$OUT/blkbackd.log")
+	if [ $expect = ok ] && [ $r != 0 ]; then
+		echo "  FAIL: step 11 $name: blkfront-sim exit $r"; tail -n 5 "$OUT/s11-$name.out"; h_fail=1
+	elif [ $expect = fail ] && [ $r = 0 ]; then
+		echo "  FAIL: step 11 $name: blkfront-sim succeeded where the backend must refuse"; h_fail=1
+	elif [ -n "$halt" ] && [ -z "$err" ]; then
+		echo "  FAIL: step 11 $name: no error node"; h_fail=1
+	elif [ -n "$halt" ] && [ $((n1 - n0)) != 1 ]; then
+		echo "  FAIL: step 11 $name: $((n1 - n0)) log lines with '$halt', want 1"; h_fail=1
+	else
+		echo "  ok: step 11 $name ($(since $t)s, exit $r${err:+, error node '$err'}): $(grep -vE '^#' "$OUT/s11-$name.out" | tail -n 1 | cut -c1-100)"
+	fi
+	dom0_vbd_remove $H || { echo "  FAIL: step 11 $name: detach did not reach Closed"; h_fail=1; }
+	if ! wait_until 10 sh -c "[ \$(blkback-ctl list --json | grep -o '\"devid\"' | wc -l) = 1 ]"; then
+		echo "  FAIL: step 11 $name: blkbackd lists $(vbd_count) vbds, want the guest's 1"; blkback-ctl list; h_fail=1
+	fi
+}
+# h_raw NAME MODE STATUS raw-args...: one raw request, its status must be STATUS
+h_raw() {
+	local name=$1 mode=$2 st=$3
+	shift 3
+	h_case "$name" $mode ok -- --raw "$@" --expect-status "$st"
+}
+if writer_start g12 $IMG11; then
+	p11=$(bpid); a0=$(acked g12)
+	for abi in x86_64 x86_32; do
+		h_case T1-T20-rewrite-$abi w ok -- --abi $abi --hostile rewrite --seconds 2
+		# rewritten writes put stamped data anywhere: the guest's own doing
+		dd if=/dev/zero of=/dev/shm/h11.img bs=1M count=16 conv=notrunc 2>/dev/null
+		h_case T10-rsp-check-$abi w ok -- --abi $abi --ring-order 1 --hostile rsp-check --seconds 1
+		h_case T2-T3-wrap-$abi w ok -- --abi $abi --ring-start 4294967280 --workload randrw \
+			--qd 32 --ops 1000 --verify
+	done
+	h_case T2-prod-overflow w ok 'halted: producer index' -- --hostile prod-overflow
+	h_case T2-prod-backwards w ok 'halted: producer index' -- --hostile prod-backwards
+	h_case T3-stale-indices w fail 'req_prod 100 rsp_prod 10 are inconsistent' -- \
+		--ring-start 100:10 --ops 10
+	h_case T18-dup-ids w ok -- --ring-order 2 --hostile dup-ids
+	h_case T11-event-storm w ok -- --hostile event-storm --seconds 3
+	h_case T12-xs-flood w ok -- --hostile xs-flood --seconds 3
+	h_case T16-2q-order4-indirect w ok -- --queues 2 --ring-order 4 --indirect --workload randrw \
+		--bs 128k --qd 32 --ops 300 --verify
+	end=$((16 * 2048))
+	h_raw T4-0-segments w -1 --op 0 --sector 0 --nr-segments 0
+	h_raw T4-12-segments w -1 --op 0 --sector 0 --nr-segments 12 --seg-auto
+	h_raw T5-first-after-last w -1 --op 0 --sector 0 --seg new:5:2
+	h_raw T5-last-sect-8 w -1 --op 0 --sector 0 --seg new:0:8
+	h_raw T6-past-end w -1 --op 0 --sector $end --seg new:0:0
+	h_raw T6-straddle w -1 --op 1 --sector $((end - 4)) --seg new:0:7
+	h_raw T6-wrap w -1 --op 0 --sector 18446744073709551615 --seg new:0:7
+	h_raw T6-discard-wrap w -1 --op 5 --sector 8 --discard-sectors 18446744073709551615
+	h_raw T7-op-4 w -2 --op 4 --seg new:0:7
+	h_raw T7-op-200 w -2 --op 200 --seg new:0:7
+	h_raw T8-write-ro-disk r -1 --op 1 --sector 0 --seg new:0:7
+	h_raw T8-read-ro-disk r 0 --op 0 --sector 0 --seg new:0:7
+	h_raw T9-read-into-ro-grant w -1 --op 0 --sector 0 --seg ro:0:7
+	h_raw T9-write-from-ro-grant w 0 --op 1 --sector 0 --seg ro:0:7
+	h_raw T9-revoked w -1 --op 0 --sector 0 --seg revoked:0:7
+	h_raw T9-good-then-revoked w -1 --op 0 --sector 0 --seg new:0:7 --seg revoked:0:7
+	h_raw T9-bad-gref w -1 --op 0 --sector 0 --seg 99999:0:7
+	# the vbd serves verified I/O after all that
+	h_case after-verified w ok -- --workload randrw --qd 16 --ops 300 --verify
+	s11_why=
+	[ $h_fail = 0 ] || s11_why="$s11_why a case failed (lines above);"
+	acks_grow g12 5 120 || s11_why="$s11_why the guest's writer stalled (acked $(acked g12));"
+	[ -z "$(guest_errors g12)" ] || s11_why="$s11_why guest error '$(guest_errors g12 | head -n1)';"
+	[ "$(bpid)" = "$p11" ] || s11_why="$s11_why blkbackd.service restarted (pid $p11 -> $(bpid));"
+	a=$(acked g12)
+	timeout 60 xl destroy g12
+	sleep 1
+	lost=$(lost_blocks $IMG11 $a)
+	[ "$lost" = 0 ] || s11_why="$s11_why $lost of $((a+1)) acknowledged blocks lost;"
+	wait_until 10 holds_nothing /dev/shm/h11.img || s11_why="$s11_why blkbackd still holds h11.img or grant mappings;"
+	[ -z "$s11_why" ] && s11=PASS s11_why="$h_runs cases as expected; beside them the guest wrote blocks $a0..$a with no I/O error, every acknowledged block in its file, the service never restarted"
+fi
+timeout 60 xl destroy g12 2>/dev/null
+guest_save g12
+result $s11 "step 11 hostile frontends in dom0 (T1-T12, T16, T18, T20 by blkfront-sim --platform xen) beside a writing guest ($s11_why)"
+rm -f $IMG11 /dev/shm/h11.img
 fi
 
 if want 5 && [ "${QUICK:-0}" = 1 ]; then
