@@ -104,7 +104,7 @@ static bool ring_copy_batch(struct ring *r)
 		r->copy_tail = &r->copy_list;
 	if (n)
 		err = plat_gnttab_copy(r->gt, n, r->segs);
-	if (err < 0 && r->errors_logged++ < RING_LOG_ERRORS_MAX)
+	if (err < 0 && ring_may_warn(r))
 		ring_log(r, LOG_LEVEL_WARN, err, "grant copy failed");
 
 	n = 0;
@@ -127,7 +127,7 @@ static bool ring_copy_batch(struct ring *r)
 		if (q->stage == RREQ_COPY_OUT) {
 			rreq_finish(r, q, ok ? BLKIF_RSP_OKAY : BLKIF_RSP_ERROR);
 		} else if (!ok) {
-			if (r->errors_logged++ < RING_LOG_ERRORS_MAX)
+			if (ring_may_warn(r))
 				ring_log(r, LOG_LEVEL_WARN, 0, "bad grant in request");
 			rreq_finish(r, q, BLKIF_RSP_ERROR);
 		} else if (r->barrier == q) {

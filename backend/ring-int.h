@@ -30,7 +30,10 @@
 /* Data buffers of indirect requests in flight, per ring: at most this
  * many bytes, at least one request, at most one per ring entry. */
 #define RING_INDIRECT_BUDGET	(64u << 20)
-#define RING_LOG_ERRORS_MAX	16
+/* Warnings a guest or a failing disk can repeat without end: at most
+ * this many per ring and interval, then one line with the count dropped. */
+#define RING_WARN_BURST		16
+#define RING_WARN_INTERVAL_S	60
 
 enum rreq_stage {
 	RREQ_FREE,
@@ -130,7 +133,7 @@ struct ring {
 	unsigned int replay_pos;
 	bool notify_once;		/* recovered: kick the frontend once */
 	unsigned int spurious;
-	unsigned long errors_logged;
+	struct log_ratelimit warn_limit;	/* ring thread only */
 	struct blkif_vbd_desc desc;
 
 	/* what recovery found (main thread, at start) */
@@ -193,6 +196,9 @@ static inline uint64_t now_ns(void)
 
 void ring_log(const struct ring *r, enum log_level level, int errnum, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* Whether one more warning may be logged now (ring thread only); says
+ * first how many the limit dropped since the last one it let through. */
+bool ring_may_warn(struct ring *r);
 void rreq_finish(struct ring *r, struct rreq *q, int16_t status);
 void rreq_set_req(struct rreq *q, const struct blkif_req *req);
 void rreq_submit(struct ring *r, struct rreq *q);

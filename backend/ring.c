@@ -50,6 +50,18 @@ void ring_log(const struct ring *r, enum log_level level, int errnum, const char
 	va_end(ap);
 }
 
+bool ring_may_warn(struct ring *r)
+{
+	uint64_t dropped;
+
+	if (!log_ratelimit(&r->warn_limit, &dropped))
+		return false;
+	if (dropped)
+		ring_log(r, LOG_LEVEL_WARN, 0, "%" PRIu64 " warning%s suppressed in the last %u s",
+			 dropped, dropped == 1 ? "" : "s", RING_WARN_INTERVAL_S);
+	return true;
+}
+
 static enum ring_op_class ring_op_class_of(uint8_t op)
 {
 	switch (op) {
@@ -178,7 +190,7 @@ static void ring_push(struct ring *r)
 	event = sring_load(r, SRING_RSP_EVENT);
 	if ((RING_IDX)(new - event) < (RING_IDX)(new - old)) {
 		err = plat_evtchn_notify(r->ev, r->port);
-		if (err < 0 && r->errors_logged++ < RING_LOG_ERRORS_MAX)
+		if (err < 0 && ring_may_warn(r))
 			ring_log(r, LOG_LEVEL_WARN, err, "notify failed");
 	}
 }
@@ -239,7 +251,7 @@ static void rreq_copy_queue(struct ring *r, struct rreq *q, enum rreq_stage stag
 static void ring_engine_error(struct ring *r, struct rreq *q, int err, const char *what)
 {
 	stat_add(&r->stats.err_storage, 1);
-	if (r->errors_logged++ < RING_LOG_ERRORS_MAX)
+	if (ring_may_warn(r))
 		ring_log(r, LOG_LEVEL_WARN, err, "%s at byte %" PRIu64 " (+%" PRIu32 ") failed",
 			 what, q->offset, q->len);
 }
@@ -327,7 +339,7 @@ static void ring_reap(struct ring *r)
 	 * completes after the first leaves the eventfd readable and the
 	 * poll() ahead returns at once. */
 	n = io_engine_reap(r->engine, ring_complete, r);
-	if (n < 0 && r->errors_logged++ < RING_LOG_ERRORS_MAX)
+	if (n < 0 && ring_may_warn(r))
 		ring_log(r, LOG_LEVEL_WARN, n, "reaping completions failed");
 	ring_copy_flush(r);
 	/* Answers just freed a pool buffer for the pending indirect request. */
@@ -412,7 +424,7 @@ void ring_dispatch(struct ring *r, struct rreq *q, const struct blkif_req *req)
 void ring_refuse(struct ring *r, const struct blkif_req *req, int16_t st,
 			const char *reason)
 {
-	if (r->errors_logged++ < RING_LOG_ERRORS_MAX)
+	if (ring_may_warn(r))
 		ring_log(r, LOG_LEVEL_WARN, 0, "refused op %u (status %d): %s",
 			 req->operation, st, reason);
 }
@@ -644,7 +656,7 @@ static void *ring_thread(void *arg)
 		} else if (err == -EAGAIN || err == -ENOMEM || err == -EBUSY) {
 			/* The kernel took nothing this time: the batch stays
 			 * queued for the next pass. */
-			if (r->errors_logged++ < RING_LOG_ERRORS_MAX)
+			if (ring_may_warn(r))
 				ring_log(r, LOG_LEVEL_WARN, err, "submit failed");
 			continue;
 		} else if (err < 0) {
@@ -765,6 +777,8 @@ int ring_start(const struct ring_config *cfg, struct ring **ret)
 		return -ENOMEM;
 	r->index = cfg->queue;
 	r->cfg = *cfg;
+	r->warn_limit = (struct log_ratelimit)LOG_RATELIMIT_INIT(RING_WARN_INTERVAL_S,
+								 RING_WARN_BURST);
 	/* The caller's string need not outlive this call. */
 	r->cfg.log_prefix = NULL;
 	r->stop_fd = -1;

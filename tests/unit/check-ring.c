@@ -23,7 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ring.h"
+#define RING_INTERNAL
+#include "ring-int.h"
 
 #define GUEST_PAGES	64
 #define RING_REF0	0	/* refs 0..15 are ring pages */
@@ -974,6 +975,42 @@ static void nbdkit_stop(const char *sock)
 /* An engine whose start is slow (an NBD handshake held back 1 s): the
  * ring is started before it is up, a request queued meanwhile is not
  * consumed until it is, then served. */
+/* A guest that repeats a warning does not silence its ring for good: past
+ * the burst the ring drops them, and once the interval is over it logs
+ * again, first saying how many it dropped. */
+START_TEST(test_warnings_rate_limited)
+{
+	struct ring r;
+	char out[4096];
+	int fds[2], saved, i, allowed = 0;
+	ssize_t n;
+
+	memset(&r, 0, sizeof(r));
+	snprintf(r.prefix, sizeof(r.prefix), "d7/51712/q0: ");
+	r.warn_limit = (struct log_ratelimit)LOG_RATELIMIT_INIT(1, 3);
+	ck_assert_int_eq(pipe(fds), 0);
+	saved = dup(STDERR_FILENO);
+	ck_assert_int_ge(saved, 0);
+	ck_assert_int_ge(dup2(fds[1], STDERR_FILENO), 0);
+	log_set_level(LOG_LEVEL_WARN);
+	for (i = 0; i < 10; i++)
+		allowed += ring_may_warn(&r);
+	ck_assert_int_eq(allowed, 3);
+	usleep(1100 * 1000);
+	ck_assert(ring_may_warn(&r));
+	fflush(stderr);
+	log_set_level(LOG_LEVEL_ERR);
+	ck_assert_int_ge(dup2(saved, STDERR_FILENO), 0);
+	close(saved);
+	close(fds[1]);
+	n = read(fds[0], out, sizeof(out) - 1);
+	close(fds[0]);
+	ck_assert_int_gt(n, 0);
+	out[n] = 0;
+	ck_assert_msg(strstr(out, "7 warnings suppressed"), "got: %s", out);
+}
+END_TEST
+
 START_TEST(test_engine_start_slow)
 {
 	struct blkif_req w = rw_req(BLKIF_OP_WRITE, 5, 64, 2, DATA_REF0);
@@ -1041,6 +1078,7 @@ static Suite *ring_suite(const char *name)
 	tcase_add_test(tc, test_indirect_not_advertised);
 	tcase_add_test(tc, test_engine_start_fails);
 	tcase_add_test(tc, test_engine_start_slow);
+	tcase_add_test(tc, test_warnings_rate_limited);
 	suite_add_tcase(s, tc);
 	return s;
 }
