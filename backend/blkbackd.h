@@ -200,6 +200,11 @@ struct vbd {
 	enum vbd_phase phase;
 	bool be_dir_removed;	/* backend dir is gone: write nothing more */
 	bool fe_seen;		/* the frontend dir existed at some point */
+	/* The rings were refused (bad ring keys or indices) while the frontend
+	 * was in this state: not tried again until the frontend's state moves,
+	 * however many watch events the same state brings. */
+	bool start_refused;
+	unsigned int start_refused_fe_state;
 	bool dirty;		/* queued for a state machine run (xenbus_mark_dirty) */
 	struct vbd *dirty_next;
 	bool forgotten;		/* unlinked from the list: stop stepping */

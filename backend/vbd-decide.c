@@ -131,7 +131,9 @@ static struct vbd_decision decide_initwait(const struct vbd_input *in, const str
 		return act(VBD_DO_NOTHING);	/* the script has not accepted the target */
 	if (!f->has_backing)
 		return act(VBD_DO_OPEN);
-	if (is_fe_ready(in))
+	/* A refused start is tried again when the frontend starts over,
+	 * not at every event: its ring would be refused the same way. */
+	if (is_fe_ready(in) && !f->start_refused)
 		return act(VBD_DO_START);
 	return act(VBD_DO_NOTHING);
 }

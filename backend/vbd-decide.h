@@ -40,6 +40,7 @@ struct vbd_facts {
 	bool has_backing;	/* the storage is open */
 	bool has_rings;		/* rings are mapped */
 	bool rings_stopped;	/* every mapped ring has drained (true with none) */
+	bool start_refused;	/* the rings were refused in the frontend's current state */
 };
 
 enum vbd_action {

@@ -1271,6 +1271,9 @@ static void vbd_gather(struct vbd *v, struct vbd_input *in, struct vbd_facts *f)
 	f->has_backing = v->backing != NULL;
 	f->has_rings = v->nr_rings > 0;
 	f->rings_stopped = vbd_rings_stopped(v);
+	if (v->start_refused && in->fe_state != v->start_refused_fe_state)
+		v->start_refused = false;
+	f->start_refused = v->start_refused;
 }
 
 static void vbd_note_orphan(struct vbd *v, const struct vbd_input *in)
@@ -1374,8 +1377,12 @@ static bool vbd_act(struct vbd *v, const struct vbd_input *in, struct vbd_decisi
 		break;
 	case VBD_DO_START:
 		r = vbd_connect(v);
-		if (r < 0 && r != -EINPROGRESS && v->nr_rings)
+		if (r < 0 && r != -EINPROGRESS && v->nr_rings) {
 			vbd_stop(v);	/* a ring or publishing failed */
+		} else if (r < 0 && r != -EINPROGRESS) {
+			v->start_refused = true;
+			v->start_refused_fe_state = in->fe_state;
+		}
 		break;
 	case VBD_DO_DISCONNECT:
 		vbd_log(v, LOG_LEVEL_INFO, 0, "closing (frontend %s, online %llu)",

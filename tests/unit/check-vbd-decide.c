@@ -32,7 +32,7 @@ struct row {
 	enum vbd_phase phase;
 	unsigned int be, fe;
 	bool dir_gone, offline, hotplug, script, fe_path_bad;
-	bool removed_before, detach, takeover, fe_seen, backing, rings, rings_busy;
+	bool removed_before, detach, takeover, fe_seen, backing, rings, rings_busy, refused;
 	enum vbd_action want;
 	bool release;
 };
@@ -98,6 +98,10 @@ static const struct row rows[] = {
 	  .backing = true, .want = VBD_DO_START },
 	{ "initwait, frontend connected: start", VBD_INITWAIT, IWT, CON, .hotplug = true,
 	  .backing = true, .want = VBD_DO_START },
+	{ "initwait, rings refused in this frontend state", VBD_INITWAIT, IWT, IND,
+	  .hotplug = true, .backing = true, .refused = true, .want = VBD_DO_NOTHING },
+	{ "initwait, rings refused, frontend closing", VBD_INITWAIT, IWT, CLG, .hotplug = true,
+	  .backing = true, .refused = true, .want = VBD_DO_STOP },
 	{ "initwait, frontend ready, script not done", VBD_INITWAIT, IWT, IND, .backing = true,
 	  .want = VBD_DO_NOTHING },
 	{ "initwait, frontend closing: closing", VBD_INITWAIT, IWT, CLG, .hotplug = true,
@@ -231,6 +235,7 @@ static void row_to_input(const struct row *r, struct vbd_input *in, struct vbd_f
 		.has_backing = r->backing,
 		.has_rings = r->rings,
 		.rings_stopped = !r->rings_busy,
+		.start_refused = r->refused,
 	};
 }
 
