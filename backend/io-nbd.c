@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "io.h"
+#include "util.h"
 
 /* How long an open, or a ring's first connection, waits for the server's
  * handshake. */
@@ -42,14 +43,6 @@ static bool nbd_claims(const char *target)
 	return false;
 }
 
-static uint64_t monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* libnbd's errno for the last failed call, never 0; its message into err. */
 static int nbd_err(struct io_error *err)
 {
@@ -71,7 +64,7 @@ static int nbd_fail(struct io_error *err, int r, const char *why)
 static int nbd_connect_bounded(const char *uri, struct nbd_handle **ret_h,
 			       struct io_error *err)
 {
-	uint64_t deadline = monotonic_ms() + NBD_CONNECT_TIMEOUT_MS;
+	uint64_t deadline = clock_mono_ms() + NBD_CONNECT_TIMEOUT_MS;
 	struct nbd_handle *h;
 	int r;
 
@@ -83,7 +76,7 @@ static int nbd_connect_bounded(const char *uri, struct nbd_handle **ret_h,
 		goto err;
 	}
 	while (nbd_aio_is_connecting(h)) {
-		uint64_t now = monotonic_ms();
+		uint64_t now = clock_mono_ms();
 
 		if (now >= deadline) {
 			r = nbd_fail(err, -ETIMEDOUT, "no NBD handshake from the server");
@@ -104,11 +97,6 @@ static int nbd_connect_bounded(const char *uri, struct nbd_handle **ret_h,
 err:
 	nbd_close(h);
 	return r;
-}
-
-static bool is_pow2(uint64_t x)
-{
-	return x && !(x & (x - 1));
 }
 
 /* What the engine needs to know of the export, learnt at the open. */
@@ -265,7 +253,7 @@ static bool nbd_may_wait(const struct io_engine *e)
 	const struct nbd_engine *n = e->priv;
 
 	return !n->down_since ||
-	       monotonic_ms() - n->down_since < e->backing->reconnect_ms;
+	       clock_mono_ms() - n->down_since < e->backing->reconnect_ms;
 }
 
 /* Every command of op is answered: it is done, or, when the connection
@@ -487,7 +475,7 @@ static void nbd_conn_start(struct io_engine *e)
 		goto retry;
 	}
 	n->want_write = true;
-	n->conn_started = monotonic_ms();
+	n->conn_started = clock_mono_ms();
 	return;
 retry:
 	nbd_conn_close(n);
@@ -501,7 +489,7 @@ static void nbd_timer_tick(struct io_engine *e)
 
 	nbd_parked_expire(e);
 	if (n->h && !n->ready &&
-	    monotonic_ms() - n->conn_started >= NBD_CONNECT_TIMEOUT_MS)
+	    clock_mono_ms() - n->conn_started >= NBD_CONNECT_TIMEOUT_MS)
 		nbd_conn_close(n);
 	if (!n->h)
 		nbd_conn_start(e);
@@ -538,7 +526,7 @@ static void nbd_conn_check(struct io_engine *e)
 		return;
 	if (nbd_aio_is_dead(n->h) || nbd_aio_is_closed(n->h)) {
 		if (!n->down_since)
-			n->down_since = monotonic_ms();
+			n->down_since = clock_mono_ms();
 		nbd_conn_close(n);
 		nbd_timer_arm(n, NBD_RETRY_MS);
 		nbd_parked_expire(e);

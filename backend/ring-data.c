@@ -20,7 +20,7 @@
 static bool rreq_copy_persistent(struct ring *r, struct rreq *q, bool to_guest)
 {
 	const struct blkif_seg *s = blkif_req_segs(&q->req);
-	uint64_t now = now_ns();
+	uint64_t now = clock_mono_ns();
 	unsigned int i, off = 0;
 
 	for (i = 0; i < q->req.nr_segments; i++) {

@@ -23,7 +23,7 @@ static bool ring_indirect_fetch_persistent(struct ring *r, const struct blkif_re
 					   unsigned int np)
 {
 	unsigned int left = req->nr_segments, i;
-	uint64_t now = now_ns();
+	uint64_t now = clock_mono_ns();
 
 	for (i = 0; i < np; i++) {
 		unsigned int n = left < BLKIF_SEGS_PER_INDIRECT_PAGE ? left :

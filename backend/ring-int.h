@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "ring.h"
+#include "util.h"
 
 /* Offsets of the indices in the shared ring header (ring.h's sring). */
 #define SRING_REQ_PROD	0
@@ -182,14 +183,6 @@ static inline void stat_add(_Atomic uint64_t *c, uint64_t n)
 static inline void stat_set32(_Atomic uint32_t *c, uint32_t v)
 {
 	atomic_store_explicit(c, v, memory_order_relaxed);
-}
-
-static inline uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* ---- ring.c: the thread, taking requests, answering them ---- */

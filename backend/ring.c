@@ -84,7 +84,7 @@ static enum ring_op_class ring_op_class_of(uint8_t op)
 static void ring_stat_done(struct ring *r, uint8_t op, uint32_t len, uint64_t t_start,
 			   int16_t status)
 {
-	uint64_t us = (now_ns() - t_start) / 1000;
+	uint64_t us = (clock_mono_ns() - t_start) / 1000;
 	unsigned int b = us ? 64 - (unsigned int)__builtin_clzll(us) : 0;
 
 	if (status == BLKIF_RSP_OKAY && len) {
@@ -358,7 +358,7 @@ void rreq_hold(struct ring *r, struct rreq *q)
 	q->ibuf = NULL;
 	q->len = 0;
 	q->refused = false;
-	q->t_start = now_ns();
+	q->t_start = clock_mono_ns();
 }
 
 static struct rreq *rreq_get(struct ring *r)
@@ -549,7 +549,7 @@ static int ring_pgrant_expire(struct ring *r)
 
 	if (!pgrant_count(r->pgrants))
 		return -1;
-	now = now_ns();
+	now = clock_mono_ns();
 	if (now >= r->pgrant_next_expiry) {
 		if (pgrant_expire(r->pgrants, now, idle))
 			stat_set32(&r->stats.pgrant_mapped, pgrant_count(r->pgrants));
