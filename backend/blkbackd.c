@@ -455,6 +455,7 @@ static int blkbackd_run(struct blkbackd *d, int sfd)
 	xenbus_scan(d);
 	xenbus_dispatch(d);
 	blkbackd_sweep_journals(d);
+	io_providers_sweep();
 	notify("READY=1");
 	notify_status(d);
 
