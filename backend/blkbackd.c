@@ -461,6 +461,7 @@ static int blkbackd_run(struct blkbackd *d, int sfd)
 	while (d->more_dirty && !d->quitting)
 		xenbus_run_dirty(d);
 	blkbackd_sweep_journals(d);
+	io_providers_sweep();
 	notify("READY=1");
 	notify_status(d);
 

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
@@ -633,6 +634,125 @@ static void daemon_put(struct qsd_daemon *d)
 	daemon_free(d);
 }
 
+/* ---- daemons nobody serves any more ---- */
+
+/* How long after the takeover scan the sweep waits: the opens that scan
+ * started adopt their daemons meanwhile (each is bounded by the start
+ * timeout), so the sweep sees only the daemons no vbd took. */
+#define QSD_SWEEP_DELAY_MS (QSD_START_TIMEOUT_MS + 5000)
+
+/* Whether a daemon of this process serves sock (registry lock held). */
+static bool sock_in_use(const char *sock)
+{
+	const struct qsd_daemon *d;
+
+	for (d = qsd_registry; d; d = d->next)
+		if (strcmp(d->sock, sock) == 0)
+			return true;
+	return false;
+}
+
+/* Stops the daemon whose pid file is dir/name, unless a vbd of ours uses
+ * it. The decision and the SIGTERM are taken under the registry lock: an
+ * open arriving later adopts the stopping daemon, and its supervisor
+ * restarts it once it has exited, so the open never meets a second
+ * daemon that cannot get the image's lock. */
+static void sweep_one(const char *dir, const char *name)
+{
+	struct qsd_daemon t = { .pid = -1, .pidfd = -1 };
+	size_t len = strlen(name) - strlen(".pid");
+	struct pollfd pfd;
+	pid_t pid;
+	int pidfd = -1;
+
+	if (snprintf(t.sock, sizeof(t.sock), "%s/%.*s.sock", dir, (int)len, name) >=
+	    (int)sizeof(t.sock))
+		return;
+	snprintf(t.pidfile, sizeof(t.pidfile), "%s/%s", dir, name);
+	snprintf(t.logfile, sizeof(t.logfile), "%s/%.*s.log", dir, (int)len, name);
+	pthread_mutex_lock(&qsd_registry_lock);
+	if (sock_in_use(t.sock)) {
+		pthread_mutex_unlock(&qsd_registry_lock);
+		return;
+	}
+	pid = daemon_running(&t);
+	if (pid > 0) {
+		pidfd = pidfd_open_compat(pid);
+		if (pidfd >= 0) {
+			fprintf(stderr, "blkbackd: stopping qemu-storage-daemon (pid %d, %s): "
+				"no vbd uses it\n", (int)pid, t.sock);
+			pidfd_kill(pidfd, SIGTERM);
+		}
+	}
+	pthread_mutex_unlock(&qsd_registry_lock);
+	if (pidfd >= 0) {
+		pfd.fd = pidfd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, QSD_STOP_TIMEOUT_MS) <= 0) {
+			fprintf(stderr, "blkbackd: qemu-storage-daemon (pid %d) did not stop; "
+				"killing it\n", (int)pid);
+			pidfd_kill(pidfd, SIGKILL);
+			poll(&pfd, 1, QSD_STOP_TIMEOUT_MS);
+		}
+		close(pidfd);
+	} else if (pid > 0) {
+		return;		/* gone meanwhile, or not ours to signal */
+	}
+	pthread_mutex_lock(&qsd_registry_lock);
+	if (!sock_in_use(t.sock)) {
+		unlink(t.sock);
+		unlink(t.pidfile);
+		unlink(t.logfile);
+	}
+	pthread_mutex_unlock(&qsd_registry_lock);
+}
+
+static void *sweep_thread(void *arg)
+{
+	const char *dir = getenv(QSD_ENV_DIR);
+	struct timespec ts = {
+		.tv_sec = QSD_SWEEP_DELAY_MS / 1000,
+		.tv_nsec = (QSD_SWEEP_DELAY_MS % 1000) * 1000000L,
+	};
+	struct dirent *de;
+	DIR *dp;
+	size_t n;
+
+	(void)arg;
+	if (!dir || !*dir)
+		dir = QSD_DIR_DEFAULT;
+	if (!dir_is_plain(dir))
+		return NULL;
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+	dp = opendir(dir);
+	if (!dp)
+		return NULL;	/* no daemon ever ran here */
+	while ((de = readdir(dp))) {
+		n = strlen(de->d_name);
+		if (n > strlen(".pid") && strcmp(de->d_name + n - strlen(".pid"), ".pid") == 0)
+			sweep_one(dir, de->d_name);
+	}
+	closedir(dp);
+	return NULL;
+}
+
+/* A blkbackd that died leaves its daemons running, and each keeps its
+ * image's lock: those of vbds that are gone (the guest left before a
+ * successor started) would never be stopped. On a thread of its own, as
+ * each stop may take the stop timeout. */
+static void qsd_sweep(void)
+{
+	pthread_attr_t attr;
+	pthread_t thread;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&thread, &attr, sweep_thread, NULL) != 0)
+		fprintf(stderr, "blkbackd: cannot start the qemu-storage-daemon sweep\n");
+	pthread_attr_destroy(&attr);
+}
+
 /* ---- the backing: the daemon's NBD export ---- */
 
 struct qsd_backing {
@@ -739,6 +859,7 @@ const struct io_provider io_provider_qsd = {
 	.open = qsd_open,
 	.close = qsd_close,
 	.is_target = qsd_is_target,
+	.sweep = qsd_sweep,
 	.init = qsd_engine_init,
 	.done = qsd_engine_done,
 	.queue = qsd_engine_queue,

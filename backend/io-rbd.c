@@ -30,6 +30,15 @@
  * server that never completes its handshake does. */
 #define RBD_CONNECT_TIMEOUT_S "5"
 
+/* How long one request may wait for the OSDs or the monitors before
+ * librados fails it with ETIMEDOUT (rados_osd_op_timeout and
+ * rados_mon_op_timeout, in seconds), where the Ceph configuration leaves
+ * them unset (0: wait for ever). Without a bound, a cluster that is gone
+ * keeps the guest's requests in the ring for ever. librados gives up on
+ * the op itself, so librbd completes the request and no longer touches
+ * its buffers: the ring answers with an error then, never before. */
+#define RBD_OP_TIMEOUT_S "30"
+
 /* Bounds on what the toolstack may write into a target, well above what
  * Ceph allows for pool and image names. */
 #define RBD_NAME_MAX 256
@@ -227,6 +236,22 @@ static char *rbd_cluster_key(const struct rbd_spec *s)
 	return key;
 }
 
+/* Sets a duration option of librados to dflt where the configuration read
+ * so far leaves it 0 (no bound): the operator's own value, from the
+ * Ceph configuration file, wins. */
+static int rbd_conf_default(rados_t r, const char *option, const char *dflt)
+{
+	char val[32];
+	int rc;
+
+	rc = rados_conf_get(r, option, val, sizeof(val));
+	if (rc < 0)
+		return rc;
+	if (strtod(val, NULL) > 0)
+		return 0;
+	return rados_conf_set(r, option, dflt);
+}
+
 static int rbd_cluster_connect(const struct rbd_spec *s, rados_t *ret, struct io_error *err)
 {
 	char user[RBD_NAME_MAX + 8];
@@ -256,7 +281,9 @@ static int rbd_cluster_connect(const struct rbd_spec *s, rados_t *ret, struct io
 	 * the guest has not been answered. Writes are acknowledged once the
 	 * OSDs have them, as a file's are once the page cache has them. */
 	if ((rc = rados_conf_set(r, "rbd_cache", "false")) < 0 ||
-	    (rc = rados_conf_set(r, "client_mount_timeout", RBD_CONNECT_TIMEOUT_S)) < 0) {
+	    (rc = rados_conf_set(r, "client_mount_timeout", RBD_CONNECT_TIMEOUT_S)) < 0 ||
+	    (rc = rbd_conf_default(r, "rados_osd_op_timeout", RBD_OP_TIMEOUT_S)) < 0 ||
+	    (rc = rbd_conf_default(r, "rados_mon_op_timeout", RBD_OP_TIMEOUT_S)) < 0) {
 		io_error_set(err, "cannot configure the Ceph client");
 		goto fail;
 	}

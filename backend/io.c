@@ -162,6 +162,15 @@ int io_backing_refresh_size(struct io_backing *b)
 	return b->provider->refresh_size ? b->provider->refresh_size(b) : 0;
 }
 
+void io_providers_sweep(void)
+{
+	size_t i;
+
+	for (i = 0; i < PROVIDERS_NR; i++)
+		if (providers[i]->sweep)
+			providers[i]->sweep();
+}
+
 bool io_backing_is_target(const struct io_backing *b, const char *target)
 {
 	return b->provider->is_target(b, target);

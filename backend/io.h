@@ -80,6 +80,11 @@ int io_backing_refresh_size(struct io_backing *b);
 /* Whether b is the storage target names (same inode or device for local
  * storage, same URI for remote storage: two URIs of one export differ). */
 bool io_backing_is_target(const struct io_backing *b, const char *target);
+/* Once the vbds an earlier process served have been taken over: each
+ * provider cleans up what such a process left running for storage no vbd
+ * uses now (qemu-storage-daemons holding their images' locks). Returns
+ * at once; the work is done on the providers' own threads. */
+void io_providers_sweep(void);
 /* Whether a client outside this process holds b for writing (a Ceph
  * image's exclusive lock): 0 when not, or when the provider cannot tell;
  * -EBUSY with err saying who otherwise. Sharing within the process is the
@@ -252,6 +257,8 @@ struct io_provider {
 	bool (*is_target)(const struct io_backing *b, const char *target);
 	/* io_backing_check_foreign(); NULL: storage nobody else can hold. */
 	int (*check_foreign)(const struct io_backing *b, struct io_error *err);
+	/* io_providers_sweep(); NULL: the provider leaves nothing behind. */
+	void (*sweep)(void);
 	/* Per ring (per engine): */
 	int (*init)(struct io_engine *e, struct io_error *err);
 	void (*done)(struct io_engine *e);	/* waits for in-flight ops */

@@ -5,8 +5,8 @@
 # carrying one verify map; flushes reach the image (qemu-img check and
 # compare afterwards); the daemon killed -9 under load (restarted, the
 # guest sees no error); blkbackd killed -9 under load (the next one adopts
-# the daemon); release stops it; the hotplug check refuses images it
-# cannot serve, with the reason.
+# the daemon, and stops the one no vbd took over); release stops it; the
+# hotplug check refuses images it cannot serve, with the reason.
 . "$top_srcdir/tests/functions.sh"
 . "$top_srcdir/tests/integration/blkbackd-lib.sh"
 test_timeout 600
@@ -109,6 +109,18 @@ grep -q 'resumed\|taking over' "$TEST_DIR/blkbackd.log" || fail "no takeover in 
 	fail "the daemon was not adopted: $qsd_before before, $(qsd_pid "$TEST_DIR/vm1.qcow2") after"
 run "read back everything after the takeover" --workload readback --size 64M
 
+# beside.qcow2's daemon was started by the blkbackd killed above, and its
+# successor does not open that vbd (its frontend had closed): nothing
+# adopts the daemon, so the sweep after the takeover must stop it, and
+# its lock with it. The vbd then serves again, from a new daemon.
+info "the daemon no vbd took over is stopped"
+wait_for 40 qsd_gone "$TEST_DIR/beside.qcow2" ||
+	fail "the daemon of beside.qcow2 still runs, though no vbd uses it"
+grep -q 'no vbd uses it' "$TEST_DIR/blkbackd.log" || fail "the sweep did not say why it stopped a daemon"
+[ -n "$(qsd_pid "$TEST_DIR/vm1.qcow2")" ] || fail "the sweep stopped the daemon of a served image"
+beside_start g2 xvda 3
+beside_check "beside.qcow2 after the sweep"
+
 # attach_refused VDEV ACCESS TARGET MSG: the hotplug script fails the
 # attach with MSG in its error.
 attach_refused() {
@@ -166,11 +178,5 @@ kill -TERM "$BLKBACKD_PID"
 wait_for 60 sh -c "! kill -0 $BLKBACKD_PID 2>/dev/null" || fail "blkbackd did not stop within 60 s of SIGTERM"
 wait "$BLKBACKD_PID" || fail "blkbackd exited with status $? on SIGTERM"
 wait_for 10 qsd_gone "$TEST_DIR/vm1.qcow2" || fail "the daemon of vm1.qcow2 still runs after blkbackd stopped"
-# beside.qcow2's daemon was started by the blkbackd killed above; its
-# successor never opened that vbd again (its frontend had closed), so
-# nothing adopted the daemon and nothing stops it: a known gap.
-for p in $(qsd_pid "$TEST_DIR/beside.qcow2"); do
-	info "left running (not adopted): daemon $p of beside.qcow2; stopped here"
-	kill -TERM "$p"
-done
+qsd_gone "$TEST_DIR/beside.qcow2" || fail "the daemon of beside.qcow2 still runs after blkbackd stopped"
 exit 0
