@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "io.h"
+#include "util.h"
 
 /* Where the daemons' sockets, pid files and logs live; the environment
  * variable moves it (tests, a second instance). */
@@ -71,14 +72,6 @@ static const char *qsd_format_of(const char *target)
 static bool qsd_claims(const char *target)
 {
 	return qsd_format_of(target) != NULL;
-}
-
-static uint64_t monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static int pidfd_open_compat(pid_t pid)
@@ -362,7 +355,7 @@ static int daemon_spawn(struct qsd_daemon *d, struct io_error *err)
 	}
 	close(logfd);
 
-	deadline = monotonic_ms() + QSD_START_TIMEOUT_MS;
+	deadline = clock_mono_ms() + QSD_START_TIMEOUT_MS;
 	for (;;) {
 		r = waitpid(pid, &status, WNOHANG);
 		if (r == pid) {
@@ -379,7 +372,7 @@ static int daemon_spawn(struct qsd_daemon *d, struct io_error *err)
 		}
 		if (daemon_running(d) == pid)
 			break;
-		if (monotonic_ms() >= deadline) {
+		if (clock_mono_ms() >= deadline) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
 			io_error_set(err, "qemu-storage-daemon did not export %s within %d ms",
