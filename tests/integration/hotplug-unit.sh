@@ -13,7 +13,7 @@ info "the unit's promises"
 for want in Type=notify WatchdogSec=30s Restart=on-failure RuntimeDirectoryPreserve=yes \
 	ProtectSystem=full RuntimeDirectory=blkbackd NoNewPrivileges=yes \
 	'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_VSOCK' \
-	'CapabilityBoundingSet=CAP_DAC_OVERRIDE CAP_CHOWN'; do
+	'CapabilityBoundingSet=CAP_DAC_OVERRIDE CAP_CHOWN CAP_SETUID CAP_SETGID'; do
 	grep -qxF "$want" "$unit_in" || fail "unit lacks $want"
 done
 grep -q '^ExecReload=.*/blkback-ctl upgrade' "$unit_in" || fail "reload is not the live upgrade"
