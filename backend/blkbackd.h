@@ -201,10 +201,14 @@ struct vbd {
 	bool be_dir_removed;	/* backend dir is gone: write nothing more */
 	bool fe_seen;		/* the frontend dir existed at some point */
 	/* The rings were refused (bad ring keys or indices) while the frontend
-	 * was in this state: not tried again until the frontend's state moves,
-	 * however many watch events the same state brings. */
+	 * was in this state: not tried again until the frontend writes its
+	 * state node again (with the same value or another) or the state
+	 * read moves; events on the backend's own nodes, such as the error
+	 * node the refusal wrote, bring no second try. */
 	bool start_refused;
 	unsigned int start_refused_fe_state;
+	unsigned int start_refused_fe_writes;
+	unsigned int fe_state_writes;	/* state node events collected (fewatch.c) */
 	bool dirty;		/* queued for a state machine run (xenbus_mark_dirty) */
 	struct vbd *dirty_next;
 	bool forgotten;		/* unlinked from the list: stop stepping */

@@ -343,7 +343,9 @@ void fewatch_collect(struct blkbackd *d)
 		for (i = 0; i < n && !overflow; i++)
 			if (keys[i].domid == v->fe_domid && keys[i].devid == v->devid)
 				break;
-		if (overflow || i < n)
+		if (overflow || i < n) {
+			v->fe_state_writes++;
 			xenbus_mark_dirty(v);
+		}
 	}
 }

@@ -1271,7 +1271,8 @@ static void vbd_gather(struct vbd *v, struct vbd_input *in, struct vbd_facts *f)
 	f->has_backing = v->backing != NULL;
 	f->has_rings = v->nr_rings > 0;
 	f->rings_stopped = vbd_rings_stopped(v);
-	if (v->start_refused && in->fe_state != v->start_refused_fe_state)
+	if (v->start_refused && (in->fe_state != v->start_refused_fe_state ||
+				 v->fe_state_writes != v->start_refused_fe_writes))
 		v->start_refused = false;
 	f->start_refused = v->start_refused;
 }
@@ -1382,6 +1383,7 @@ static bool vbd_act(struct vbd *v, const struct vbd_input *in, struct vbd_decisi
 		} else if (r < 0 && r != -EINPROGRESS) {
 			v->start_refused = true;
 			v->start_refused_fe_state = in->fe_state;
+			v->start_refused_fe_writes = v->fe_state_writes;
 		}
 		break;
 	case VBD_DO_DISCONNECT:
