@@ -700,32 +700,58 @@ static void sweep_one(const char *dir, const char *name)
 	pthread_mutex_unlock(&qsd_registry_lock);
 }
 
-static void *sweep_thread(void *arg)
+static bool is_pid_file(const char *name)
+{
+	size_t n = strlen(name);
+
+	return n > strlen(".pid") && strcmp(name + n - strlen(".pid"), ".pid") == 0;
+}
+
+/* The daemons' directory, or NULL when it is not one we would use. */
+static const char *sweep_dir(void)
 {
 	const char *dir = getenv(QSD_ENV_DIR);
+
+	if (!dir || !*dir)
+		dir = QSD_DIR_DEFAULT;
+	return dir_is_plain(dir) ? dir : NULL;
+}
+
+/* Whether an earlier process left a pid file: a listing of our own
+ * runtime directory, cheap enough for the main thread at start. */
+static bool sweep_has_work(const char *dir)
+{
+	struct dirent *de;
+	bool found = false;
+	DIR *dp;
+
+	dp = opendir(dir);
+	if (!dp)
+		return false;	/* no daemon ever ran here */
+	while (!found && (de = readdir(dp)))
+		found = is_pid_file(de->d_name);
+	closedir(dp);
+	return found;
+}
+
+static void *sweep_thread(void *arg)
+{
+	const char *dir = arg;
 	struct timespec ts = {
 		.tv_sec = QSD_SWEEP_DELAY_MS / 1000,
 		.tv_nsec = (QSD_SWEEP_DELAY_MS % 1000) * 1000000L,
 	};
 	struct dirent *de;
 	DIR *dp;
-	size_t n;
 
-	(void)arg;
-	if (!dir || !*dir)
-		dir = QSD_DIR_DEFAULT;
-	if (!dir_is_plain(dir))
-		return NULL;
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 	dp = opendir(dir);
 	if (!dp)
-		return NULL;	/* no daemon ever ran here */
-	while ((de = readdir(dp))) {
-		n = strlen(de->d_name);
-		if (n > strlen(".pid") && strcmp(de->d_name + n - strlen(".pid"), ".pid") == 0)
+		return NULL;
+	while ((de = readdir(dp)))
+		if (is_pid_file(de->d_name))
 			sweep_one(dir, de->d_name);
-	}
 	closedir(dp);
 	return NULL;
 }
@@ -733,15 +759,18 @@ static void *sweep_thread(void *arg)
 /* A blkbackd that died leaves its daemons running, and each keeps its
  * image's lock: those of vbds that are gone (the guest left before a
  * successor started) would never be stopped. On a thread of its own, as
- * each stop may take the stop timeout. */
+ * each stop may take the stop timeout; none when nothing was left. */
 static void qsd_sweep(void)
 {
+	const char *dir = sweep_dir();
 	pthread_attr_t attr;
 	pthread_t thread;
 
+	if (!dir || !sweep_has_work(dir))
+		return;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&thread, &attr, sweep_thread, NULL) != 0)
+	if (pthread_create(&thread, &attr, sweep_thread, (void *)dir) != 0)
 		fprintf(stderr, "blkbackd: cannot start the qemu-storage-daemon sweep\n");
 	pthread_attr_destroy(&attr);
 }
