@@ -173,6 +173,24 @@ blkbackd_rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$BLKBACKD_PID/status"; }
 blkbackd_threads() { awk '/^Threads:/ { print $2 }' "/proc/$BLKBACKD_PID/status"; }
 blkbackd_maps() { wc -l <"/proc/$BLKBACKD_PID/maps"; }
 
+# threads_settle: returns once blkbackd's thread count has stayed the same
+# for half a second (5 s at most). Threads that finish a one-off job (a
+# storage open, a control command) are detached and still exit for a
+# moment after their result was taken: a count read in that moment is
+# not a baseline.
+threads_settle() {
+	local tries=0 same=0 last now
+	last=$(blkbackd_threads)
+	while [ $same -lt 5 ] && [ $tries -lt 50 ]; do
+		sleep 0.1
+		now=$(blkbackd_threads)
+		same=$((same + 1))
+		[ "$now" = "$last" ] || same=0
+		last=$now
+		tries=$((tries + 1))
+	done
+}
+
 # log_lines: lines in blkbackd's log so far.
 log_lines() { wc -l <"$TEST_DIR/blkbackd.log"; }
 
