@@ -125,8 +125,8 @@ t14() {
 	bg_track $pid
 	# blkfront-sim's own xenbus waits are 10 s each; a loaded machine
 	# (make -j2 check) has taken more than 5 s for the whole handshake.
-	wait_for $((10 * SLOW)) be_state_is "$g" 51712 4 ||
-		fail "$CASE: not connected (backend state $(xenstore-read "$be/state" 2>&1)): $(tail -2 "$TEST_DIR/t14.log")"
+	wait_for $((10 * SLOW)) be_state_is "$g" 51712 4 || fail "$CASE: not connected" \
+		"(backend state $(xenstore-read "$be/state" 2>&1)): $(tail -2 "$TEST_DIR/t14.log")"
 	sleep 0.5
 	closed0=$(grep -c "d$g/51712: backend Closed" "$TEST_DIR/blkbackd.log" || true)
 	for s in "$@"; do
