@@ -56,6 +56,8 @@ static const char usage_text[] =
 	"                            seconds for it to come back, 0..3600 (default: 60)\n"
 	"      --max-queues N        advertise up to N rings per vbd, 1..16\n"
 	"                            (default: online CPUs, at most 16)\n"
+	"      --max-domain-memory MIB  ring buffers of one guest's disks pin at most\n"
+	"                            MIB MiB, 0: no limit (default: 1024)\n"
 	"      --control PATH        control socket (default: " CONTROL_PATH_DEFAULT ",\n"
 	"                            DIR/" CONTROL_SIM_NAME " on the simulator), none: off\n"
 	"      --control-group GROUP members of GROUP may use the control socket too\n"
@@ -71,6 +73,7 @@ enum {
 	OPT_PLATFORM = 256, OPT_DIR, OPT_IO_ENGINE, OPT_SCRIPT_NAME, OPT_DIRECT_IO,
 	OPT_SECTOR_SIZE, OPT_RESIZE_INTERVAL, OPT_MAX_INDIRECT, OPT_CONTROL, OPT_CONTROL_GROUP,
 	OPT_MAX_QUEUES, OPT_JOURNAL_DIR, OPT_RECOVERY, OPT_MAX_PGRANTS, OPT_NBD_RECONNECT,
+	OPT_MAX_DOMAIN_MEMORY,
 };
 
 static const struct option long_options[] = {
@@ -92,6 +95,7 @@ static const struct option long_options[] = {
 	{ "journal-dir", required_argument, NULL, OPT_JOURNAL_DIR },
 	{ "max-persistent-grants", required_argument, NULL, OPT_MAX_PGRANTS },
 	{ "nbd-reconnect", required_argument, NULL, OPT_NBD_RECONNECT },
+	{ "max-domain-memory", required_argument, NULL, OPT_MAX_DOMAIN_MEMORY },
 	{ "recovery", required_argument, NULL, OPT_RECOVERY },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -199,6 +203,11 @@ static int options_parse(struct blkbackd *d, int argc, char **argv, int *verbose
 			if (option_number("nbd-reconnect", optarg, 0, 3600, &n) < 0)
 				return -EINVAL;
 			d->nbd_reconnect_s = (unsigned int)n;
+			break;
+		case OPT_MAX_DOMAIN_MEMORY:
+			if (option_number("max-domain-memory", optarg, 0, 1L << 20, &n) < 0)
+				return -EINVAL;
+			d->max_domain_memory = (size_t)n << 20;
 			break;
 		case OPT_CONTROL:
 			d->control_path = optarg;
@@ -631,6 +640,7 @@ int main(int argc, char **argv)
 		.max_indirect_segs = BLKBACKD_DEFAULT_INDIRECT_SEGS,
 		.max_pgrants = BLKBACKD_DEFAULT_PGRANTS,
 		.nbd_reconnect_s = BLKBACKD_DEFAULT_NBD_RECONNECT_S,
+		.max_domain_memory = (size_t)BLKBACKD_DEFAULT_DOMAIN_MEMORY_MIB << 20,
 		.wake_fd = -1,
 	};
 	struct platform_config pc = { 0 };

@@ -39,6 +39,9 @@ struct control;
 /* A server restart takes seconds; a guest's requests may wait a minute
  * (Linux guests warn about hung tasks only after two). */
 #define BLKBACKD_DEFAULT_NBD_RECONNECT_S 60u
+/* Ring buffers one guest's disks may pin: a 16-queue disk with order-4
+ * rings and 1 MiB indirect requests would otherwise pin 1.4 GiB. */
+#define BLKBACKD_DEFAULT_DOMAIN_MEMORY_MIB 1024u
 
 /* ---- blkbackd.c: options, the daemon context, the main loop ---- */
 
@@ -57,6 +60,7 @@ struct blkbackd {
 	unsigned int max_queues;	/* multi-queue-max-queues, >= 1 */
 	unsigned int max_pgrants;	/* per ring; 0: no feature-persistent */
 	unsigned int nbd_reconnect_s;	/* requests wait this long for an NBD server */
+	size_t max_domain_memory;	/* ring buffer bytes per guest; 0: no limit */
 	const char *control_path;	/* control socket (control.c) */
 	const char *control_group;	/* NULL: root only */
 	const char *journal_dir;	/* recovery journals; NULL: none */
@@ -230,6 +234,9 @@ struct vbd {
 	 * one whose rings are not all released. */
 	unsigned int nr_rings;
 	struct ring **rings;
+	/* what the rings may pin (ring_memory_bytes), counted against the
+	 * domain's --max-domain-memory while they exist */
+	size_t memory_reserved;
 	/* feature-max-indirect-segments as published at configure */
 	unsigned int max_indirect_segs;
 	/* multi-queue-max-queues as published at configure */

@@ -138,9 +138,9 @@ bool ring_take_pending(struct ring *r)
 	return true;
 }
 
-/* The indirect pool: RING_INDIRECT_BUDGET bytes of data buffers, at least
- * one, at most one per entry; like the bounce buffers, reserved and only
- * backed by memory where requests have used them. */
+/* The indirect pool: the config's budget of data buffers, sized by
+ * ring_indirect_count; like the bounce buffers, reserved and only backed
+ * by memory where requests have used them, and given back when idle. */
 int ring_alloc_ibufs(struct ring *r)
 {
 	unsigned int max = r->cfg.max_indirect_segments, i;
@@ -148,11 +148,7 @@ int ring_alloc_ibufs(struct ring *r)
 
 	if (!max)
 		return 0;
-	r->nr_ibufs = RING_INDIRECT_BUDGET / bytes;
-	if (r->nr_ibufs < 1)
-		r->nr_ibufs = 1;
-	if (r->nr_ibufs > r->layout.nr_ents)
-		r->nr_ibufs = r->layout.nr_ents;
+	r->nr_ibufs = ring_indirect_count(&r->cfg, r->layout.nr_ents);
 	r->ibufs = calloc(r->nr_ibufs, sizeof(*r->ibufs));
 	r->ibuf_segs = calloc((size_t)r->nr_ibufs * max, sizeof(*r->ibuf_segs));
 	r->ind_pages = aligned_alloc(PLAT_PAGE_SIZE, (size_t)BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST *

@@ -28,9 +28,6 @@
 #define RING_SPURIOUS_MAX	64
 /* Events taken per wakeup; what is left stays pending on the fd. */
 #define RING_EVENTS_PER_WAKE	4
-/* Data buffers of indirect requests in flight, per ring: at most this
- * many bytes, at least one request, at most one per ring entry. */
-#define RING_INDIRECT_BUDGET	(64u << 20)
 /* Warnings a guest or a failing disk can repeat without end: at most
  * this many per ring and interval, then one line with the count dropped. */
 #define RING_WARN_BURST		16
@@ -104,6 +101,8 @@ struct ring {
 	struct rreq *reqs;
 	void *bufs;
 	size_t bufs_len;
+	bool buffers_backed;		/* used since they were last given back */
+	uint64_t idle_since;		/* ns; 0: busy, or nothing to give back */
 	struct rreq *free;
 	unsigned int inflight;
 	struct rreq *barrier;		/* waiting for the ring to drain */
@@ -211,6 +210,11 @@ void ring_copy_flush(struct ring *r);
 void ring_take_indirect(struct ring *r, struct rreq *q, struct blkif_req *req);
 bool ring_take_pending(struct ring *r);
 int ring_alloc_ibufs(struct ring *r);
+
+/* ---- ring-memory.c: the buffers' cost, given back when idle ---- */
+
+unsigned int ring_indirect_count(const struct ring_config *cfg, unsigned int nr_ents);
+int ring_memory_idle(struct ring *r, bool work);
 
 /* ---- ring-recover.c: the journal and recovery ---- */
 

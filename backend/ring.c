@@ -558,6 +558,19 @@ static int ring_pgrant_expire(struct ring *r)
 	return (int)((r->pgrant_next_expiry - now) / 1000000u) + 1;
 }
 
+/* The poll timeout: the sooner of the next persistent grant expiry and
+ * the moment idle buffers go back; -1 when neither is due. */
+static int ring_wait_timeout(struct ring *r, bool work)
+{
+	int pgrant = ring_pgrant_expire(r), idle = ring_memory_idle(r, work);
+
+	if (pgrant < 0)
+		return idle;
+	if (idle < 0)
+		return pgrant;
+	return pgrant < idle ? pgrant : idle;
+}
+
 /* The engine is made here, on the thread that submits to it: a remote
  * provider's handshake (seconds) stalls this ring only, never the owner's
  * thread, and nothing is consumed before it is up. */
@@ -650,7 +663,7 @@ static void *ring_thread(void *arg)
 		/* The one place this thread sleeps: the batch is submitted,
 		 * then completions, the event channel and the stop signal
 		 * all end the same wait. */
-		err = io_engine_wait(r->engine, fds, 2, ring_pgrant_expire(r), &ready);
+		err = io_engine_wait(r->engine, fds, 2, ring_wait_timeout(r, work), &ready);
 		if (err == -EINTR) {
 			continue;
 		} else if (err == -EAGAIN || err == -ENOMEM || err == -EBUSY) {

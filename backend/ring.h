@@ -21,6 +21,11 @@ struct ring;
 #define BLKBACKD_MAX_RING_ORDER	4u
 #define BLKBACKD_MAX_RING_PAGES	(1u << BLKBACKD_MAX_RING_ORDER)
 #define BLKBACKD_PGRANT_IDLE_S		60u	/* unmapped after this long unused */
+/* Data buffers of indirect requests in flight, per ring, by default: at
+ * most this many bytes, at least one request, at most one per entry. */
+#define BLKBACKD_RING_INDIRECT_BUDGET	(64u << 20)
+/* A ring with nothing in flight for this long gives its buffers back. */
+#define BLKBACKD_RING_IDLE_RELEASE_MS	1000u
 
 /* ---- ring.c: one shared ring, its thread and its request pipeline ---- */
 
@@ -50,6 +55,8 @@ struct ring_config {
 	const _Atomic uint64_t *nr_sectors;
 	/* as advertised at probe; 0: INDIRECT is an unknown op */
 	unsigned int max_indirect_segments;
+	/* bytes of indirect data buffers; 0: BLKBACKD_RING_INDIRECT_BUDGET */
+	size_t indirect_budget;
 	unsigned int max_pgrants;		/* 0: grant copy only */
 	const char *journal_dir;		/* NULL: no journal, no recovery */
 	bool recover;				/* resume from an earlier journal */
@@ -104,6 +111,15 @@ struct ring_info {
 	unsigned int replayed;			/* ... issuing these again */
 	unsigned int republished;		/* ... publishing these again */
 };
+
+/* ---- ring-memory.c: what a ring's buffers cost ---- */
+
+/* The most memory a ring started with cfg pins for its buffers (bounce
+ * buffers and the indirect pool, both backed only while used and given
+ * back after BLKBACKD_RING_IDLE_RELEASE_MS idle), and the least it can be
+ * started with: an indirect budget of one request. 0 for a bad order. */
+size_t ring_memory_bytes(const struct ring_config *cfg);
+size_t ring_memory_floor(const struct ring_config *cfg);
 
 const struct ring_stats *ring_get_stats(const struct ring *r);
 void ring_get_info(const struct ring *r, struct ring_info *ret);

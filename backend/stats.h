@@ -63,6 +63,9 @@ enum stat_unit { STAT_UNIT_ONE, STAT_UNIT_SECTOR };
 	X(out_of_slot, uint64_t, STAT_COUNTER, STAT_UNIT_ONE, NULL, "out_of_slot", \
 	  "slots", "out-of-slot", "blkbackd_out_of_slot_total", NULL, \
 	  "Times requests were left on the ring because every slot was busy.") \
+	X(buffer_releases, uint64_t, STAT_COUNTER, STAT_UNIT_ONE, NULL, "buffer_releases", \
+	  "slots", "idle-releases", "blkbackd_idle_buffer_releases_total", NULL, \
+	  "Times a ring gave its bounce and indirect buffers back after an idle second.") \
 	X(inflight, uint32_t, STAT_GAUGE, STAT_UNIT_ONE, NULL, "inflight", \
 	  "slots", "in-flight", "blkbackd_inflight_requests", NULL, \
 	  "Requests taken from the ring and not yet answered.") \

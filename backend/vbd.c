@@ -80,6 +80,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,7 @@
 
 #include "blkbackd.h"
 #include "util.h"
+#include "vbd-memory.h"
 
 /* VDISK_* info bits from blkif.h */
 #ifndef VDISK_CDROM
@@ -975,6 +977,54 @@ static int vbd_negotiate(struct vbd *v, unsigned int *ret_nq, struct ring_config
 	return r;
 }
 
+/* The ring memory the other vbds of v's domain hold now. */
+static size_t vbd_domain_memory(const struct vbd *v)
+{
+	const struct vbd *o;
+	size_t sum = 0;
+
+	for (o = v->d->vbds; o; o = o->next)
+		if (o != v && o->fe_domid == v->fe_domid)
+			sum += o->memory_reserved;
+	return sum;
+}
+
+static unsigned long vbd_mib(size_t bytes)
+{
+	return (unsigned long)((bytes + (1u << 20) - 1) >> 20);
+}
+
+/* Fits the rings into what the domain has left of --max-domain-memory,
+ * cutting their indirect pools if need be. A new connection that does not
+ * fit even with one indirect request per ring is refused; a takeover
+ * never is (the guest has been using this disk) and starts at the floor. */
+static int vbd_fit_memory(struct vbd *v, unsigned int nq, struct ring_config *cfgs)
+{
+	size_t max = v->d->max_domain_memory, used = vbd_domain_memory(v);
+	size_t left = used < max ? max - used : 0;
+	struct vbd_memory_fit fit;
+
+	if (!max)
+		left = SIZE_MAX;
+	vbd_memory_fit(cfgs, nq, left, &fit);
+	if (fit.over && !v->takeover) {
+		vbd_fail(v, 0, "domain %" PRIu32 " memory limit: the rings need %lu MiB, "
+			 "%lu MiB of %lu are left (--max-domain-memory)", v->fe_domid,
+			 vbd_mib(fit.floor), (unsigned long)(left >> 20), vbd_mib(max));
+		return -ENOMEM;
+	}
+	if (fit.over)
+		vbd_log(v, LOG_LEVEL_WARN, 0, "taken over above domain %" PRIu32 "'s memory "
+			"limit: %lu MiB with %lu MiB of %lu left", v->fe_domid, vbd_mib(fit.reserved),
+			vbd_mib(left), vbd_mib(max));
+	else if (fit.cut)
+		vbd_log(v, LOG_LEVEL_INFO, 0, "ring buffers cut from %lu to %lu MiB to fit "
+			"domain %" PRIu32 "'s memory limit", vbd_mib(fit.wanted),
+			vbd_mib(fit.reserved), v->fe_domid);
+	v->memory_reserved = fit.reserved;
+	return 0;
+}
+
 /* Maps every ring and starts its thread, which creates the ring's storage
  * engine (an NBD handshake, say) off the main thread and wakes us when
  * done (vbd_rings_started); rings already running when one fails drain
@@ -1139,9 +1189,14 @@ static int vbd_start(struct vbd *v)
 	if (!v->nr_rings) {
 		r = vbd_negotiate(v, &nq, cfgs);
 		if (r == 0)
+			r = vbd_fit_memory(v, nq, cfgs);
+		if (r == 0)
 			r = vbd_start_rings(v, nq, cfgs);
-		if (r < 0)
+		if (r < 0) {
+			if (!v->nr_rings)
+				v->memory_reserved = 0;
 			return r;
+		}
 		vbd_note_recovery(v);
 	}
 	r = vbd_rings_started(v);
@@ -1190,6 +1245,7 @@ static void vbd_release(struct vbd *v, bool keep_journal)
 	free(v->rings);
 	v->rings = NULL;
 	v->nr_rings = 0;
+	v->memory_reserved = 0;
 }
 
 bool vbd_is_busy(const struct vbd *v)

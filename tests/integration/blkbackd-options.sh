@@ -8,7 +8,8 @@ test_timeout 60
 blkbackd --help | grep -q -- '--io-engine' || fail "--help lacks --io-engine"
 blkbackd --version | grep -q '^blkbackd ' || fail "--version"
 for bad in "--platform=vmware" "--io-engine=magic" "--script-name=a/b" \
-	   "--sector-size=1024" "--resize-interval=-1" "--bogus" "extra-arg"; do
+	   "--sector-size=1024" "--resize-interval=-1" "--max-domain-memory=-1" \
+	   "--max-domain-memory=1T" "--bogus" "extra-arg"; do
 	rc=0
 	blkbackd -d $bad >"$TEST_DIR/out" 2>&1 || rc=$?
 	[ $rc -eq 2 ] || fail "blkbackd $bad exited $rc, wanted 2"
