@@ -211,6 +211,7 @@ int io_local_open(struct io_backing *b, unsigned int flags, struct io_error *err
 			     file_type_name(st.st_mode));
 		return -EINVAL;
 	}
+	io_target_id_of_stat(&st, &b->id);
 	if (fcntl(b->fd, F_SETFL, oflags & ~O_NONBLOCK) < 0)	/* keeps O_DIRECT */
 		return -errno;
 	if (S_ISBLK(st.st_mode)) {
@@ -248,14 +249,13 @@ int io_local_refresh_size(struct io_backing *b)
 }
 
 /* Same inode, or same device number for block devices: two paths (or a
- * symlink) of one file are one target. */
-bool io_local_is_target(const struct io_backing *b, const char *target)
+ * symlink) of one file are one target. Both identities were taken where
+ * a stat may block: at the open, and by whoever asks. */
+bool io_local_is_target(const struct io_backing *b, const char *target,
+			const struct io_target_id *id)
 {
-	struct stat a, t;
-
-	if (fstat(b->fd, &a) < 0 || stat(target, &t) < 0)
+	(void)target;
+	if (!id || !id->known || !b->id.known || id->block != b->id.block || id->dev != b->id.dev)
 		return false;
-	if (S_ISBLK(a.st_mode) && S_ISBLK(t.st_mode))
-		return a.st_rdev == t.st_rdev;
-	return a.st_dev == t.st_dev && a.st_ino == t.st_ino;
+	return id->block || id->ino == b->id.ino;
 }

@@ -143,6 +143,7 @@ struct check_target {
 	gid_t *groups;
 	unsigned int nr_groups;
 	int result;
+	struct io_target_id id;		/* what the probe opened */
 	char msg[512];
 };
 
@@ -154,7 +155,8 @@ static void check_target_run(void *arg)
 	ct->result = storage_admit_visible(ct->target, ct->uid, ct->gid, ct->groups,
 					   ct->nr_groups, ct->msg, sizeof(ct->msg));
 	if (ct->result >= 0)
-		ct->result = storage_admit_probe(ct->target, ct->want_w, ct->msg, sizeof(ct->msg));
+		ct->result = storage_admit_probe(ct->target, ct->want_w, &ct->id, ct->msg,
+						 sizeof(ct->msg));
 }
 
 /* The vbds are looked at on the main thread, as they are when it answers. */
@@ -165,7 +167,7 @@ static struct json_object *check_target_finish(struct blkbackd *d, void *arg)
 
 	if (ct->result < 0)
 		return reply_error("%s", ct->msg);
-	v = storage_admit_conflict(d, ct->target, ct->want_w, ct->for_domid);
+	v = storage_admit_conflict(d, ct->target, &ct->id, ct->want_w, ct->for_domid);
 	return v ? reply_in_use(ct->target, v) : reply_ok();
 }
 

@@ -43,6 +43,17 @@ static bool nbd_claims(const char *target)
 	return false;
 }
 
+/* A UNIX socket export names its socket in the URI's query, which libnbd
+ * decodes with rules of its own: we do not guess at them. */
+static int nbd_local_path(const char *target, char *buf, size_t len)
+{
+	(void)buf;
+	(void)len;
+	if (strncmp(target, "nbd+unix://", 11) == 0 || strncmp(target, "nbds+unix://", 12) == 0)
+		return -ENOTSUP;
+	return 0;
+}
+
 /* libnbd's errno for the last failed call, never 0; its message into err. */
 static int nbd_err(struct io_error *err)
 {
@@ -181,8 +192,10 @@ static void nbd_close_backing(struct io_backing *b)
 }
 
 /* Two URIs of one export are not recognised as one. */
-static bool nbd_is_target(const struct io_backing *b, const char *target)
+static bool nbd_is_target(const struct io_backing *b, const char *target,
+			  const struct io_target_id *id)
 {
+	(void)id;
 	return strcmp(b->path, target) == 0;
 }
 
@@ -744,6 +757,7 @@ const struct io_provider io_provider_nbd = {
 	.open = nbd_open,
 	.close = nbd_close_backing,
 	.is_target = nbd_is_target,
+	.local_path = nbd_local_path,
 	.init = nbd_engine_init,
 	.done = nbd_engine_done,
 	.queue = nbd_engine_queue,

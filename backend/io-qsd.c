@@ -824,17 +824,36 @@ static void qsd_close(struct io_backing *b)
 	b->priv = NULL;
 }
 
-/* One image, whichever path names it, in the same format. */
-static bool qsd_is_target(const struct io_backing *b, const char *target)
+/* The image file a format target names. */
+static void qsd_identify(const char *target, struct io_target_id *ret)
 {
-	const struct qsd_backing *qb = b->priv;
 	const char *format = qsd_format_of(target);
 	struct stat st;
 
-	if (format != qb->daemon->format || target[strlen(format) + 1] != '/')
-		return false;
-	return stat(target + strlen(format) + 1, &st) == 0 && st.st_dev == qb->daemon->dev &&
-	       st.st_ino == qb->daemon->ino;
+	if (format && target[strlen(format) + 1] == '/' &&
+	    stat(target + strlen(format) + 1, &st) == 0 && S_ISREG(st.st_mode))
+		io_target_id_of_stat(&st, ret);
+}
+
+static int qsd_local_path(const char *target, char *buf, size_t len)
+{
+	const char *format = qsd_format_of(target);
+
+	if (!format)
+		return 0;
+	if ((size_t)snprintf(buf, len, "%s", target + strlen(format) + 1) >= len)
+		return -ENAMETOOLONG;
+	return 1;
+}
+
+/* One image, whichever path names it, in the same format. */
+static bool qsd_is_target(const struct io_backing *b, const char *target,
+			  const struct io_target_id *id)
+{
+	const struct qsd_backing *qb = b->priv;
+
+	return qsd_format_of(target) == qb->daemon->format && id && id->known && !id->block &&
+	       id->dev == qb->daemon->dev && id->ino == qb->daemon->ino;
 }
 
 /* ---- the engine: NBD's, on the export ---- */
@@ -881,6 +900,8 @@ const struct io_provider io_provider_qsd = {
 	.open = qsd_open,
 	.close = qsd_close,
 	.is_target = qsd_is_target,
+	.identify = qsd_identify,
+	.local_path = qsd_local_path,
 	.sweep = qsd_sweep,
 	.init = qsd_engine_init,
 	.done = qsd_engine_done,

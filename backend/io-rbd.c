@@ -506,8 +506,10 @@ static int rbd_refresh_size(struct io_backing *b)
 
 /* Two spellings of one image (another conf=, a namespace given as the
  * default) are not recognised as one. */
-static bool rbd_is_target(const struct io_backing *b, const char *target)
+static bool rbd_is_target(const struct io_backing *b, const char *target,
+			  const struct io_target_id *id)
 {
+	(void)id;
 	return strcmp(b->path, target) == 0;
 }
 

@@ -13,6 +13,7 @@
 #include <linux/fs.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,9 +178,46 @@ void io_providers_sweep(void)
 			providers[i]->sweep();
 }
 
-bool io_backing_is_target(const struct io_backing *b, const char *target)
+void io_target_id_of_stat(const struct stat *st, struct io_target_id *ret)
 {
-	return b->provider->is_target(b, target);
+	*ret = (struct io_target_id){ .known = true, .block = S_ISBLK(st->st_mode) };
+	if (ret->block) {
+		ret->dev = st->st_rdev;
+	} else {
+		ret->dev = st->st_dev;
+		ret->ino = st->st_ino;
+	}
+}
+
+int io_target_local_path(const char *target, char *buf, size_t len)
+{
+	const struct io_provider *p = provider_claiming(target);
+
+	if (p)
+		return p->local_path ? p->local_path(target, buf, len) : 0;
+	if ((size_t)snprintf(buf, len, "%s", target) >= len)
+		return -ENAMETOOLONG;
+	return 1;
+}
+
+void io_target_identify(const char *target, struct io_target_id *ret)
+{
+	const struct io_provider *p = provider_claiming(target);
+	struct stat st;
+
+	*ret = (struct io_target_id){ .known = false };
+	if (p) {
+		if (p->identify)
+			p->identify(target, ret);
+	} else if (stat(target, &st) == 0) {
+		io_target_id_of_stat(&st, ret);
+	}
+}
+
+bool io_backing_is_target(const struct io_backing *b, const char *target,
+			  const struct io_target_id *id)
+{
+	return b->provider->is_target(b, target, id);
 }
 
 int io_backing_check_foreign(const struct io_backing *b, struct io_error *err)

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 /* ---- io.c: backings and engines, through the provider table ---- */
@@ -33,10 +34,24 @@ struct io_provider;
  * which do not change after the open, except size, which only the owner
  * reads and refreshes. A provider that keeps more (a remote export's
  * limits, a connection) keeps it in priv. */
+/* Which object a path names, whatever the spelling: the device number of
+ * a block device, the device and inode of a file. Taken once, where a
+ * stat may block (a hung mount), and compared anywhere without a system
+ * call. known false: no path (a URI), or it could not be looked at. */
+struct stat;
+
+struct io_target_id {
+	bool known;
+	bool block;			/* dev is the block device's st_rdev */
+	dev_t dev;
+	ino_t ino;			/* files only */
+};
+
 struct io_backing {
 	const struct io_provider *provider;	/* which opened it, and closes it */
 	void *priv;
 	int fd;				/* local storage; -1 for remote storage */
+	struct io_target_id id;		/* local storage: what fd is, from the open */
 	char *path;			/* file, device or URI, as given */
 	uint64_t size;			/* bytes */
 	uint32_t logical_sector_size;	/* 512 or 4096 (block devices: BLKSSZGET) */
@@ -77,9 +92,25 @@ void io_backing_close(struct io_backing *b);
  * 0 when unchanged, -errno on failure (size left as it was). Storage whose
  * size is fixed per connection never changes here. */
 int io_backing_refresh_size(struct io_backing *b);
-/* Whether b is the storage target names (same inode or device for local
- * storage, same URI for remote storage: two URIs of one export differ). */
-bool io_backing_is_target(const struct io_backing *b, const char *target);
+/* The identity of what target names now (io_target_id), for
+ * io_backing_is_target: a stat of the path for local storage and of the
+ * image file of a format target, nothing for a URI. May block on a hung
+ * mount: not on a thread that must not. */
+void io_target_identify(const char *target, struct io_target_id *ret);
+/* The path on this host that target reaches, for checks made with
+ * someone else's credentials: 1 with it in buf (a local target, the
+ * image file of a format target), 0 when it reaches none (a TCP or vsock
+ * URI), -ENOTSUP when the provider cannot say which (a UNIX socket in a
+ * URI query, which only the NBD library decodes), -ENAMETOOLONG. */
+int io_target_local_path(const char *target, char *buf, size_t len);
+/* io_target_id from a stat of the object (an fstat of an open fd). */
+void io_target_id_of_stat(const struct stat *st, struct io_target_id *ret);
+/* Whether b is the storage target names: the same object for local
+ * storage and image files (id, from io_target_identify, must be known),
+ * the same URI for remote storage (two URIs of one export differ). No
+ * system call: the main thread may ask. */
+bool io_backing_is_target(const struct io_backing *b, const char *target,
+			  const struct io_target_id *id);
 /* Once the vbds an earlier process served have been taken over: each
  * provider cleans up what such a process left running for storage no vbd
  * uses now (qemu-storage-daemons holding their images' locks). Returns
@@ -254,7 +285,13 @@ struct io_provider {
 	int (*open)(struct io_backing *b, unsigned int flags, struct io_error *err);
 	void (*close)(struct io_backing *b);
 	int (*refresh_size)(struct io_backing *b);
-	bool (*is_target)(const struct io_backing *b, const char *target);
+	bool (*is_target)(const struct io_backing *b, const char *target,
+			  const struct io_target_id *id);
+	/* io_target_identify() for a target it claims; NULL: a URI, which
+	 * is its own identity. */
+	void (*identify)(const char *target, struct io_target_id *ret);
+	/* io_target_local_path() for a target it claims; NULL: none. */
+	int (*local_path)(const char *target, char *buf, size_t len);
 	/* io_backing_check_foreign(); NULL: storage nobody else can hold. */
 	int (*check_foreign)(const struct io_backing *b, struct io_error *err);
 	/* io_providers_sweep(); NULL: the provider leaves nothing behind. */
@@ -310,7 +347,8 @@ extern const struct io_provider io_provider_rbd;
 int io_local_open(struct io_backing *b, unsigned int flags, struct io_error *err);
 void io_local_close(struct io_backing *b);
 int io_local_refresh_size(struct io_backing *b);
-bool io_local_is_target(const struct io_backing *b, const char *target);
+bool io_local_is_target(const struct io_backing *b, const char *target,
+			const struct io_target_id *id);
 
 /* io.c: for providers. */
 void io_error_set(struct io_error *err, const char *fmt, ...)

@@ -49,8 +49,8 @@ static bool same_vm(struct blkbackd *d, uint32_t a, uint32_t b)
  * unknown) is no conflict: during a migration to the same host both
  * domains have the disk, one of them paused, as Xen's block script
  * allows. */
-struct vbd *storage_admit_conflict(struct blkbackd *d, const char *target, bool want_w,
-				   int64_t for_domid)
+struct vbd *storage_admit_conflict(struct blkbackd *d, const char *target,
+				   const struct io_target_id *id, bool want_w, int64_t for_domid)
 {
 	struct vbd *v;
 
@@ -58,7 +58,7 @@ struct vbd *storage_admit_conflict(struct blkbackd *d, const char *target, bool 
 		if (!v->backing || !(v->seen_hotplug_ok || v->phase == VBD_CONNECTED ||
 				     v->phase == VBD_CLOSING))
 			continue;
-		if (!io_backing_is_target(v->backing, target))
+		if (!io_backing_is_target(v->backing, target, id))
 			continue;
 		if (!want_w && v->props.readonly)
 			continue;
@@ -73,7 +73,8 @@ struct vbd *storage_admit_conflict(struct blkbackd *d, const char *target, bool 
 /* Remote storage is usable when it opens (an export answers the
  * handshake), for w is writable, and no client elsewhere writes it (a
  * Ceph image's lock owner); it closes again at once. */
-static int probe_remote(const char *target, bool want_w, char *msg, size_t len)
+static int probe_remote(const char *target, bool want_w, struct io_target_id *ret_id,
+			char *msg, size_t len)
 {
 	struct io_backing *b;
 	struct io_error err;
@@ -87,6 +88,8 @@ static int probe_remote(const char *target, bool want_w, char *msg, size_t len)
 	if (r < 0)
 		snprintf(msg, len, "%s: %s%s%s", target, strerror(-r), *err.msg ? ": " : "",
 			 err.msg);
+	else
+		io_target_identify(target, ret_id);
 	return r;
 }
 
@@ -118,7 +121,8 @@ static int probe_writable(const char *target, int fd, const struct stat *st, int
 	return 0;
 }
 
-static int probe_local(const char *target, bool want_w, char *msg, size_t len)
+static int probe_local(const char *target, bool want_w, struct io_target_id *ret_id,
+		       char *msg, size_t len)
 {
 	struct stat st;
 	int fd, ro = 0, r = 0;
@@ -142,6 +146,7 @@ static int probe_local(const char *target, bool want_w, char *msg, size_t len)
 		snprintf(msg, len, "%s: not a regular file or block device", target);
 		return -EINVAL;
 	}
+	io_target_id_of_stat(&st, ret_id);
 	if (S_ISBLK(st.st_mode) && ioctl(fd, BLKROGET, &ro) < 0)
 		ro = 0;
 	if (want_w)
@@ -150,11 +155,13 @@ static int probe_local(const char *target, bool want_w, char *msg, size_t len)
 	return r;
 }
 
-int storage_admit_probe(const char *target, bool want_w, char *msg, size_t len)
+int storage_admit_probe(const char *target, bool want_w, struct io_target_id *ret_id,
+			char *msg, size_t len)
 {
 	*msg = '\0';
-	return io_target_is_local(target) ? probe_local(target, want_w, msg, len)
-					  : probe_remote(target, want_w, msg, len);
+	*ret_id = (struct io_target_id){ .known = false };
+	return io_target_is_local(target) ? probe_local(target, want_w, ret_id, msg, len)
+					  : probe_remote(target, want_w, ret_id, msg, len);
 }
 
 /* The calling thread's file system identity, and only this thread's: the
@@ -177,11 +184,25 @@ int storage_admit_visible(const char *target, uid_t uid, gid_t gid, const gid_t 
 			  unsigned int nr_groups, char *msg, size_t len)
 {
 	gid_t own_groups[NGROUPS_MAX];
+	char path[PATH_MAX];
 	int nr_own, r, back;
 	struct stat st;
 
 	*msg = '\0';
-	if (uid == 0 || !io_target_is_local(target) || target[0] != '/')
+	if (uid == 0)
+		return 0;
+	/* A URI's socket, an image format's file: what the target reaches on
+	 * this host is what the asker must be able to see. */
+	r = io_target_local_path(target, path, sizeof(path));
+	if (r == -ENOTSUP) {
+		snprintf(msg, len, "%s: only root may check a UNIX socket export", target);
+		return -EPERM;
+	}
+	if (r < 0) {
+		snprintf(msg, len, "%s: %s", target, strerror(-r));
+		return r;
+	}
+	if (r == 0 || path[0] != '/')
 		return 0;
 	nr_own = getgroups(NGROUPS_MAX, own_groups);
 	if (nr_own < 0) {
@@ -194,7 +215,7 @@ int storage_admit_visible(const char *target, uid_t uid, gid_t gid, const gid_t 
 	if (r < 0)
 		snprintf(msg, len, "%s: cannot check as uid %u: %s", target, (unsigned int)uid,
 			 strerror(-r));
-	else if (stat(target, &st) < 0)
+	else if (stat(path, &st) < 0)
 		r = -errno;
 	/* Back to our own before anything else is done on this thread. */
 	back = thread_fs_identity(geteuid(), getegid(), own_groups, (size_t)nr_own);

@@ -9,13 +9,16 @@
 #include <sys/types.h>
 
 struct blkbackd;
+struct io_target_id;
 struct vbd;
 
 /* The part that may take seconds (an NBD handshake, an RBD open, a path
  * on a hung mount): opens target as a vbd would, for writing when
- * want_w, and closes it again. Reads no daemon state, so any thread may
- * run it. 0, or -errno with the reason, for a person, in msg. */
-int storage_admit_probe(const char *target, bool want_w, char *msg, size_t len);
+ * want_w, and closes it again; ret_id is what it opened, for
+ * storage_admit_conflict. Reads no daemon state, so any thread may run
+ * it. 0, or -errno with the reason, for a person, in msg. */
+int storage_admit_probe(const char *target, bool want_w, struct io_target_id *ret_id,
+			char *msg, size_t len);
 
 /* Whether the asker (uid, gid and its supplementary groups) may learn
  * about target: root may; anyone else only about a path it could stat
@@ -26,10 +29,10 @@ int storage_admit_probe(const char *target, bool want_w, char *msg, size_t len);
 int storage_admit_visible(const char *target, uid_t uid, gid_t gid, const gid_t *groups,
 			  unsigned int nr_groups, char *msg, size_t len);
 
-/* Main thread: the vbd whose use of target forbids this one (see
- * storage-admit.c), or NULL. for_domid is the domain asking, -1 when
- * unknown. */
-struct vbd *storage_admit_conflict(struct blkbackd *d, const char *target, bool want_w,
-				   int64_t for_domid);
+/* Main thread: the vbd whose use of target (id: what the probe opened)
+ * forbids this one (see storage-admit.c), or NULL. for_domid is the
+ * domain asking, -1 when unknown. No system call on the storage. */
+struct vbd *storage_admit_conflict(struct blkbackd *d, const char *target,
+				   const struct io_target_id *id, bool want_w, int64_t for_domid);
 
 #endif

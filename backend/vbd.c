@@ -490,14 +490,13 @@ out:
  * storage. */
 static void vbd_target_identity(const struct io_backing *b, char *buf, size_t len)
 {
-	struct stat st;
-
-	if (b->fd >= 0 && fstat(b->fd, &st) == 0) {
-		if (S_ISBLK(st.st_mode))
-			snprintf(buf, len, "block %u:%u", major(st.st_rdev), minor(st.st_rdev));
+	/* Taken at the open, on the opening thread: no stat here. */
+	if (b->fd >= 0 && b->id.known) {
+		if (b->id.block)
+			snprintf(buf, len, "block %u:%u", major(b->id.dev), minor(b->id.dev));
 		else
-			snprintf(buf, len, "file %u:%u %llu", major(st.st_dev), minor(st.st_dev),
-				 (unsigned long long)st.st_ino);
+			snprintf(buf, len, "file %u:%u %llu", major(b->id.dev), minor(b->id.dev),
+				 (unsigned long long)b->id.ino);
 	} else {
 		snprintf(buf, len, "uri %s", b->path);
 	}

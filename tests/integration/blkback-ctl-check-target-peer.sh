@@ -2,7 +2,8 @@
 # What check-target tells a non-root member of the control group: about a
 # path it could stat itself, what root would be told; about one it could
 # not (a directory it may not search), only what its own stat says, the
-# same whether the file is there or not. Root is told everything. A real
+# same whether the file is there or not; the same for an image format's
+# file, and nothing about a UNIX socket export. Root is told everything. A real
 # unprivileged user (nobody, a member of nogroup) asks.
 . "$top_srcdir/tests/functions.sh"
 . "$top_srcdir/tests/integration/blkbackd-lib.sh"
@@ -58,6 +59,22 @@ expect as_member r "$TEST_DIR/secret" "not a regular file or block device"
 [ "$(answer as_member r "$TEST_DIR/secret/disk.img" | sed 's/disk.img/X/')" = \
   "$(answer as_member r "$TEST_DIR/secret/missing.img" | sed 's/missing.img/X/')" ] ||
 	fail "a member tells an existing file from a missing one behind a closed directory"
+
+info "a member, about an image file or a socket named inside a target"
+# An image format's file is a path like any other.
+expect as_member r "qcow2:$TEST_DIR/secret/disk.img" "Permission denied (for uid 65534)"
+[ "$(answer as_member r "qcow2:$TEST_DIR/secret/disk.img" | sed 's/disk.img/X/')" = \
+  "$(answer as_member r "qcow2:$TEST_DIR/secret/missing.img" | sed 's/missing.img/X/')" ] ||
+	fail "a member tells an existing image from a missing one behind a closed directory"
+# A UNIX socket in a URI query is decoded by libnbd alone: members are
+# not told about it at all, whether it is there or not.
+expect as_member r "nbd+unix:///?socket=$TEST_DIR/secret/nbd.sock" \
+	"only root may check a UNIX socket export"
+expect as_member r "nbds+unix:///?socket=$TEST_DIR/pub/missing.sock" \
+	"only root may check a UNIX socket export"
+expect as_root r "nbd+unix:///?socket=$TEST_DIR/secret/missing.sock" "No such file or directory"
+# TCP reaches no path here: anyone may ask.
+expect as_member r "nbd://127.0.0.1:1/" "Connection refused"
 
 info "a member, about paths it can stat: root's answer"
 expect as_member w "$TEST_DIR/pub/root-only.img" ok
