@@ -92,8 +92,12 @@ case_start "T3: stale indices at attach (req_prod 90 ahead of rsp_prod)"
 rc=0
 bf g1 xvda --ring-start 100:10 --ops 10 --timeout $((3 * SLOW)) || rc=$?
 [ $rc -ne 0 ] || fail "$CASE: the backend connected a ring with stale indices"
+# Refused, and not tried again in a loop. A second try is allowed: the
+# watch event of the frontend's earlier state write (Initialising) can
+# arrive after the refusal under load and counts as a new write.
 n=$(grep -c 'req_prod 100 rsp_prod 10 are inconsistent' "$TEST_DIR/blkbackd.log")
-[ "$n" = 1 ] || fail "$CASE: $n log lines, want 1 (the connect is refused once)"
+[ "$n" -ge 1 ] && [ "$n" -le 2 ] ||
+	fail "$CASE: $n log lines, want 1 or 2 (the connect is refused, not retried in a loop)"
 wait_for $((5 * SLOW)) xenstore-exists "$be/error" ||
 	fail "$CASE: no error node (backend state $(xenstore-read "$be/state"))"
 be_state_is "$g" 51712 4 && fail "$CASE: backend is Connected"
