@@ -1,11 +1,11 @@
 #!/bin/sh
-# Ring memory a guest can pin: a ring with nothing in flight for a second
-# gives its bounce and indirect buffers back (its memory falls while the guest
-# stays connected, and its verified workload goes on afterwards), and
-# --max-domain-memory bounds what one domain's disks pin: a large ring's
-# indirect pool is cut to fit, a second disk that does not fit even with
-# one indirect request per ring is refused with an error node, and
-# another domain's disk beside it is not affected.
+# T25, ring memory a guest can pin: a ring with nothing in flight for a
+# second gives its bounce and indirect buffers back (its memory falls
+# while the guest stays connected, and its verified workload goes on
+# afterwards), and --max-domain-memory bounds what one domain's disks
+# pin: a large ring's indirect pool is cut to fit, a second disk that
+# does not fit even with one indirect request per ring is refused with an
+# error node, and another domain's disk beside it is not affected.
 . "$top_srcdir/tests/functions.sh"
 . "$top_srcdir/tests/integration/blkbackd-lib.sh"
 test_timeout 300
