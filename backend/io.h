@@ -28,18 +28,12 @@ struct io_error {
 };
 
 struct io_provider;
+struct stat;
 
-/* The storage behind one vbd. Opened once (on any thread: nothing here
- * touches the caller's state); ring threads only read the fields below,
- * which do not change after the open, except size, which only the owner
- * reads and refreshes. A provider that keeps more (a remote export's
- * limits, a connection) keeps it in priv. */
 /* Which object a path names, whatever the spelling: the device number of
  * a block device, the device and inode of a file. Taken once, where a
  * stat may block (a hung mount), and compared anywhere without a system
  * call. known false: no path (a URI), or it could not be looked at. */
-struct stat;
-
 struct io_target_id {
 	bool known;
 	bool block;			/* dev is the block device's st_rdev */
@@ -47,6 +41,11 @@ struct io_target_id {
 	ino_t ino;			/* files only */
 };
 
+/* The storage behind one vbd. Opened once (on any thread: nothing here
+ * touches the caller's state); ring threads only read the fields below,
+ * which do not change after the open, except size, which only the owner
+ * reads and refreshes. A provider that keeps more (a remote export's
+ * limits, a connection) keeps it in priv. */
 struct io_backing {
 	const struct io_provider *provider;	/* which opened it, and closes it */
 	void *priv;
