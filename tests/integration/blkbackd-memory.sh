@@ -44,27 +44,32 @@ anon_peak() {
 info "case 1: idle buffers go back while the guest stays connected"
 rss0=$(anon_kb)
 # 1 MiB indirect requests, 32 in flight: 32 MiB of the indirect pool and
-# the bounce buffers get backed.
+# the bounce buffers get backed. Memory figures hold only for a plain
+# run (plain_run): under memcheck its shadow of those pages stays.
 bf_bg g1 xvda --ring-order 1 --indirect --bs 1m --qd 32 --workload randrw \
-	--seconds 12 --timeout 30 --verify
+	--seconds $((6 * SLOW)) --timeout $((30 * SLOW)) --verify
 BF=$!
-wait_for $((10 * SLOW)) anon_above $((rss0 + 24 * 1024))
+if plain_run; then
+	wait_for 10 anon_above $((rss0 + 24 * 1024)) ||
+		fail "1 MiB requests did not back the indirect pool ($(anon_kb) KiB)"
+else
+	sleep $((2 * SLOW))
+fi
 kill -0 $BF 2>/dev/null || fail "the workload ended early: $(tail -5 "$TEST_DIR/bf.log")"
-rss_busy=$(anon_kb)
-info "memory at start ${rss0} KiB, under load ${rss_busy} KiB"
-[ "$rss_busy" -gt $((rss0 + 24 * 1024)) ] ||
-	fail "1 MiB requests did not back the indirect pool (${rss_busy} KiB)"
+info "memory at start ${rss0} KiB, under load $(anon_kb) KiB"
 releases0=$(idle_releases "$g1")
 # The guest stops issuing (its ring stays connected): the ring answers
 # what is in flight and, a second later, gives its buffers back.
 kill -STOP $BF
-wait_for $((5 * SLOW)) anon_below $((rss0 + 8 * 1024)) ||
-	fail "idle ring kept its buffers: ${rss0} -> $(anon_kb) KiB"
-rss_idle=$(anon_kb)
-info "memory idle, still connected: ${rss_idle} KiB"
+idle_released() { [ "$(idle_releases "$g1")" -gt "$releases0" ]; }
+wait_for $((5 * SLOW)) idle_released ||
+	fail "the idle ring did not give its buffers back (blkback-ctl stats)"
+if plain_run; then
+	wait_for 2 anon_below $((rss0 + 8 * 1024)) ||
+		fail "idle ring kept its buffers: ${rss0} -> $(anon_kb) KiB"
+fi
+info "memory idle, still connected: $(anon_kb) KiB"
 be_state_is "$g1" 51712 4 || fail "the vbd is not Connected while idle"
-[ "$(idle_releases "$g1")" -gt "$releases0" ] ||
-	fail "blkback-ctl stats does not count the release"
 kill -CONT $BF
 wait $BF || fail "workload after the release: $(tail -5 "$TEST_DIR/bf.log")"
 
@@ -77,13 +82,13 @@ g3=$(sim_guest g3) || fail "xensim create g3"
 sim_attach g2 xvda "$TEST_DIR/g2a.img"
 sim_attach g2 xvdb "$TEST_DIR/g2b.img"
 sim_attach g3 xvda "$TEST_DIR/g3.img"
-beside_start g3 xvda 20
+beside_start g3 xvda $((15 * SLOW))
 anon0=$(anon_kb)
 # Order 2 (128 entries) with 1 MiB indirect requests wants 70 MiB; the
 # limit leaves room for 18 indirect buffers. 40 in flight would back 40
 # MiB without the cut.
 bf_bg g2 xvda --ring-order 2 --indirect --bs 1m --qd 40 --workload randrw \
-	--seconds 8 --timeout 30 --verify
+	--seconds $((6 * SLOW)) --timeout $((30 * SLOW)) --verify
 BF=$!
 wait_for $((10 * SLOW)) be_state_is "$g2" 51712 4 ||
 	fail "the first disk did not connect under the limit: $(tail -5 "$TEST_DIR/bf.log")"
