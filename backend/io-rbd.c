@@ -39,6 +39,15 @@
  * its buffers: the ring answers with an error then, never before. */
 #define RBD_OP_TIMEOUT_S "30"
 
+/* Where a format 2 image keeps its exclusive lock: a cls_lock of this name
+ * on its header object (Ceph's include/rbd_types.h, not installed). */
+#define RBD_HEADER_PREFIX "rbd_header."
+#define RBD_LOCK_NAME "rbd_lock"
+#define RBD_ID_MAX 64
+/* Lockers of one image: an exclusive lock has one, a broken-down
+ * hand-over may leave a few; the lists are NUL-separated strings. */
+#define RBD_LOCKERS_BUF 1024
+
 /* Bounds on what the toolstack may write into a target, well above what
  * Ceph allows for pool and image names. */
 #define RBD_NAME_MAX 256
@@ -221,6 +230,17 @@ struct rbd_cluster {
 	char *key;			/* conf, id and mon_host, as given */
 	rados_t rados;
 	unsigned int users;
+	/* The images rings have open for writing on this connection: while
+	 * one has, a lock of this client on the image is alive. */
+	pthread_mutex_t writers_lock;
+	struct rbd_writers *writers;
+};
+
+/* Ring handles open for writing on one image, one connection. */
+struct rbd_writers {
+	struct rbd_writers *next;
+	char *image;			/* pool/namespace/image */
+	unsigned int handles;
 };
 
 static pthread_mutex_t clusters_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -325,8 +345,10 @@ static int rbd_cluster_get(const struct rbd_spec *s, struct rbd_cluster **ret,
 			goto out;
 		}
 		c->key = key;
+		pthread_mutex_init(&c->writers_lock, NULL);
 		r = rbd_cluster_connect(s, &c->rados, err);
 		if (r < 0) {
+			pthread_mutex_destroy(&c->writers_lock);
 			free(c->key);
 			free(c);
 			goto out;
@@ -358,6 +380,7 @@ static void rbd_cluster_put(struct rbd_cluster *c)
 	pthread_mutex_unlock(&clusters_lock);
 	if (c) {
 		rados_shutdown(c->rados);
+		pthread_mutex_destroy(&c->writers_lock);
 		free(c->key);
 		free(c);
 	}
@@ -377,6 +400,8 @@ struct rbd_backing {
 	atomic_bool header_changed;	/* set on a librbd thread */
 	uint64_t features;
 	uint64_t object_size;
+	char *writers_key;		/* pool/namespace/image */
+	char *header_oid;		/* carries the exclusive lock; NULL: none */
 };
 
 static struct rbd_backing *rbd_backing_of(const struct io_backing *b)
@@ -393,6 +418,30 @@ static int rbd_image_open(const struct io_backing *b, rbd_image_t *ret)
 	if (b->read_only || rb->spec.snap)
 		return rbd_open_read_only(rb->ioctx, rb->spec.image, ret, rb->spec.snap);
 	return rbd_open(rb->ioctx, rb->spec.image, ret, NULL);
+}
+
+/* The image's header object, which carries its exclusive lock, and the
+ * key its writers are counted under. */
+static int rbd_name_lock_object(struct rbd_backing *rb)
+{
+	char id[RBD_ID_MAX];
+	int r;
+
+	if (asprintf(&rb->writers_key, "%s/%s/%s", rb->spec.pool,
+		     rb->spec.nspace ? rb->spec.nspace : "", rb->spec.image) < 0) {
+		rb->writers_key = NULL;
+		return -ENOMEM;
+	}
+	if (!(rb->features & RBD_FEATURE_EXCLUSIVE_LOCK))
+		return 0;
+	r = rbd_get_id(rb->image, id, sizeof(id));
+	if (r < 0)
+		return r;
+	if (asprintf(&rb->header_oid, "%s%s", RBD_HEADER_PREFIX, id) < 0) {
+		rb->header_oid = NULL;
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 /* On a librbd thread: only note it; the owner's resize check asks for the
@@ -449,6 +498,11 @@ static int rbd_open_backing(struct io_backing *b, unsigned int flags, struct io_
 		return r;
 	}
 	rb->object_size = info.obj_size;
+	r = rbd_name_lock_object(rb);
+	if (r < 0) {
+		io_error_set(err, "cannot read the image's id");
+		return r;
+	}
 	if (rbd_update_watch(rb->image, &rb->watch, rbd_header_update, rb) == 0)
 		rb->watching = true;
 	b->size = size;
@@ -481,6 +535,8 @@ static void rbd_close_backing(struct io_backing *b)
 		rados_ioctx_destroy(rb->ioctx);
 	rbd_cluster_put(rb->cluster);
 	rbd_spec_free(&rb->spec);
+	free(rb->writers_key);
+	free(rb->header_oid);
 	free(rb);
 	b->priv = NULL;
 }
@@ -553,6 +609,7 @@ static int rbd_check_foreign(const struct io_backing *b, struct io_error *err)
 
 struct rbd_engine {
 	rbd_image_t image;		/* this ring's own handle; NULL if not open */
+	struct rbd_writers *writers;	/* counted there while open for writing */
 	int evfd;			/* librbd's notification, the engine fd */
 	unsigned int outstanding;	/* handed to librbd, not yet polled */
 	struct io_op *batch, **batch_tail;
@@ -564,6 +621,80 @@ static void op_list_add(struct io_op ***tail, struct io_op *op)
 	op->next = NULL;
 	**tail = op;
 	*tail = &op->next;
+}
+
+/* Breaks every lock this very connection holds on the image. Only called
+ * when none of its handles has the image open for writing, so each such
+ * lock is stale: a handle closed while the cluster was unreachable could
+ * not release it. librbd would otherwise try to break it itself, refuse
+ * to blocklist its own client, and fail every write with EINVAL for as
+ * long as this connection lives. No blocklisting is needed: the holder is
+ * this process, and it holds nothing of the image now. */
+static void rbd_break_own_locks(const struct rbd_backing *rb)
+{
+	char tag[RBD_LOCKERS_BUF], clients[RBD_LOCKERS_BUF], cookies[RBD_LOCKERS_BUF];
+	char addrs[RBD_LOCKERS_BUF], me[32];
+	size_t tag_len = sizeof(tag), clients_len = sizeof(clients);
+	size_t cookies_len = sizeof(cookies), addrs_len = sizeof(addrs);
+	const char *client = clients, *cookie = cookies;
+	int exclusive;
+	ssize_t n, i;
+
+	if (!rb->header_oid)
+		return;
+	n = rados_list_lockers(rb->ioctx, rb->header_oid, RBD_LOCK_NAME, &exclusive, tag, &tag_len,
+			       clients, &clients_len, cookies, &cookies_len, addrs, &addrs_len);
+	snprintf(me, sizeof(me), "client.%" PRIu64, rados_get_instance_id(rb->cluster->rados));
+	for (i = 0; i < n; i++) {
+		if (strcmp(client, me) == 0)
+			rados_break_lock(rb->ioctx, rb->header_oid, RBD_LOCK_NAME, client, cookie);
+		client += strlen(client) + 1;
+		cookie += strlen(cookie) + 1;
+	}
+}
+
+/* Counts a ring handle about to open for writing; the first one breaks
+ * what stale locks of this connection it finds. */
+static int rbd_writers_enter(const struct rbd_backing *rb, struct rbd_writers **ret)
+{
+	struct rbd_cluster *c = rb->cluster;
+	struct rbd_writers *w;
+	int r = 0;
+
+	pthread_mutex_lock(&c->writers_lock);
+	for (w = c->writers; w && strcmp(w->image, rb->writers_key) != 0; w = w->next)
+		;
+	if (!w) {
+		w = calloc(1, sizeof(*w));
+		if (!w || !(w->image = strdup(rb->writers_key))) {
+			free(w);
+			r = -ENOMEM;
+			goto out;
+		}
+		w->next = c->writers;
+		c->writers = w;
+	}
+	if (w->handles++ == 0)
+		rbd_break_own_locks(rb);
+	*ret = w;
+out:
+	pthread_mutex_unlock(&c->writers_lock);
+	return r;
+}
+
+static void rbd_writers_leave(struct rbd_cluster *c, struct rbd_writers *w)
+{
+	struct rbd_writers **pp;
+
+	pthread_mutex_lock(&c->writers_lock);
+	if (--w->handles == 0) {
+		for (pp = &c->writers; *pp != w; pp = &(*pp)->next)
+			;
+		*pp = w->next;
+		free(w->image);
+		free(w);
+	}
+	pthread_mutex_unlock(&c->writers_lock);
 }
 
 static int rbd_engine_init(struct io_engine *e, struct io_error *err)
@@ -581,6 +712,11 @@ static int rbd_engine_init(struct io_engine *e, struct io_error *err)
 	n->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (n->evfd < 0)
 		return -errno;
+	if (!e->backing->read_only && !rbd_backing_of(e->backing)->spec.snap) {
+		r = rbd_writers_enter(rbd_backing_of(e->backing), &n->writers);
+		if (r < 0)
+			return r;
+	}
 	r = rbd_image_open(e->backing, &n->image);
 	if (r < 0) {
 		n->image = NULL;
@@ -642,6 +778,8 @@ static void rbd_engine_done(struct io_engine *e)
 		}
 		rbd_close(n->image);
 	}
+	if (n->writers)
+		rbd_writers_leave(rbd_backing_of(e->backing)->cluster, n->writers);
 	if (n->evfd >= 0)
 		close(n->evfd);
 	free(n);
