@@ -172,8 +172,15 @@ int storage_open_fd(struct blkbackd *d);
  * to vbd_open_done, unless v->opening no longer names the job by then. */
 int storage_open_start(struct vbd *v, const char *params, unsigned int flags,
 		       struct storage_open **ret_job);
-/* Hands finished opens to their vbds (marking them dirty), starts waiting
- * ones, reports slow ones through vbd_open_slow. */
+/* Reads the size of v's local storage on a thread of its own, through a
+ * duplicate of the backing's fd: the thread's fd stays valid whatever the
+ * vbd does meanwhile, and a stat that blocks (a hung mount) blocks only
+ * that thread. The result goes to vbd_size_probed. -EBUSY when v has one
+ * running, -EAGAIN when every probe thread is taken (try at the next
+ * tick). */
+int storage_size_start(struct vbd *v);
+/* Hands finished opens and size probes to their vbds (marking opened ones
+ * dirty), starts waiting opens, reports slow ones through vbd_open_slow. */
 void storage_open_collect(struct blkbackd *d);
 
 /* ---- vbd.c: one virtual block device and its state machine ---- */
@@ -223,6 +230,8 @@ struct vbd {
 
 	struct io_backing *backing;
 	struct storage_open *opening;	/* the open running for it, if any */
+	bool size_probing;		/* a storage_size_start runs for it */
+	unsigned int size_gen;		/* bumped when the backing goes */
 	bool discard_enable;		/* the toolstack's discard-enable */
 	struct vbd_props props;
 	/* Size the ring threads validate against; the main thread updates it
@@ -277,7 +286,8 @@ void vbd_unref(struct vbd *v);
 void vbd_update(struct vbd *v);
 /* The main loop was woken: rings may have drained or halted. */
 void vbd_poll_rings(struct vbd *v);
-/* SIGHUP or timer: re-read the backing size, publish growth. */
+/* SIGHUP or timer: re-read the backing size and publish a change; local
+ * storage is read on a thread, its answer comes to vbd_size_probed. */
 void vbd_check_resize(struct vbd *v);
 /* Daemon shutdown, in two halves so that every vbd drains at once: start
  * stops its rings; finish, once they drained, unmaps them (keeping the
@@ -290,6 +300,9 @@ bool vbd_shutdown_finish(struct vbd *v, bool give_up);
 bool vbd_is_busy(const struct vbd *v);
 /* The storage open storage_open_start ran: result < 0 (why: the engine's
  * words or "") or the backing, taken from *backing. */
+/* storage_size_start's result: the size in bytes, or -errno; gen is the
+ * vbd's size_gen when it started. */
+void vbd_size_probed(struct vbd *v, unsigned int gen, int result, uint64_t size);
 void vbd_open_done(struct vbd *v, const char *params, int result, const char *why,
 		   struct io_backing **backing);
 /* The open has run for seconds (or waits behind others opens). */

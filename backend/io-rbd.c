@@ -397,7 +397,8 @@ struct rbd_backing {
 	rbd_image_t image;		/* NULL if not open */
 	bool watching;
 	uint64_t watch;
-	atomic_bool header_changed;	/* set on a librbd thread */
+	atomic_bool header_changed;	/* set on a librbd thread, */
+	_Atomic uint64_t size_seen;	/* ... after this */
 	uint64_t features;
 	uint64_t object_size;
 	char *writers_key;		/* pool/namespace/image */
@@ -444,12 +445,17 @@ static int rbd_name_lock_object(struct rbd_backing *rb)
 	return 0;
 }
 
-/* On a librbd thread: only note it; the owner's resize check asks for the
- * size. */
+/* On a librbd thread, when the image's header changed: the size is read
+ * here (rbd-nbd does the same in its notification), so that the owner's
+ * resize check, on its main thread, never waits for the cluster. */
 static void rbd_header_update(void *arg)
 {
 	struct rbd_backing *rb = arg;
+	uint64_t size;
 
+	if (rbd_get_size(rb->image, &size) < 0)
+		return;
+	atomic_store(&rb->size_seen, size);
 	atomic_store(&rb->header_changed, true);
 }
 
@@ -541,19 +547,17 @@ static void rbd_close_backing(struct io_backing *b)
 	b->priv = NULL;
 }
 
-/* Asks librbd for the size only when the header changed: the call may
- * wait for the cluster, and runs on the owner's thread. */
+/* The size the header notification read: no call into librbd here, which
+ * may wait for the cluster. Without the notification (librbd refused the
+ * watch) a resize is not noticed. */
 static int rbd_refresh_size(struct io_backing *b)
 {
 	struct rbd_backing *rb = rbd_backing_of(b);
 	uint64_t size;
-	int r;
 
-	if (rb->watching && !atomic_exchange(&rb->header_changed, false))
+	if (!rb->watching || !atomic_exchange(&rb->header_changed, false))
 		return 0;
-	r = rbd_get_size(rb->image, &size);
-	if (r < 0)
-		return r;
+	size = atomic_load(&rb->size_seen);
 	if (size == b->size)
 		return 0;
 	b->size = size;

@@ -8,18 +8,26 @@
  * so in its "error" node. The main thread only ever starts jobs and takes
  * the finished ones: the control socket, the other vbds and signals go on.
  *
+ * The size checks of local storage (online resize) run the same way: a
+ * fstat or BLKGETSIZE64 on a file of a hung mount blocks as an open does.
+ *
  * Lifetime: a job holds a reference on its vbd, dropped on the main
  * thread when the job is taken; the thread owns the job until it marks it
- * done, the main thread from then on. */
+ * done, the main thread from then on. A size probe holds its own
+ * duplicate of the backing's fd, so the backing may close meanwhile. */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +39,9 @@
  * keeps a target that hangs every open from costing a thread per try. */
 #define STORAGE_OPEN_THREADS	8
 #define STORAGE_OPEN_SLOW_S	5
+/* Size probes at once: one per vbd, and a hung mount keeps each thread it
+ * took; the others' sizes are checked again at the next tick. */
+#define STORAGE_SIZE_THREADS	4
 
 struct storage_open {
 	struct storage_open *next;	/* main thread only */
@@ -49,12 +60,29 @@ struct storage_open {
 	atomic_bool done;
 };
 
+/* One size check of a vbd's local storage. */
+struct storage_size {
+	struct storage_size *next;	/* main thread only */
+	struct storage_opener *so;
+	struct vbd *v;
+	unsigned int gen;		/* v->size_gen at the start */
+	int fd;				/* ours, closed by the thread */
+	bool blockdev;
+
+	/* written by the thread before done is set */
+	uint64_t size;
+	int result;
+	atomic_bool done;
+};
+
 struct storage_opener {
 	int ep;				/* the fd the main loop polls */
 	int event_fd;			/* a job finished */
 	int timer_fd;			/* once a second while jobs run */
 	struct storage_open *jobs;	/* running and waiting, main thread only */
 	unsigned int running;
+	struct storage_size *sizes;	/* running size probes, main thread only */
+	unsigned int sizes_running;
 };
 
 static void *storage_open_thread(void *opaque)
@@ -151,6 +179,90 @@ int storage_open_start(struct vbd *v, const char *params, unsigned int flags,
 	return 0;
 }
 
+static void *storage_size_thread(void *opaque)
+{
+	struct storage_size *job = opaque;
+	uint64_t one = 1, size;
+	struct stat st;
+
+	if (job->blockdev) {
+		job->result = ioctl(job->fd, BLKGETSIZE64, &size) < 0 ? -errno : 0;
+	} else {
+		job->result = fstat(job->fd, &st) < 0 ? -errno : 0;
+		size = (uint64_t)st.st_size;
+	}
+	job->size = job->result < 0 ? 0 : size;
+	close(job->fd);
+	atomic_store(&job->done, true);
+	if (write(job->so->event_fd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: the counter is full, the main loop wakes anyway */
+	}
+	return NULL;
+}
+
+int storage_size_start(struct vbd *v)
+{
+	struct storage_opener *so = v->d->opener;
+	struct storage_size *job;
+	pthread_attr_t attr;
+	pthread_t thread;
+	int r;
+
+	if (v->size_probing)
+		return -EBUSY;
+	if (so->sizes_running >= STORAGE_SIZE_THREADS)
+		return -EAGAIN;
+	job = calloc(1, sizeof(*job));
+	if (!job)
+		return -ENOMEM;
+	/* dup() touches no file system: safe on the main thread. */
+	job->fd = fcntl(v->backing->fd, F_DUPFD_CLOEXEC, 0);
+	if (job->fd < 0) {
+		r = -errno;
+		free(job);
+		return r;
+	}
+	job->so = so;
+	job->blockdev = v->backing->is_blockdev;
+	job->gen = v->size_gen;
+	atomic_init(&job->done, false);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	r = -pthread_create(&thread, &attr, storage_size_thread, job);
+	pthread_attr_destroy(&attr);
+	if (r < 0) {
+		close(job->fd);
+		free(job);
+		return r;
+	}
+	vbd_ref(v);
+	job->v = v;
+	job->next = so->sizes;
+	so->sizes = job;
+	so->sizes_running++;
+	v->size_probing = true;
+	return 0;
+}
+
+static void storage_size_collect(struct storage_opener *so)
+{
+	struct storage_size *job, **pp;
+
+	for (pp = &so->sizes; (job = *pp);) {
+		if (!atomic_load(&job->done)) {
+			pp = &job->next;
+			continue;
+		}
+		*pp = job->next;
+		so->sizes_running--;
+		job->v->size_probing = false;
+		if (!job->v->forgotten)
+			vbd_size_probed(job->v, job->gen, job->result, job->size);
+		vbd_unref(job->v);
+		free(job);
+	}
+}
+
 /* Tells vbds whose open takes long why they still wait. */
 static void storage_open_check_slow(struct storage_opener *so)
 {
@@ -205,6 +317,7 @@ void storage_open_collect(struct blkbackd *d)
 		}
 		storage_open_free(job);
 	}
+	storage_size_collect(so);
 	storage_open_run_waiting(so);
 	storage_open_check_slow(so);
 	if (!so->jobs)
@@ -254,6 +367,7 @@ void storage_open_done(struct blkbackd *d)
 {
 	struct storage_opener *so = d->opener;
 	struct storage_open *job, *next;
+	struct storage_size *sz, *snext;
 	bool busy = false;
 
 	if (!so)
@@ -266,6 +380,15 @@ void storage_open_done(struct blkbackd *d)
 			continue;
 		}
 		storage_open_free(job);
+	}
+	for (sz = so->sizes; sz; sz = snext) {
+		snext = sz->next;
+		if (!atomic_load(&sz->done)) {
+			busy = true;
+			continue;
+		}
+		vbd_unref(sz->v);
+		free(sz);
 	}
 	/* A thread still blocked in an open owns its job and writes to the
 	 * eventfd when (if ever) it returns: both stay until the process

@@ -679,8 +679,10 @@ static void vbd_unconfigure(struct vbd *v)
 	}
 	io_backing_close(v->backing);
 	v->backing = NULL;
-	/* An open still running is dropped when it returns. */
+	/* An open still running is dropped when it returns, and so is the
+	 * size a probe of this backing reads. */
 	v->opening = NULL;
+	v->size_gen++;
 }
 
 /* Reads the frontend's keys for one ring: protocol and ring-page-order are
@@ -1517,26 +1519,21 @@ void vbd_poll_rings(struct vbd *v)
 		vbd_update(v);
 }
 
-void vbd_check_resize(struct vbd *v)
+/* A size read from the storage: published (sectors, then state rewritten
+ * in one transaction, so the frontend re-reads sectors when its state
+ * watch fires) when it changed. */
+static void vbd_apply_size(struct vbd *v, uint64_t bytes)
 {
 	struct vbd_kv kv[2];
-	uint64_t sectors;
+	uint64_t sectors = bytes >> 9;
 	int r;
 
-	if (!v->backing || v->phase != VBD_CONNECTED)
-		return;
-	r = io_backing_refresh_size(v->backing);
-	if (r < 0)
-		return;
-	sectors = v->backing->size >> 9;
 	if (sectors == v->props.sectors)
 		return;
 	/* The ring threads validate against this from their next request. */
 	atomic_store(&v->nr_sectors, sectors);
 	vbd_kv_uint(&kv[0], XK_SECTORS, sectors);
 	vbd_kv_uint(&kv[1], XK_PHYS_SECTOR_SIZE, vbd_phys_sector_size(v, sectors));
-	/* sectors, then state rewritten, in one transaction: the frontend
-	 * re-reads sectors when it sees its state watch fire. */
 	r = vbd_publish(v, kv, 2, XenbusStateConnected);
 	if (r < 0) {
 		vbd_log(v, LOG_LEVEL_WARN, r, "cannot publish new size");
@@ -1545,6 +1542,37 @@ void vbd_check_resize(struct vbd *v)
 	vbd_log(v, LOG_LEVEL_INFO, 0, "resized: %" PRIu64 " -> %" PRIu64 " sectors",
 		v->props.sectors, sectors);
 	v->props.sectors = sectors;
+}
+
+/* Local storage is looked at on a thread (storage_size_start): a stat on
+ * a hung mount would stall the main thread. Remote providers answer from
+ * what they were told (an NBD export's size is fixed per connection, an
+ * RBD image's comes with librbd's header notification). */
+void vbd_check_resize(struct vbd *v)
+{
+	int r;
+
+	if (!v->backing || v->phase != VBD_CONNECTED)
+		return;
+	if (v->backing->fd >= 0) {
+		/* Failing to start is trying again at the next tick. */
+		storage_size_start(v);
+		return;
+	}
+	r = io_backing_refresh_size(v->backing);
+	if (r < 0)
+		return;
+	vbd_apply_size(v, v->backing->size);
+}
+
+/* A size that could not be read stays as it was: the next tick asks
+ * again, and the ring reports whatever the storage does to requests. */
+void vbd_size_probed(struct vbd *v, unsigned int gen, int result, uint64_t size)
+{
+	if (gen != v->size_gen || !v->backing || v->phase != VBD_CONNECTED || result < 0)
+		return;
+	v->backing->size = size;
+	vbd_apply_size(v, size);
 }
 
 void vbd_shutdown_start(struct vbd *v)
