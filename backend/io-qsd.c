@@ -7,7 +7,8 @@
  * waits for a lost server meanwhile) and stops it when the last backing
  * on the image closes. A daemon left by a blkbackd that died is adopted by
  * the next one through its pid file, so a takeover never kills it under a
- * guest. */
+ * guest. Before a daemon starts, the image's backing chain is checked
+ * (io-qsd-chain.c): no backing file's format may be left to probing. */
 #include "config.h"
 
 #include <errno.h>
@@ -29,7 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "io.h"
+#include "io-qsd.h"
 #include "util.h"
 
 /* Where the daemons' sockets, pid files and logs live; the environment
@@ -289,6 +290,11 @@ static int daemon_spawn(struct qsd_daemon *d, struct io_error *err)
 
 	if (!prog || !*prog)
 		prog = QSD_PROGRAM_DEFAULT;
+	/* Checked at every start, restarts included: the chain is what the
+	 * daemon opens now. An adopted daemon has its chain open already. */
+	r = qsd_chain_check(d->format, d->file, err);
+	if (r < 0)
+		return r;
 	file = keyval_escape(d->file);
 	if (!file)
 		return -ENOMEM;

@@ -132,6 +132,18 @@ attach_refused() {
 	info "refused: $(tail -1 "$TEST_DIR/err")"
 }
 
+# unrecorded_backing IMAGE BACKING: the fresh qcow2 IMAGE names BACKING
+# as its backing file without its format, as images made before qemu-img
+# required -F do: the name at byte 512 of the header cluster, its offset
+# (u64 at 8) and length (u32 at 16, big-endian, here < 256).
+unrecorded_backing() {
+	printf '%s' "$2" | dd of="$1" bs=1 seek=512 conv=notrunc status=none
+	printf '\000\000\000\000\000\000\002\000' | dd of="$1" bs=1 seek=8 conv=notrunc status=none
+	# shellcheck disable=SC2059
+	printf "\\000\\000\\000\\$(printf %03o ${#2})" |
+		dd of="$1" bs=1 seek=16 conv=notrunc status=none
+}
+
 info "images the hotplug check refuses"
 qemu-img create -q -f raw "$TEST_DIR/raw.img" 16M || fail "qemu-img create raw"
 qemu-img create -q -f qcow2 "$TEST_DIR/other.qcow2" 16M || fail "qemu-img create other"
@@ -139,9 +151,26 @@ attach_refused xvdd w "$img" "in use read-write by domain $g1"
 attach_refused xvdd w "qcow2:$TEST_DIR/none.qcow2" "No such file"
 attach_refused xvdd w "qcow2:relative.qcow2" "No such file or directory"
 attach_refused xvdd w "qcow2:$TEST_DIR/raw.img" "not in qcow2 format"
-# The same file in another format: a second daemon, which QEMU's lock stops.
-attach_refused xvdd w "vmdk:$TEST_DIR/vm1.qcow2" 'Failed to get "write" lock'
+# The same file in another format: refused when it is read as that format
+# (before a second daemon, which QEMU's lock would stop, is started).
+attach_refused xvdd w "vmdk:$TEST_DIR/vm1.qcow2" 'invalid VMDK image descriptor'
 attach_refused xvdd w "qcow2:$TEST_DIR" "not a regular file"
+# A backing file whose format the overlay does not record would be probed
+# by QEMU: a guest that can write the raw base could make it a qcow2
+# image whose backing file is any host file. Refused; with the format
+# recorded the same chain is served.
+qemu-img create -q -f raw "$TEST_DIR/base.raw" 16M || fail "qemu-img create base"
+qemu-img create -q -f qcow2 "$TEST_DIR/probed.qcow2" 16M || fail "qemu-img create probed"
+unrecorded_backing "$TEST_DIR/probed.qcow2" "$TEST_DIR/base.raw"
+qemu-img info --output=json "$TEST_DIR/probed.qcow2" | jq -e '."backing-filename" and
+	(has("backing-filename-format") | not)' >/dev/null ||
+	fail "the fixture does not name a backing file without its format"
+attach_refused xvdd w "qcow2:$TEST_DIR/probed.qcow2" "base.raw has no recorded format"
+qsd_gone "$TEST_DIR/probed.qcow2" || fail "a daemon was started for an image refused"
+qemu-img create -q -f qcow2 -b "$TEST_DIR/base.raw" -F raw "$TEST_DIR/overlay.qcow2" ||
+	fail "qemu-img create overlay"
+sim_attach g1 xvde "qcow2:$TEST_DIR/overlay.qcow2"
+xensim block-detach g1 xvde || fail "detach of the overlay"
 # Another process writing the image: qemu's image locking says so.
 qemu-io -f qcow2 "$TEST_DIR/other.qcow2" -c 'sleep 20000' >/dev/null 2>&1 &
 holder=$!
