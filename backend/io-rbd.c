@@ -573,6 +573,16 @@ static bool rbd_is_target(const struct io_backing *b, const char *target,
 	return strcmp(b->path, target) == 0;
 }
 
+/* One ring for an image that is written: each ring writes through an
+ * image handle of its own, and librbd's exclusive lock moves between the
+ * handles of one process whenever another ring writes. With two rings a
+ * 4 KiB random write ran at 0.34-0.43x of one ring's rate; reads (a
+ * snapshot, mode=r) take no lock and gain from more rings. */
+static unsigned int rbd_max_queues(const char *target, bool read_only)
+{
+	return read_only || strchr(target, '@') ? 0 : 1;
+}
+
 /* Every exclusive-lock owner other than our own connection is another
  * client writing the image: another host, or an rbd map. Ours (a vbd of
  * this daemon on the same cluster connection) is left to the caller's
@@ -909,6 +919,7 @@ static int rbd_engine_fd(const struct io_engine *e)
 const struct io_provider io_provider_rbd = {
 	.name = "rbd",
 	.claims = rbd_claims,
+	.max_queues = rbd_max_queues,
 	.open = rbd_open_backing,
 	.close = rbd_close_backing,
 	.refresh_size = rbd_refresh_size,

@@ -200,6 +200,13 @@ int io_target_local_path(const char *target, char *buf, size_t len)
 	return 1;
 }
 
+unsigned int io_target_max_queues(const char *target, bool read_only)
+{
+	const struct io_provider *p = provider_claiming(target);
+
+	return p && p->max_queues ? p->max_queues(target, read_only) : 0;
+}
+
 void io_target_identify(const char *target, struct io_target_id *ret)
 {
 	const struct io_provider *p = provider_claiming(target);

@@ -102,6 +102,9 @@ void io_target_identify(const char *target, struct io_target_id *ret);
  * URI), -ENOTSUP when the provider cannot say which (a UNIX socket in a
  * URI query, which only the NBD library decodes), -ENAMETOOLONG. */
 int io_target_local_path(const char *target, char *buf, size_t len);
+/* The most rings a vbd on target should be offered (multi-queue), from
+ * the target's form alone: 0 for no limit of the storage's own. */
+unsigned int io_target_max_queues(const char *target, bool read_only);
 /* io_target_id from a stat of the object (an fstat of an open fd). */
 void io_target_id_of_stat(const struct stat *st, struct io_target_id *ret);
 /* Whether b is the storage target names: the same object for local
@@ -291,6 +294,8 @@ struct io_provider {
 	void (*identify)(const char *target, struct io_target_id *ret);
 	/* io_target_local_path() for a target it claims; NULL: none. */
 	int (*local_path)(const char *target, char *buf, size_t len);
+	/* io_target_max_queues() for a target it claims; NULL: no limit. */
+	unsigned int (*max_queues)(const char *target, bool read_only);
 	/* io_backing_check_foreign(); NULL: storage nobody else can hold. */
 	int (*check_foreign)(const struct io_backing *b, struct io_error *err);
 	/* io_providers_sweep(); NULL: the provider leaves nothing behind. */

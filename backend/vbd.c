@@ -613,12 +613,30 @@ static int vbd_read_probe_keys(struct vbd *v)
  * Connected: an earlier blkbackd served this vbd and exited) the state is
  * left as it is, so the frontend sees no flap while the start step maps
  * its ring again. */
+/* What the storage named in params would have of multi-queue: a target
+ * whose rings would contend for it is offered fewer. Read from the
+ * toolstack's keys (the storage opens later); 0: no limit. */
+static unsigned int vbd_storage_max_queues(struct vbd *v)
+{
+	char *params = NULL, *mode = NULL;
+	unsigned int n = 0;
+
+	/* Writable only when mode contains 'w', as the open decides. */
+	if (xenbus_read(v->d, XBT_NULL, v->be_path, XK_PARAMS, &params) == 0)
+		n = io_target_max_queues(params, xenbus_read(v->d, XBT_NULL, v->be_path, XK_MODE,
+							     &mode) == 0 && !strchr(mode, 'w'));
+	free(params);
+	free(mode);
+	return n;
+}
+
 static int vbd_configure(struct vbd *v, bool takeover)
 {
 	struct vbd_kv kvs[4] = { { .key = XK_MAX_RING_PAGE_ORDER },
 				 { .key = XK_MAX_INDIRECT_SEGS },
 				 { .key = XK_MQ_MAX_QUEUES },
 				 { .key = XK_MAX_RING_PAGES } };
+	unsigned int storage_queues;
 	int r;
 
 	r = vbd_read_frontend_path(v);
@@ -647,6 +665,9 @@ static int vbd_configure(struct vbd *v, bool takeover)
 	v->max_queues = v->d->max_queues ? v->d->max_queues : 1;
 	if (v->max_queues > BLKBACKD_MAX_QUEUES)	/* vbd_start's array */
 		v->max_queues = BLKBACKD_MAX_QUEUES;
+	storage_queues = vbd_storage_max_queues(v);
+	if (storage_queues && storage_queues < v->max_queues)
+		v->max_queues = storage_queues;
 	snprintf(kvs[2].val, sizeof(kvs[2].val), "%u", v->max_queues);
 	/* blkif.h asks for both spellings of the ring limit; FreeBSD and
 	 * OpenBSD frontends read max-ring-pages. */
