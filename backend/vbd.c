@@ -608,11 +608,6 @@ static int vbd_read_probe_keys(struct vbd *v)
 	return 0;
 }
 
-/* configure: probe features published, InitWait. With
- * takeover (the backend state says Connected or Closing and the frontend
- * Connected: an earlier blkbackd served this vbd and exited) the state is
- * left as it is, so the frontend sees no flap while the start step maps
- * its ring again. */
 /* What the storage named in params would have of multi-queue: a target
  * whose rings would contend for it is offered fewer. Read from the
  * toolstack's keys (the storage opens later); 0: no limit. */
@@ -630,6 +625,11 @@ static unsigned int vbd_storage_max_queues(struct vbd *v)
 	return n;
 }
 
+/* configure: probe features published, InitWait. With
+ * takeover (the backend state says Connected or Closing and the frontend
+ * Connected: an earlier blkbackd served this vbd and exited) the state is
+ * left as it is, so the frontend sees no flap while the start step maps
+ * its ring again. */
 static int vbd_configure(struct vbd *v, bool takeover)
 {
 	struct vbd_kv kvs[4] = { { .key = XK_MAX_RING_PAGE_ORDER },
