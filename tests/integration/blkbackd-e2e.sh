@@ -74,7 +74,7 @@ fe_restart "$g1" 51712
 bf g1 xvda --workload randread --qd 4 --seconds 5 &
 front=$!
 bg_track $front
-wait_for 5 be_state_is "$g1" 51712 4 || fail "not connected for the resize"
+wait_for $((10 * SLOW)) be_state_is "$g1" 51712 4 || fail "not connected for the resize"
 # The size is read on a thread of its own: on a hung mount a fstat would
 # stall the main thread. strace without -f follows the main thread alone.
 traced=

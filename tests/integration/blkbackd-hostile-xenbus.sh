@@ -156,7 +156,7 @@ blkfront-sim --domain g1 --vdev xvdb --workload randread --qd 32 --seconds 3 \
 	>>"$TEST_DIR/t14.log" 2>&1 &
 pid=$!
 bg_track $pid
-wait_for 5 be_state_is "$g" 51728 4 || fail "$CASE: not connected"
+wait_for $((10 * SLOW)) be_state_is "$g" 51728 4 || fail "$CASE: not connected"
 sleep 0.5
 xenstore-rm "$(fe_path "$g" 51728)"
 expect_state "$g" 51728 6 5 "$CASE"
