@@ -342,12 +342,41 @@ static int signals_open(sigset_t *mask)
 	return fd < 0 ? -errno : fd;
 }
 
+/* One round of size checks over every vbd (the timer, SIGHUP). Local
+ * storage is read a few vbds at a time on threads (storage_size_start):
+ * when they are all taken the round stops at that vbd, and goes on from
+ * there as answers come in (blkbackd_resize_continue), so each vbd gets
+ * its turn however many there are. */
+static void blkbackd_resize_from(struct blkbackd *d, struct vbd *v)
+{
+	for (; v; v = v->next) {
+		if (vbd_check_resize(v) == -EAGAIN) {
+			d->resize_next = v;
+			return;
+		}
+	}
+	d->resize_next = NULL;
+}
+
 static void blkbackd_check_resize(struct blkbackd *d)
+{
+	/* A round still going on just goes on. */
+	if (!d->resize_next)
+		blkbackd_resize_from(d, d->vbds);
+}
+
+/* After size answers came in: the round that stopped at resize_next goes
+ * on from there, if that vbd is still on the list (else from the start:
+ * nothing is lost but a few repeated checks). */
+static void blkbackd_resize_continue(struct blkbackd *d)
 {
 	struct vbd *v;
 
-	for (v = d->vbds; v; v = v->next)
-		vbd_check_resize(v);
+	if (!d->resize_next)
+		return;
+	for (v = d->vbds; v && v != d->resize_next; v = v->next)
+		;
+	blkbackd_resize_from(d, v ? v : d->vbds);
 }
 
 static void blkbackd_poll_rings(struct blkbackd *d)
@@ -493,6 +522,7 @@ static int blkbackd_run(struct blkbackd *d, int sfd)
 				break;
 			case EV_STORAGE:
 				storage_open_collect(d);
+				blkbackd_resize_continue(d);
 				xenbus_run_dirty(d);
 				break;
 			case EV_SIGNAL:

@@ -92,6 +92,9 @@ struct blkbackd {
 	struct control *ctl;		/* the control socket, NULL when off */
 	struct fewatch *fewatch;	/* frontend state watches (fewatch.c) */
 	struct storage_opener *opener;	/* storage opens (storage-open.c) */
+	/* where a round of size checks waits for a free probe thread; only
+	 * compared with list members, never followed */
+	const struct vbd *resize_next;
 };
 
 /* ---- xenbus.c: xenstore access for the main thread ---- */
@@ -287,8 +290,9 @@ void vbd_update(struct vbd *v);
 /* The main loop was woken: rings may have drained or halted. */
 void vbd_poll_rings(struct vbd *v);
 /* SIGHUP or timer: re-read the backing size and publish a change; local
- * storage is read on a thread, its answer comes to vbd_size_probed. */
-void vbd_check_resize(struct vbd *v);
+ * storage is read on a thread, its answer comes to vbd_size_probed.
+ * -EAGAIN when every probe thread is taken: ask again later. */
+int vbd_check_resize(struct vbd *v);
 /* Daemon shutdown, in two halves so that every vbd drains at once: start
  * stops its rings; finish, once they drained, unmaps them (keeping the
  * journals), closes the storage and forgets the vbd; false while they

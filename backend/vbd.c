@@ -1383,7 +1383,10 @@ static int vbd_connect(struct vbd *v)
 
 	if (r == 0) {
 		v->phase = VBD_CONNECTED;
-		vbd_check_resize(v);
+		/* Every probe thread taken: the next answer's round takes
+		 * this vbd, with or without a resize timer. */
+		if (vbd_check_resize(v) == -EAGAIN && !v->d->resize_next)
+			v->d->resize_next = v;
 	}
 	return r;
 }
@@ -1569,21 +1572,22 @@ static void vbd_apply_size(struct vbd *v, uint64_t bytes)
  * a hung mount would stall the main thread. Remote providers answer from
  * what they were told (an NBD export's size is fixed per connection, an
  * RBD image's comes with librbd's header notification). */
-void vbd_check_resize(struct vbd *v)
+int vbd_check_resize(struct vbd *v)
 {
 	int r;
 
 	if (!v->backing || v->phase != VBD_CONNECTED)
-		return;
+		return 0;
 	if (v->backing->fd >= 0) {
-		/* Failing to start is trying again at the next tick. */
-		storage_size_start(v);
-		return;
+		/* Other failures (one running, no memory) are the next
+		 * tick's to try again. */
+		r = storage_size_start(v);
+		return r == -EAGAIN ? r : 0;
 	}
 	r = io_backing_refresh_size(v->backing);
-	if (r < 0)
-		return;
-	vbd_apply_size(v, v->backing->size);
+	if (r >= 0)
+		vbd_apply_size(v, v->backing->size);
+	return 0;
 }
 
 /* A size that could not be read stays as it was: the next tick asks
