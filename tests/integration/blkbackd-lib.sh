@@ -191,6 +191,25 @@ threads_settle() {
 	done
 }
 
+# main_trace_start CLASSES: strace of blkbackd's main thread alone (no -f)
+# for the syscall classes CLASSES (%file,%desc...) into
+# $TEST_DIR/main.strace; returns 1 where it cannot run (no strace, or a
+# valgrind run). main_trace_stop ends it and fails the test when it saw
+# no system call at all.
+main_trace_start() {
+	command -v strace >/dev/null && [ -z "${BLKBACK_VALGRIND:-}" ] || return 1
+	strace -qq -e trace="$1" -p "$BLKBACKD_PID" -o "$TEST_DIR/main.strace" &
+	MAIN_TRACE_PID=$!
+	bg_track $MAIN_TRACE_PID
+	wait_for 5 sh -c "grep -q '^TracerPid:[[:space:]]*[1-9]' /proc/$BLKBACKD_PID/status" ||
+		fail "strace did not attach"
+}
+main_trace_stop() {
+	kill -INT $MAIN_TRACE_PID
+	wait $MAIN_TRACE_PID 2>/dev/null || true
+	grep -q . "$TEST_DIR/main.strace" || fail "strace saw no system call of the main thread"
+}
+
 # log_lines: lines in blkbackd's log so far.
 log_lines() { wc -l <"$TEST_DIR/blkbackd.log"; }
 
